@@ -45,7 +45,25 @@ class WesHTTPError(WesError):
 
 
 class NotFound(WesHTTPError):
-    """The run (or task) does not exist on the server."""
+    """The run (or task) does not exist on the server.
+
+    ``what`` is ``"run"`` or ``"task"``; ``run_id`` and ``task_id`` are the ids that were asked for.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 404,
+        server_message: str | None = None,
+        what: str = "run",
+        run_id: str | None = None,
+        task_id: str | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, server_message=server_message)
+        self.what = what
+        self.run_id = run_id
+        self.task_id = task_id
 
 
 class WesAuthError(WesHTTPError):

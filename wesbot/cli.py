@@ -1,0 +1,179 @@
+"""The ``wesbot`` command: ``serve`` runs the bot, ``ask`` runs one /wes command on the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from . import __version__
+from .commands import SUBCOMMANDS
+from .config import ConfigError, Settings, environment, load_settings
+from .core import run_text
+from .textview import render_text
+from .wes.client import WesClient
+
+logger = logging.getLogger("wesbot")
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the command ran and failed (WES error, unknown run, usage mistake)
+EXIT_CONFIG = 2  # settings missing or malformed, or bad command-line arguments
+
+# Lookups run on this many threads; more wait in a queue. Acks never wait for them.
+LOOKUP_THREADS = 32
+
+
+class RedactSecrets(logging.Filter):
+    """Defence in depth: replace any configured secret that would reach a log line."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = sorted(set(secrets), key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        redacted = message
+        for secret in self.secrets:
+            redacted = redacted.replace(secret, "[redacted]")
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def setup_logging(settings: Settings | None, level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if settings is not None:
+        handler.addFilter(RedactSecrets(settings.secrets()))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # httpx logs every request at INFO; keep that for --log-level debug.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
+
+
+def wes_client(settings: Settings) -> WesClient:
+    return WesClient(settings.wes_url, auth=settings.wes_auth, token=settings.wes_token)
+
+
+def _settings(args: argparse.Namespace, **kwargs: bool) -> Settings:
+    try:
+        return load_settings(environment(), **kwargs)
+    except ConfigError as error:
+        print("wesbot: cannot start, the configuration has problems:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    setup_logging(settings, args.log_level)
+    with wes_client(settings) as wes:
+        result = run_text(" ".join(args.text), wes)
+        if args.json:
+            print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        else:
+            print(render_text(result, host=wes.host), file=sys.stdout if result.ok else sys.stderr)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    http_mode = bool(args.http)
+    settings = _settings(args, need_slack=True, http_mode=http_mode)
+    http_mode = http_mode or not settings.socket_mode
+    setup_logging(settings, args.log_level)
+
+    from slack_bolt.error import BoltError
+    from slack_sdk.errors import SlackApiError
+
+    from .server import serve_http, serve_socket_mode
+    from .slack.app import Deps, build_app
+    from .store import open_db
+    from .store.db import record_wes_url
+
+    db = open_db(settings.db_path)
+    previous = record_wes_url(db, settings.wes_url)
+    if previous:
+        logger.warning("WESBOT_DB was last used with another WES server; now using %s", settings.wes_url)
+    wes = wes_client(settings)
+    pool = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="wesbot-lookup")
+    deps = Deps(wes=wes, host=wes.host, pool=pool)
+    try:
+        app = build_app(settings, deps, http_mode=http_mode)
+    except (BoltError, SlackApiError) as error:
+        # Bolt checks the bot token with auth.test at start-up.
+        reason = getattr(getattr(error, "response", None), "data", {}) or {}
+        detail = reason.get("error") if isinstance(reason, dict) else None
+        print(f"wesbot: Slack did not accept SLACK_BOT_TOKEN ({detail or type(error).__name__})", file=sys.stderr)
+        return EXIT_CONFIG
+    stop = threading.Event()
+    try:
+        if http_mode:
+            port = args.port if args.port is not None else int(os.environ.get("PORT") or 3000)
+            serve_http(app, pool, host=args.host, port=port, stop=stop)
+        else:
+            assert settings.slack_app_token is not None
+            serve_socket_mode(app, pool, app_token=settings.slack_app_token, stop=stop)
+    finally:
+        wes.close()
+        db.close()
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wesbot",
+        description="Slack chat-ops for workflow runs on GA4GH WES servers. Settings come from the environment "
+        "(and a .env file in the working directory): WES_URL, WES_AUTH or WES_TOKEN, SLACK_BOT_TOKEN, "
+        "SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode), SLACK_API_URL, WESBOT_DB.",
+    )
+    parser.add_argument("--version", action="version", version=f"wesbot {__version__}")
+    parser.add_argument("--log-level", default=os.environ.get("WESBOT_LOG_LEVEL", "info"),
+                        choices=["debug", "info", "warning", "error"], help="log verbosity (default: info)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve", help="run the bot",
+        description="Run the bot. Uses Socket Mode when SLACK_APP_TOKEN is set, HTTP mode otherwise or with --http. "
+        "In HTTP mode Slack's requests go to POST /slack/events and GET /healthz answers 200 while healthy. "
+        "SIGTERM stops it within 5 seconds.",
+    )
+    serve.add_argument("--http", action="store_true", help="serve HTTP (request URLs) even if SLACK_APP_TOKEN is set")
+    serve.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=None, help="HTTP mode: port (default $PORT or 3000)")
+    serve.set_defaults(func=cmd_serve)
+
+    usage_lines = "\n".join(f"  {s.usage.removeprefix('/wes ')}\n      {s.summary.replace('`', '')}"
+                            for s in SUBCOMMANDS)
+    ask = sub.add_parser(
+        "ask", help="run a /wes command on the terminal, without Slack",
+        description="Run the same command as `/wes TEXT` against WES and print the answer. "
+        "Exits 1 when the command failed, 2 on a configuration problem. Commands:\n" + usage_lines,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ask.add_argument("--json", action="store_true", help="print the parsed result as JSON, for scripts")
+    ask.add_argument("text", nargs="+", metavar="TEXT", help="the command, e.g. status RUN_ID")
+    ask.set_defaults(func=cmd_ask)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

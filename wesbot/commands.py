@@ -1,0 +1,216 @@
+"""Parse the text of ``/wes ...`` into a :class:`Command`. Pure: no I/O.
+
+The same parser reads what a person types, what ``wesbot ask`` gets on its command line, and the value
+of every button wesbot renders (buttons carry command text), so a button value is validated exactly
+like typed input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from .wes.models import FAILED, TERMINAL, RunState
+
+MAX_ID = 256
+
+
+class UsageError(Exception):
+    """The command text is wrong. ``usage`` is the usage line to answer with."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    usage: str
+    summary: str
+    aliases: tuple[str, ...] = ()
+
+
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand("help", "/wes help [SUBCOMMAND]", "Show this help, or the usage of one subcommand."),
+    Subcommand(
+        "runs",
+        "/wes runs [STATE|failed|finished|active]",
+        "List the most recent runs, one page at a time. With a state, only runs in that state "
+        "(`failed` = EXECUTOR_ERROR or SYSTEM_ERROR).",
+    ),
+    Subcommand("status", "/wes status RUN_ID", "The run's state, fast."),
+    Subcommand(
+        "details",
+        "/wes details RUN_ID",
+        "The run in full: request, parameters, run log, outputs and the number of tasks.",
+        aliases=("show",),
+    ),
+    Subcommand(
+        "tasks",
+        "/wes tasks RUN_ID [failed]",
+        "The run's tasks, one page at a time; `failed` shows only tasks with a non-zero exit code.",
+    ),
+    Subcommand("task", "/wes task RUN_ID TASK_ID", "One task in full."),
+)
+OPTIONS_HELP = "Add `--share` to any lookup to post the answer in the channel instead of only to you."
+
+_BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
+_ALIASES = {alias: sub.name for sub in SUBCOMMANDS for alias in sub.aliases}
+
+
+def usage(name: str) -> str:
+    return "Usage: " + _BY_NAME[name].usage
+
+
+# Filters of `/wes runs`: a spec state, or a named group of them.
+STATE_GROUPS: dict[str, frozenset[str]] = {
+    "failed": frozenset(FAILED),
+    "finished": frozenset(TERMINAL),
+    "active": frozenset(
+        {RunState.QUEUED, RunState.INITIALIZING, RunState.RUNNING, RunState.PAUSED, RunState.CANCELING}
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StateFilter:
+    label: str
+    states: frozenset[str]
+
+    def matches(self, state: object) -> bool:
+        return state is not None and str(state).upper() in self.states
+
+
+def parse_state_filter(word: str) -> StateFilter:
+    key = word.lower()
+    if key in STATE_GROUPS:
+        return StateFilter(key, STATE_GROUPS[key])
+    upper = word.upper()
+    if upper in RunState.__members__:
+        return StateFilter(upper, frozenset({upper}))
+    # Servers invent states (sapporo's DELETED): accept any upper-case-able word of letters and underscores.
+    if re.fullmatch(r"[A-Za-z_]{2,40}", word):
+        return StateFilter(upper, frozenset({upper}))
+    raise UsageError(f"{word[:40]!r} is not a run state", usage("runs"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    """A parsed command. ``page_token``/``skip`` resume a listing where a "Next page" button left it."""
+
+    name: str
+    run_id: str | None = None
+    task_id: str | None = None
+    state_filter: StateFilter | None = None
+    only_failed: bool = False
+    topic: str | None = None
+    page_token: str | None = None
+    skip: int = 0
+    share: bool = False
+
+    def text(self, *, page_token: str | None = None, skip: int = 0, share: bool = False) -> str:
+        """This command as text that :func:`parse` reads back (used for button values)."""
+        words = [self.name]
+        if self.run_id is not None:
+            words.append(self.run_id)
+        if self.task_id is not None:
+            words.append(self.task_id)
+        if self.state_filter is not None:
+            words.append(self.state_filter.label)
+        if self.only_failed:
+            words.append("failed")
+        if self.topic:
+            words.append(self.topic)
+        if page_token:
+            words.append("--page=" + quote(page_token, safe=""))
+        if skip:
+            words.append(f"--skip={skip}")
+        if share:
+            words.append("--share")
+        return " ".join(words)
+
+
+def _check_id(kind: str, value: str, name: str) -> str:
+    if len(value) > MAX_ID:
+        raise UsageError(f"that {kind} is longer than {MAX_ID} characters", usage(name))
+    if not value.isprintable():
+        raise UsageError(f"that {kind} contains control characters", usage(name))
+    return value
+
+
+def parse(text: str) -> Command:
+    """Parse ``/wes`` text. Raises :class:`UsageError` with the usage line for anything wrong."""
+    words = text.split()
+    share = False
+    page_token: str | None = None
+    skip = 0
+    positional: list[str] = []
+    for word in words:
+        if word == "--share":
+            share = True
+        elif word.startswith("--page="):
+            page_token = unquote(word[len("--page=") :]) or None
+        elif word.startswith("--skip="):
+            raw = word[len("--skip=") :]
+            if not raw.isdigit() or len(raw) > 6:
+                raise UsageError("--skip takes a small number", "Usage: /wes runs [STATE]")
+            skip = int(raw)
+        elif word.startswith("--") and len(word) > 2:
+            raise UsageError(f"unknown option {word[:40]!r}", "Usage: /wes SUBCOMMAND ... [--share]")
+        else:
+            positional.append(word)
+    if not positional:
+        return Command(name="help", share=share)
+    head, args = positional[0].lower(), positional[1:]
+    name = _ALIASES.get(head, head)
+    if name not in _BY_NAME:
+        raise UsageError(
+            f"unknown subcommand {positional[0][:40]!r}",
+            "Usage: /wes " + "|".join(sub.name for sub in SUBCOMMANDS) + " ... (try /wes help)",
+        )
+
+    def need(count_min: int, count_max: int) -> None:
+        if len(args) < count_min:
+            raise UsageError("missing argument", usage(name))
+        if len(args) > count_max:
+            raise UsageError(f"unexpected {args[count_max][:40]!r}", usage(name))
+
+    if name == "help":
+        need(0, 1)
+        topic = None
+        if args:
+            topic = _ALIASES.get(args[0].lower(), args[0].lower())
+            if topic not in _BY_NAME:
+                raise UsageError(f"no subcommand {args[0][:40]!r}", usage("help"))
+        return Command(name="help", topic=topic, share=share)
+    if name == "runs":
+        need(0, 1)
+        return Command(
+            name="runs", state_filter=parse_state_filter(args[0]) if args else None,
+            share=share, page_token=page_token, skip=skip,
+        )
+    if name in ("status", "details"):
+        need(1, 1)
+        return Command(name=name, run_id=_check_id("run id", args[0], name), share=share)
+    if name == "tasks":
+        need(1, 2)
+        only_failed = False
+        if len(args) == 2:
+            if args[1].lower() != "failed":
+                raise UsageError(f"unexpected {args[1][:40]!r}", usage(name))
+            only_failed = True
+        return Command(
+            name="tasks", run_id=_check_id("run id", args[0], name), only_failed=only_failed,
+            share=share, page_token=page_token, skip=skip,
+        )
+    # task
+    need(2, 2)
+    return Command(
+        name="task",
+        run_id=_check_id("run id", args[0], name),
+        task_id=_check_id("task id", args[1], name),
+        share=share,
+    )

@@ -1,0 +1,180 @@
+"""Settings, read once from the environment (and a ``.env`` file in the working directory).
+
+Everything is validated before anything connects: :func:`load_settings` collects *every* problem and
+raises one :class:`ConfigError` with one line per problem, each naming its variable. Secret values are
+never part of a message, a ``repr`` or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_DB = "wesbot.db"
+
+
+class ConfigError(Exception):
+    """The settings are missing or malformed. ``problems`` has one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    wes_url: str
+    # Secrets are left out of repr() so that a logged Settings object leaks nothing.
+    wes_auth: tuple[str, str] | None = field(default=None, repr=False)
+    wes_token: str | None = field(default=None, repr=False)
+    slack_bot_token: str | None = field(default=None, repr=False)
+    slack_app_token: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    db_path: str = DEFAULT_DB
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.slack_app_token)
+
+    @property
+    def wes_credential_name(self) -> str | None:
+        """Which variable holds the WES credentials, for error messages ("check WES_AUTH")."""
+        if self.wes_auth:
+            return "WES_AUTH"
+        if self.wes_token:
+            return "WES_TOKEN"
+        return None
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so that log filters can redact them."""
+        values = [self.wes_token, self.slack_bot_token, self.slack_app_token, self.slack_signing_secret]
+        if self.wes_auth:
+            values.append(self.wes_auth[1])
+            values.append(f"{self.wes_auth[0]}:{self.wes_auth[1]}")
+        return [v for v in values if v and len(v) >= 4]
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``KEY=VALUE`` lines, ``export`` prefixes, ``#`` comments, quoted values.
+
+    Deliberately small: no variable expansion and no multi-line values.
+    """
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError):
+        return values
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip()
+        if key.startswith("export "):
+            key = key[len("export ") :].strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        if key:
+            values[key] = value
+    return values
+
+
+def environment(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> dict[str, str]:
+    """The process environment over the ``.env`` file in the working directory (the environment wins)."""
+    merged = read_dotenv(dotenv if dotenv is not None else Path.cwd() / ".env")
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+def _check_url(name: str, value: str, problems: list[str]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.append(f"{name} must be an http:// or https:// URL with a host (got {value[:80]!r})")
+    elif parts.username or parts.password:
+        # Never echo the value: it holds a credential.
+        problems.append(f"{name} must not contain credentials; put them in WES_AUTH or WES_TOKEN")
+    elif parts.query or parts.fragment:
+        problems.append(f"{name} must be a base URL without ?query or #fragment")
+    return value.rstrip("/")
+
+
+def load_settings(
+    env: Mapping[str, str],
+    *,
+    need_slack: bool = False,
+    http_mode: bool = False,
+) -> Settings:
+    """Validate the environment. ``need_slack`` for ``serve``; ``http_mode`` when serving HTTP."""
+    problems: list[str] = []
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    wes_url = get("WES_URL")
+    if wes_url is None:
+        problems.append("WES_URL is not set: the base URL of the WES API, e.g. https://wes.example.org/ga4gh/wes/v1")
+        wes_url = ""
+    else:
+        wes_url = _check_url("WES_URL", wes_url, problems)
+
+    wes_auth: tuple[str, str] | None = None
+    raw_auth = get("WES_AUTH")
+    if raw_auth is not None:
+        user, sep, password = raw_auth.partition(":")
+        if not sep or not user:
+            problems.append("WES_AUTH must be user:password, as in curl --user")
+        else:
+            wes_auth = (user, password)
+    wes_token = get("WES_TOKEN")
+    if raw_auth is not None and wes_token is not None:
+        problems.append("WES_AUTH and WES_TOKEN are both set: set only one of them")
+
+    bot_token = get("SLACK_BOT_TOKEN")
+    app_token = get("SLACK_APP_TOKEN")
+    signing_secret = get("SLACK_SIGNING_SECRET")
+    if need_slack:
+        if bot_token is None:
+            problems.append("SLACK_BOT_TOKEN is not set: the bot token (xoxb-...) from your Slack app's OAuth page")
+        elif not bot_token.startswith("xoxb-"):
+            problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+        if http_mode:
+            if signing_secret is None:
+                problems.append("SLACK_SIGNING_SECRET is not set: HTTP mode needs it to verify Slack's requests")
+        elif app_token is None:
+            problems.append(
+                "SLACK_APP_TOKEN is not set: Socket Mode needs an app-level token (xapp-...); "
+                "or run `wesbot serve --http`"
+            )
+    if app_token is not None and not app_token.startswith("xapp-"):
+        problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+
+    slack_api_url = get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
+    if get("SLACK_API_URL") is not None:
+        slack_api_url = _check_url("SLACK_API_URL", slack_api_url, problems) + "/"
+
+    db_path = get("WESBOT_DB") or DEFAULT_DB
+    parent = Path(db_path).expanduser().resolve().parent
+    if not parent.is_dir():
+        problems.append(f"WESBOT_DB: the folder {str(parent)[:200]!r} does not exist")
+
+    if problems:
+        raise ConfigError(problems)
+    return Settings(
+        wes_url=wes_url,
+        wes_auth=wes_auth,
+        wes_token=wes_token,
+        slack_bot_token=bot_token,
+        slack_app_token=app_token if not (need_slack and http_mode) else None,
+        slack_signing_secret=signing_secret,
+        slack_api_url=slack_api_url,
+        db_path=db_path,
+    )

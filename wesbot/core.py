@@ -1,0 +1,276 @@
+"""The command core: run a parsed :class:`~wesbot.commands.Command` against WES and return a result.
+
+Slack (``wesbot.slack``) and the terminal (``wesbot ask``) both call :func:`execute` and only differ in
+how they render what it returns. :func:`execute` never raises for anything a user or a server can
+cause: usage mistakes and every :class:`~wesbot.wes.errors.WesError` come back as an
+:class:`ErrorResult` carrying one sentence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from .commands import SUBCOMMANDS, Command, UsageError, parse
+from .wes.errors import WesError
+from .wes.models import Log, RunListPage, RunLog, RunStatus, RunSummary, TaskLog, TaskPage
+
+logger = logging.getLogger("wesbot.core")
+T = TypeVar("T")
+
+# How many rows one reply lists. 40 one-line rows fit in a few Block Kit sections.
+RUNS_PER_REPLY = 25
+TASKS_PER_REPLY = 25
+# How many server pages `/wes runs STATE` and `/wes tasks RUN failed` read before they give up.
+MAX_SCAN_PAGES = 20
+SERVER_PAGE_SIZE = 100
+
+
+class Wes(Protocol):
+    """What the core needs of a WES client (``wesbot.wes.WesClient`` is one)."""
+
+    @property
+    def host(self) -> str: ...
+    def list_runs(self, *, page_size: int | None = None, page_token: str | None = None) -> RunListPage: ...
+    def get_status(self, run_id: str) -> RunStatus: ...
+    def get_run(self, run_id: str) -> RunLog: ...
+    def list_tasks(
+        self, run_id: str, *, page_size: int | None = None, page_token: str | None = None,
+        run: RunLog | None = None,
+    ) -> TaskPage: ...
+    def get_task(self, run_id: str, task_id: str) -> TaskLog: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Result:
+    command: Command | None
+    ok: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = _jsonable(dataclasses.asdict(self))
+        data["kind"] = type(self).__name__.removesuffix("Result").lower()
+        data.pop("command", None)
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorResult(Result):
+    ok: bool = False
+    message: str
+    usage: str | None = None
+    # "usage" (the command text), "wes" (the server), "internal" (a bug in wesbot; see the logs)
+    kind: str = "wes"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelpResult(Result):
+    topic: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NextPage:
+    """Where the next page starts: a server page token and how many of its items were already shown."""
+
+    page_token: str | None
+    skip: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunsResult(Result):
+    runs: list[RunSummary]
+    next_page: NextPage | None = None
+    pages_read: int = 1
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusResult(Result):
+    status: RunStatus
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetailsResult(Result):
+    run: RunLog
+    # None when the number of tasks could not be told (the server lists them elsewhere, paged).
+    task_count: int | None = None
+    task_count_more: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class TasksResult(Result):
+    run_id: str
+    tasks: list[Log]
+    next_page: NextPage | None = None
+    source: str = "endpoint"
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskResult(Result):
+    run_id: str
+    task: Log
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_jsonable(v) for v in value]
+        return sorted(items) if isinstance(value, (set, frozenset)) else items
+    return value
+
+
+def run_text(text: str, wes: Wes) -> Result:
+    """Parse and execute ``/wes`` text. Never raises for bad input or a failing server."""
+    try:
+        command = parse(text)
+    except UsageError as error:
+        return ErrorResult(command=None, message=error.message, usage=error.usage, kind="usage")
+    return execute(command, wes)
+
+
+def execute(command: Command, wes: Wes) -> Result:
+    try:
+        return _execute(command, wes)
+    except WesError as error:
+        return ErrorResult(command=command, message=str(error), kind="wes")
+
+
+def _execute(command: Command, wes: Wes) -> Result:
+    if command.name == "help":
+        return HelpResult(command=command, topic=command.topic)
+    if command.name == "runs":
+        return _runs(command, wes)
+    assert command.run_id is not None
+    if command.name == "status":
+        return StatusResult(command=command, status=wes.get_status(command.run_id))
+    if command.name == "details":
+        run = wes.get_run(command.run_id)
+        count, more = _task_count(run, wes)
+        return DetailsResult(command=command, run=run, task_count=count, task_count_more=more)
+    if command.name == "tasks":
+        return _tasks(command, wes)
+    if command.name == "task":
+        assert command.task_id is not None
+        return TaskResult(command=command, run_id=command.run_id, task=wes.get_task(command.run_id, command.task_id))
+    raise AssertionError(f"no handler for {command.name}")  # the parser only yields known names
+
+
+def _task_count(run: RunLog, wes: Wes) -> tuple[int | None, bool]:
+    """Count the run's tasks: from the inline list, or from the first page of the task endpoint."""
+    if run.task_logs:
+        return len(run.task_logs), False
+    try:
+        page = wes.list_tasks(run.run_id, page_size=SERVER_PAGE_SIZE, run=run)
+    except WesError as error:
+        logger.info("could not count the tasks of %s: %s", run.run_id, error)
+        return (0 if run.task_logs is not None else None), False
+    return len(page.tasks), page.next_page_token is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Collected(Generic[T]):
+    rows: list[T]
+    next_page: NextPage | None
+    pages_read: int
+    notes: list[str]
+    source: str = "endpoint"
+
+
+def _collect(
+    fetch: Callable[[str | None], tuple[list[T], str | None, str]],
+    start: NextPage,
+    keep: Callable[[T], bool] | None,
+    limit: int,
+) -> _Collected[T]:
+    """Read server pages from ``start`` until ``limit`` rows are kept or the list ends.
+
+    Unfiltered (``keep`` is None), one server page is one reply. Filtered, pages are read until the reply
+    is full, the list ends, a page token repeats, or MAX_SCAN_PAGES were read. The returned ``next_page``
+    resumes exactly after the last row shown, even in the middle of a server page (``skip``).
+    """
+    rows: list[T] = []
+    token, skip = start.page_token, start.skip
+    seen: set[str | None] = {token}
+    pages = 0
+    while True:
+        items, next_token, source = fetch(token)
+        pages += 1
+        rest = items[skip:]
+        for index, item in enumerate(rest):
+            if keep is None or keep(item):
+                rows.append(item)
+            if len(rows) == limit:
+                nxt: NextPage | None = None
+                if index + 1 < len(rest):
+                    nxt = NextPage(page_token=token, skip=skip + index + 1)
+                elif next_token and next_token not in seen:
+                    nxt = NextPage(page_token=next_token)
+                return _Collected(rows=rows, next_page=nxt, pages_read=pages, notes=[], source=source)
+        if not next_token or next_token in seen or not items:
+            return _Collected(rows=rows, next_page=None, pages_read=pages, notes=[], source=source)
+        if keep is None or pages >= MAX_SCAN_PAGES:
+            notes = [f"Stopped after reading {pages} pages from the server; there are more."] if keep else []
+            return _Collected(
+                rows=rows, next_page=NextPage(page_token=next_token), pages_read=pages, notes=notes, source=source
+            )
+        seen.add(next_token)
+        token, skip = next_token, 0
+
+
+def _runs(command: Command, wes: Wes) -> Result:
+    wanted = command.state_filter
+    page_size = SERVER_PAGE_SIZE if wanted else RUNS_PER_REPLY
+
+    def fetch(token: str | None) -> tuple[list[RunSummary], str | None, str]:
+        page = wes.list_runs(page_size=page_size, page_token=token)
+        return page.runs, page.next_page_token, "endpoint"
+
+    got = _collect(
+        fetch,
+        NextPage(page_token=command.page_token, skip=command.skip),
+        (lambda run: wanted.matches(run.state)) if wanted else None,
+        RUNS_PER_REPLY,
+    )
+    return RunsResult(command=command, runs=got.rows, next_page=got.next_page, pages_read=got.pages_read,
+                      notes=got.notes)
+
+
+def _tasks(command: Command, wes: Wes) -> Result:
+    run_id = command.run_id
+    assert run_id is not None
+
+    def fetch(token: str | None) -> tuple[list[Log], str | None, str]:
+        page = wes.list_tasks(run_id, page_size=SERVER_PAGE_SIZE, page_token=token)
+        return page.tasks, page.next_page_token, page.source
+
+    got = _collect(
+        fetch,
+        NextPage(page_token=command.page_token, skip=command.skip),
+        (lambda task: task.exit_code is not None and task.exit_code != 0) if command.only_failed else None,
+        TASKS_PER_REPLY,
+    )
+    return TasksResult(command=command, run_id=run_id, tasks=got.rows, next_page=got.next_page,
+                       source=got.source, notes=got.notes)
+
+
+__all__ = [
+    "SUBCOMMANDS",
+    "DetailsResult",
+    "ErrorResult",
+    "HelpResult",
+    "NextPage",
+    "Result",
+    "RunsResult",
+    "StatusResult",
+    "TaskResult",
+    "TasksResult",
+    "execute",
+    "run_text",
+]

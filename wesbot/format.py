@@ -1,0 +1,115 @@
+"""Formatting shared by the Slack and terminal renderers: times, durations, shortening. Pure."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from .wes.models import Log, State, state_label
+
+ELLIPSIS = "…"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters (code points), marking the cut with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + ELLIPSIS
+
+
+def tail_lines(text: str, lines: int, limit: int) -> tuple[str, bool]:
+    """The last ``lines`` lines of ``text``, at most ``limit`` characters; and whether anything was cut."""
+    parts = text.rstrip("\n").splitlines()
+    kept = parts[-lines:]
+    out = "\n".join(kept)
+    cut = len(kept) < len(parts)
+    if len(out) > limit:
+        out = ELLIPSIS + out[-(limit - 1) :]
+        cut = True
+    return out, cut
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def show_time(value: str | None) -> str:
+    """A server time, shown compactly in UTC when it parses, as the server wrote it otherwise."""
+    parsed = parse_time(value)
+    if parsed is None:
+        return shorten(value, 40) if value else "—"
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def duration(start: str | None, end: str | None, *, now: datetime | None = None) -> str | None:
+    """``end - start``; with no end, the time since start ("running for"). None when start is unknown."""
+    begun = parse_time(start)
+    if begun is None:
+        return None
+    finished = parse_time(end)
+    if finished is None:
+        return "for " + human_duration(((now or datetime.now(UTC)) - begun).total_seconds()) + " so far"
+    return human_duration((finished - begun).total_seconds())
+
+
+def state_with_exit(state: State, exit_code: int | None) -> str:
+    """The state, with the exit code beside it: Arvados reports failures as COMPLETE with exit code 1."""
+    label = state_label(state)
+    if exit_code is not None and exit_code != -1:
+        label += f" (exit {exit_code})"
+        if str(state) == "COMPLETE" and exit_code != 0:
+            label += " ⚠ non-zero exit code"
+    return label
+
+
+def task_state(task: Log) -> str:
+    if task.exit_code is None:
+        return "no exit code yet" if not task.end_time else "ended, no exit code"
+    return "ok (exit 0)" if task.exit_code == 0 else f"failed (exit {task.exit_code})"
+
+
+def compact_json(value: Any, limit: int) -> tuple[str, bool]:
+    """JSON for people: indented when it fits, cut at ``limit`` characters. Returns (text, was_cut)."""
+    try:
+        text = json.dumps(value, indent=1, ensure_ascii=False, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        text = str(value)
+    if len(text) > limit:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return (text, False) if len(text) <= limit else (shorten(text, limit), True)
+
+
+def is_url(value: str | None) -> bool:
+    return bool(value) and re.match(r"^https?://\S+$", value or "") is not None
+
+
+def log_is_inline(value: str | None) -> bool:
+    """A stdout/stderr field that holds the log text itself rather than a location."""
+    return bool(value) and ("\n" in (value or "") or len(value or "") > 500)

@@ -1,0 +1,123 @@
+"""Running the bot: HTTP mode (waitress, a production WSGI server) or Socket Mode, and a clean SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from types import FrameType
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+logger = logging.getLogger("wesbot.server")
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+# SIGTERM must end the process within 5 seconds: in-flight lookups get this long to finish.
+DRAIN_SECONDS = 3.0
+
+StartResponse = Callable[..., Any]
+
+
+class Stopping(Exception):
+    """Raised in the main thread by the SIGTERM/SIGINT handler to leave the server loop."""
+
+
+def make_wsgi(app: App, healthy: Callable[[], bool]) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """POST /slack/events goes to Bolt; GET /healthz answers 200 while healthy; anything else is 404."""
+    bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+
+    def wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            ok = healthy()
+            body = b"ok\n" if ok else b"stopping\n"
+            start_response("200 OK" if ok else "503 Service Unavailable",
+                           [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+            return [body]
+        if path == EVENTS_PATH:
+            return bolt(environ, start_response)  # type: ignore[no-any-return]
+        body = b"not found\n"
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"),
+                                         ("Content-Length", str(len(body)))])
+        return [body]
+
+    return wsgi
+
+
+def install_stop_handlers(stop: threading.Event, *, raise_in_main: bool) -> None:
+    """SIGTERM and SIGINT set ``stop``; with ``raise_in_main`` they also break the server loop."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        already = stop.is_set()
+        stop.set()
+        if raise_in_main and not already:
+            raise Stopping()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def drain(pool: ThreadPoolExecutor, seconds: float = DRAIN_SECONDS) -> bool:
+    """Let in-flight lookups finish for up to ``seconds``; drop queued ones. True when all finished."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + seconds
+    threads = list(getattr(pool, "_threads", ()))
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0))
+    return not any(thread.is_alive() for thread in threads)
+
+
+def serve_http(app: App, pool: ThreadPoolExecutor, *, host: str, port: int, stop: threading.Event,
+               ready: Callable[[str, int], None] | None = None) -> None:
+    """Serve HTTP mode with waitress until SIGTERM/SIGINT."""
+    from waitress import create_server  # imported here: Socket Mode does not need it
+
+    wsgi = make_wsgi(app, healthy=lambda: not stop.is_set())
+    # A few threads are plenty: listeners only ack here; lookups run on ``pool``.
+    server = create_server(wsgi, host=host, port=port, threads=8, ident="wesbot")
+    actual_port = server.effective_port
+    logger.info("wesbot listening on http://%s:%s%s (health: %s)", host, actual_port, EVENTS_PATH, HEALTH_PATH)
+    if ready is not None:
+        ready(host, actual_port)
+    install_stop_handlers(stop, raise_in_main=True)
+    try:
+        server.run()
+    except Stopping:
+        pass
+    finally:
+        stop.set()
+        server.close()
+        server.task_dispatcher.shutdown(timeout=1)
+        _finish(pool)
+
+
+def serve_socket_mode(app: App, pool: ThreadPoolExecutor, *, app_token: str, stop: threading.Event) -> None:
+    """Connect over Socket Mode (slack_sdk's built-in client) and run until SIGTERM/SIGINT."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    install_stop_handlers(stop, raise_in_main=False)
+    handler = SocketModeHandler(app, app_token=app_token, web_client=app.client)
+    handler.connect()  # type: ignore[no-untyped-call]
+    logger.info("wesbot connected to Slack over Socket Mode")
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        handler.close()  # type: ignore[no-untyped-call]
+        _finish(pool)
+
+
+def _finish(pool: ThreadPoolExecutor) -> None:
+    if not drain(pool):
+        logger.warning("lookups still running after %.0f s; exiting without them", DRAIN_SECONDS)
+        logging.shutdown()
+        os._exit(0)
+    logger.info("wesbot stopped")

@@ -1,0 +1,207 @@
+"""The Bolt app: ``/wes`` and its buttons, wired to the command core.
+
+Every listener is split in two, the way Bolt's lazy listeners are meant to be used:
+- the *ack* part runs in the request's own thread, touches nothing slow, and answers Slack at once
+  (help and usage mistakes are answered right in the ack);
+- the *lazy* part runs on wesbot's lookup pool, calls WES, and answers through ``respond``
+  (the response_url), so a slow WES server can never delay the acknowledgement of another request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, BoltResponse, Respond
+from slack_sdk import WebClient
+
+from ..commands import Command, UsageError, parse
+from ..config import Settings
+from ..core import ErrorResult, Result, Wes, execute
+from .blocks import ACTION_PAGE, ACTION_RUN, ACTION_SHARE, Message, error_message, help_message, render
+
+logger = logging.getLogger("wesbot.slack")
+
+SLASH_COMMAND = "/wes"
+# Kept in one place so that a test can check that every command in manifest.yml has a listener.
+COMMANDS = (SLASH_COMMAND,)
+ACTIONS = (ACTION_RUN, ACTION_PAGE, ACTION_SHARE)
+
+
+@dataclass
+class Deps:
+    """What the listeners need. ``pool`` runs the WES lookups; it is sized well above Bolt's default 5."""
+
+    wes: Wes
+    host: str
+    pool: ThreadPoolExecutor
+    # After this many seconds without an answer, show "Looking up run X…" first.
+    slow_notice_after: float = 1.5
+
+
+def new_error_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _looking_up(command: Command) -> str:
+    if command.run_id:
+        return f"Looking up run `{command.run_id[:80]}`…".replace("<", "&lt;").replace(">", "&gt;")
+    return "Asking the WES server…"
+
+
+class _SlowNotice:
+    """Shows an interim "Looking up…" message when the answer takes longer than ``after`` seconds."""
+
+    def __init__(self, send: Callable[[], None], after: float) -> None:
+        self._send = send
+        self._lock = threading.Lock()
+        self._done = False
+        self.shown = False
+        self._timer = threading.Timer(after, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            try:
+                self._send()
+                self.shown = True
+            except Exception:  # a failed interim message must not hide the real answer
+                logger.warning("could not send the interim message", exc_info=True)
+
+    def finish(self) -> bool:
+        """Stop the timer; True when the interim message was shown (so the answer should replace it)."""
+        self._timer.cancel()
+        with self._lock:
+            self._done = True
+            return self.shown
+
+
+def _safe_respond(respond: Respond, **kwargs: Any) -> None:
+    """respond() that logs a failure (never the response_url, which is a credential) instead of raising."""
+    try:
+        response = respond(**kwargs)
+        status = getattr(response, "status_code", 200)
+        if status >= 400:
+            logger.warning("Slack refused the reply (HTTP %s): %s", status, str(getattr(response, "body", ""))[:200])
+    except Exception as error:
+        logger.warning("could not send the reply to Slack: %s", type(error).__name__)
+
+
+def answer(
+    deps: Deps,
+    command: Command,
+    respond: Respond,
+    *,
+    user_id: str | None,
+    replace: bool = False,
+) -> Result:
+    """Run ``command`` against WES and answer through ``respond``. Never raises."""
+    def interim() -> None:
+        respond(text=_looking_up(command), response_type="ephemeral", replace_original=replace)
+
+    notice = _SlowNotice(interim, deps.slow_notice_after)
+    try:
+        result = execute(command, deps.wes)
+    except Exception:
+        error_id = new_error_id()
+        logger.exception("error %s while running %r", error_id, command.name)
+        result = ErrorResult(
+            command=command,
+            kind="internal",
+            message=f"sorry, something went wrong on wesbot's side (error id {error_id}); its log has the details",
+        )
+    shown = notice.finish()
+    share = command.share and result.ok
+    message: Message = render(result, host=deps.host, shared_by=user_id if share else None)
+    if share:
+        _safe_respond(respond, response_type="in_channel", replace_original=False, **message)
+        if shown or replace:
+            _safe_respond(respond, delete_original=True)
+    else:
+        _safe_respond(respond, response_type="ephemeral", replace_original=shown or replace, **message)
+    return result
+
+
+def register(app: App, deps: Deps) -> None:
+    """Register the ``/wes`` command, its buttons and the global error handler on ``app``."""
+
+    def ack_command(ack: Ack, command: dict[str, Any]) -> None:
+        try:
+            parsed = parse(command.get("text") or "")
+        except UsageError as error:
+            ack(response_type="ephemeral", **error_message(error.message.capitalize() + ".", error.usage))
+            return
+        if parsed.name == "help":
+            ack(response_type="ephemeral", **help_message(parsed.topic))
+            return
+        ack()
+
+    def run_command(command: dict[str, Any], respond: Respond) -> None:
+        try:
+            parsed = parse(command.get("text") or "")
+        except UsageError:
+            return  # answered in the ack
+        if parsed.name == "help":
+            return
+        answer(deps, parsed, respond, user_id=command.get("user_id"))
+
+    app.command(SLASH_COMMAND)(ack=ack_command, lazy=[run_command])
+
+    def ack_action(ack: Ack) -> None:
+        ack()
+
+    def make_action_runner(action_id: str) -> Callable[..., None]:
+        def run_action(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+            user_id = (body.get("user") or {}).get("id")
+            try:
+                # Button values are untrusted: they go through the same parser as typed text.
+                parsed = parse(str(action.get("value") or ""))
+            except UsageError as error:
+                _safe_respond(respond, response_type="ephemeral", replace_original=False,
+                              **error_message("That button is no longer valid: " + error.message + "."))
+                return
+            if parsed.name == "help":
+                _safe_respond(respond, response_type="ephemeral", replace_original=False, **help_message(parsed.topic))
+                return
+            if action_id == ACTION_SHARE:
+                parsed = dataclasses.replace(parsed, share=True)
+            answer(deps, parsed, respond, user_id=user_id, replace=action_id == ACTION_PAGE)
+
+        run_action.__name__ = f"run_{action_id}"
+        return run_action
+
+    for action_id in ACTIONS:
+        app.action(action_id)(ack=ack_action, lazy=[make_action_runner(action_id)])
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any], respond: Respond | None = None) -> BoltResponse | None:
+        error_id = new_error_id()
+        logger.error("error %s in a Slack listener", error_id, exc_info=error)
+        if respond is not None and isinstance(body, dict) and body.get("response_url"):
+            _safe_respond(respond, response_type="ephemeral", replace_original=False,
+                          **error_message(f"Sorry, something went wrong (error id {error_id})."))
+        return None
+
+
+def build_app(settings: Settings, deps: Deps, *, http_mode: bool) -> App:
+    """The Bolt app for ``settings``. It calls Slack's ``auth.test`` once to check the bot token."""
+    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    app = App(
+        client=client,
+        signing_secret=settings.slack_signing_secret or "",
+        request_verification_enabled=http_mode,
+        process_before_response=True,
+        listener_executor=deps.pool,
+        logger=logging.getLogger("wesbot.bolt"),
+    )
+    register(app, deps)
+    return app

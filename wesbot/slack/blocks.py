@@ -1,0 +1,401 @@
+"""Render command results as Slack messages (Block Kit). Pure: no I/O.
+
+Every string that came from WES goes through :func:`escape` (or :func:`code` / :func:`code_block`), so
+``<!channel>``, ``<@U123>`` or ``<http://evil|click>`` in a task name shows as text and pings no one.
+Every message stays within Block Kit's limits (see :func:`check_limits`), shortening with a note.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..commands import OPTIONS_HELP, SUBCOMMANDS, Command
+from ..core import (
+    DetailsResult,
+    ErrorResult,
+    HelpResult,
+    NextPage,
+    Result,
+    RunsResult,
+    StatusResult,
+    TaskResult,
+    TasksResult,
+)
+from ..format import (
+    compact_json,
+    duration,
+    is_url,
+    log_is_inline,
+    shorten,
+    show_time,
+    state_with_exit,
+    strip_ansi,
+    tail_lines,
+    task_state,
+)
+from ..wes.models import Log, state_label
+
+Message = dict[str, Any]
+Block = dict[str, Any]
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_FIELD = 2000
+MAX_FIELDS = 10
+MAX_BUTTON_VALUE = 2000
+MAX_BUTTON_TEXT = 75
+MAX_HEADER = 150
+MAX_FALLBACK = 3000
+MAX_ACTION_ELEMENTS = 25
+MAX_CONTEXT_ELEMENTS = 10
+
+# Action ids. Every navigation button carries the command text it runs in its value.
+ACTION_RUN = "wes_run"  # run the command in the value, as a new ephemeral reply
+ACTION_PAGE = "wes_page"  # same, replacing the message the button is on
+ACTION_SHARE = "wes_share"  # post the result of the command in the channel
+
+_MENTIONS = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
+
+
+def escape(text: object) -> str:
+    """Make text from WES inert in mrkdwn: no links, no mentions, no broadcasts."""
+    out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # A bare @channel is not a mention without link_names, but make sure no client parses it as one.
+    return _MENTIONS.sub("@\u200b\\1", out)
+
+
+def code(text: object, limit: int = 200) -> str:
+    """Inline code of WES text: escaped, one line, and no backtick can close the span."""
+    one_line = " ".join(str(text).split()) or " "
+    return "`" + escape(shorten(one_line, limit)).replace("`", "ˋ") + "`"
+
+
+def code_block(text: str, limit: int) -> str:
+    """A code block of WES text that cannot be broken out of, within ``limit`` characters in total."""
+    body = escape(text).replace("```", "ˋˋˋ")
+    return "```" + shorten(body, max(limit - 6, 1)) + "```"
+
+
+def link(url: str, label: str) -> str:
+    """A link to an http(s) URL from WES; anything else is shown as escaped code."""
+    if not is_url(url):
+        return code(url, 300)
+    safe_url = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    return f"<{safe_url}|{escape(label)}>"
+
+
+def section(markdown: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": shorten(markdown, MAX_SECTION)}}
+
+
+def fields_section(pairs: list[tuple[str, str]]) -> Block:
+    return {
+        "type": "section",
+        "fields": [
+            {"type": "mrkdwn", "text": shorten(f"*{label}*\n{value}", MAX_FIELD)} for label, value in pairs[:MAX_FIELDS]
+        ],
+    }
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": {"type": "plain_text", "text": shorten(text, MAX_HEADER), "emoji": False}}
+
+
+def context(markdown: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": shorten(markdown, MAX_SECTION)}]}
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> Block | None:
+    """A button, or None when its value would not fit (a very long page token)."""
+    if len(value) > MAX_BUTTON_VALUE:
+        return None
+    element: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": shorten(text, MAX_BUTTON_TEXT), "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def actions(*elements: Block | None) -> list[Block]:
+    kept = [e for e in elements if e is not None][:MAX_ACTION_ELEMENTS]
+    return [{"type": "actions", "elements": kept}] if kept else []
+
+
+def chunk_lines(lines: list[str], limit: int = MAX_SECTION) -> list[str]:
+    """Pack lines into texts of at most ``limit`` characters each (a line longer than that is cut)."""
+    chunks: list[str] = []
+    current = ""
+    for line in lines:
+        line = shorten(line, limit)
+        if current and len(current) + 1 + len(line) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _share_button(command: Command | None) -> Block | None:
+    if command is None or command.share:
+        return None
+    return button("Share in channel", ACTION_SHARE, command.text(page_token=command.page_token, skip=command.skip))
+
+
+def _next_button(command: Command | None, next_page: NextPage | None) -> Block | None:
+    if command is None or next_page is None:
+        return None
+    return button("Next page ›", ACTION_PAGE, command.text(page_token=next_page.page_token, skip=next_page.skip))
+
+
+def _footer(host: str, shared_by: str | None, notes: list[str] | None = None) -> list[Block]:
+    parts = [f"WES server: {escape(host)}"]
+    if shared_by:
+        parts.insert(0, f"Shared by <@{shared_by}>")
+    blocks = [context(escape(note)) for note in (notes or [])]
+    blocks.append(context(" · ".join(parts)))
+    return blocks
+
+
+def _fit(blocks: list[Block]) -> list[Block]:
+    """Keep a message within MAX_BLOCKS, keeping the last two blocks (actions and footer)."""
+    if len(blocks) <= MAX_BLOCKS:
+        return blocks
+    head = blocks[: MAX_BLOCKS - 3]
+    return head + [context("_…shortened to fit in one Slack message._")] + blocks[-2:]
+
+
+def render(result: Result, *, host: str, shared_by: str | None = None) -> Message:
+    """The Slack message for a result: ``{"text": fallback, "blocks": [...]}``."""
+    if isinstance(result, ErrorResult):
+        message = _error(result)
+    elif isinstance(result, HelpResult):
+        message = _help(result)
+    elif isinstance(result, RunsResult):
+        message = _runs(result, host, shared_by)
+    elif isinstance(result, StatusResult):
+        message = _status(result, host, shared_by)
+    elif isinstance(result, DetailsResult):
+        message = _details(result, host, shared_by)
+    elif isinstance(result, TasksResult):
+        message = _tasks(result, host, shared_by)
+    elif isinstance(result, TaskResult):
+        message = _task(result, host, shared_by)
+    else:  # pragma: no cover - every Result subclass is handled above
+        raise TypeError(type(result).__name__)
+    message["text"] = shorten(message["text"], MAX_FALLBACK)
+    message["blocks"] = _fit(message["blocks"])
+    return message
+
+
+def error_message(text: str, usage: str | None = None) -> Message:
+    lines = [f":warning: {escape(text)}"]
+    if usage:
+        lines.append(code(usage, 300))
+    return {"text": shorten(" ".join([escape(text), escape(usage or "")]).strip(), MAX_FALLBACK),
+            "blocks": [section("\n".join(lines))]}
+
+
+def _error(result: ErrorResult) -> Message:
+    message = result.message[0].upper() + result.message[1:] if result.message else "Something went wrong"
+    if not message.endswith((".", "?", "!")):
+        message += "."
+    return error_message(message, result.usage)
+
+
+def help_message(topic: str | None = None) -> Message:
+    subs = [s for s in SUBCOMMANDS if topic is None or s.name == topic]
+    lines = []
+    for sub in subs:
+        alias = f" (alias: {', '.join(sub.aliases)})" if sub.aliases else ""
+        lines.append(f"{code(sub.usage)}{alias}\n    {sub.summary}")
+    blocks = [section("*wesbot* answers questions about workflow runs on your WES server.")] if topic is None else []
+    blocks += [section(chunk) for chunk in chunk_lines(lines)]
+    if topic is None:
+        blocks.append(context(OPTIONS_HELP))
+    return {"text": "wesbot help: " + ", ".join(s.name for s in subs), "blocks": blocks}
+
+
+def _help(result: HelpResult) -> Message:
+    return help_message(result.topic)
+
+
+def _runs(result: RunsResult, host: str, shared_by: str | None) -> Message:
+    command = result.command
+    wanted = command.state_filter if command else None
+    title = f"Runs in state {wanted.label}" if wanted else "Recent runs"
+    lines = []
+    for run in result.runs:
+        line = f"{code(run.run_id, 80)}  *{escape(state_label(run.state))}*"
+        if run.start_time:
+            line += f"  started {escape(show_time(run.start_time))}"
+        if run.end_time:
+            line += f", ended {escape(show_time(run.end_time))}"
+        if run.tags:
+            tags = ", ".join(f"{k}={v}" for k, v in list(run.tags.items())[:5])
+            line += f"  {code(tags, 120)}"
+        lines.append(line)
+    if not lines:
+        lines = ["No runs" + (f" in state {escape(wanted.label)}." if wanted else " on this server.")]
+    blocks = [section(f"*{escape(title)}* on {escape(host)}")]
+    blocks += [section(chunk) for chunk in chunk_lines(lines)]
+    blocks += actions(_next_button(command, result.next_page), _share_button(command))
+    blocks += _footer(host, shared_by, result.notes)
+    fallback = f"{title}: {len(result.runs)} shown" + (", more on the next page" if result.next_page else "")
+    return {"text": fallback, "blocks": blocks}
+
+
+def _status(result: StatusResult, host: str, shared_by: str | None) -> Message:
+    status = result.status
+    state = escape(state_label(status.state))
+    blocks = [section(f"Run {code(status.run_id, 120)} is *{state}*")]
+    run_id = status.run_id
+    blocks += actions(
+        button("Details", ACTION_RUN, f"details {run_id}"),
+        button("Tasks", ACTION_RUN, f"tasks {run_id}"),
+        _share_button(result.command),
+    )
+    blocks += _footer(host, shared_by)
+    return {"text": f"Run {escape(shorten(run_id, 120))} is {state}", "blocks": blocks}
+
+
+def _log_field(label: str, value: str | None, lines: int = 10) -> list[Block]:
+    """stdout/stderr: a link when it is a URL, the tail of the text when the server put the log inline."""
+    if not value:
+        return []
+    if is_url(value):
+        return [section(f"*{label}:* {link(value, 'open ' + label)}")]
+    if log_is_inline(value):
+        tail, cut = tail_lines(strip_ansi(value), lines, 1500)
+        note = f" (last {lines} lines)" if cut else ""
+        return [section(f"*{label}*{note}:\n{code_block(tail, 2000)}")]
+    return [section(f"*{label}:* {code(value, 300)}")]
+
+
+def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message:
+    run = result.run
+    request, log = run.request, run.run_log
+    workflow = " ".join(x for x in (request.workflow_type, request.workflow_type_version) if x) or "—"
+    tasks = "unknown" if result.task_count is None else str(result.task_count) + ("+" if result.task_count_more else "")
+    pairs = [
+        ("State", escape(state_with_exit(run.state, log.exit_code))),
+        ("Workflow type", escape(workflow)),
+        ("Started", escape(show_time(log.start_time))),
+        ("Ended", escape(show_time(log.end_time))),
+        ("Duration", escape(duration(log.start_time, log.end_time) or "—")),
+        ("Tasks", tasks),
+    ]
+    blocks = [header(f"Run {run.run_id}"), fields_section(pairs)]
+    if request.workflow_url:
+        url = request.workflow_url
+        blocks.append(section(f"*Workflow:* {link(url, shorten(url, 200)) if is_url(url) else code(url, 300)}"))
+    if request.tags:
+        tags = ", ".join(f"{k}={v}" for k, v in request.tags.items())
+        blocks.append(section(f"*Tags:* {code(tags, 1000)}"))
+    if request.workflow_params not in (None, {}, ""):
+        params, cut = compact_json(request.workflow_params, 1500)
+        note = " (shortened)" if cut else ""
+        blocks.append(section(f"*Parameters*{note}:\n{code_block(params, 2000)}"))
+    if log.cmd:
+        blocks.append(section(f"*Command:*\n{code_block(' '.join(log.cmd), 1000)}"))
+    blocks += _log_field("stdout", log.stdout)
+    blocks += _log_field("stderr", log.stderr)
+    if run.outputs not in (None, {}, []):
+        outputs, cut = compact_json(run.outputs, 1500)
+        blocks.append(section(f"*Outputs*{' (shortened)' if cut else ''}:\n{code_block(outputs, 2000)}"))
+    blocks += actions(
+        button("Tasks", ACTION_RUN, f"tasks {run.run_id}"),
+        button("Status", ACTION_RUN, f"status {run.run_id}"),
+        _share_button(result.command),
+    )
+    blocks += _footer(host, shared_by)
+    fallback = f"Run {escape(shorten(run.run_id, 120))}: {escape(state_with_exit(run.state, log.exit_code))}"
+    return {"text": fallback, "blocks": blocks}
+
+
+def _task_line(task: Log) -> str:
+    name = task.name or task.id or "(unnamed)"
+    line = f"{code(name, 80)}"
+    if task.id and task.id != name:
+        line += f" id {code(task.id, 60)}"
+    line += f"  *{escape(task_state(task))}*"
+    if task.start_time:
+        line += f"  {escape(show_time(task.start_time))}"
+    if task.end_time:
+        line += f" → {escape(show_time(task.end_time))}"
+    return line
+
+
+def _tasks(result: TasksResult, host: str, shared_by: str | None) -> Message:
+    command = result.command
+    failed = bool(command and command.only_failed)
+    title = f"{'Failed tasks' if failed else 'Tasks'} of run {code(result.run_id, 120)}"
+    lines = [_task_line(task) for task in result.tasks]
+    if not lines:
+        lines = ["No failed tasks." if failed else "No tasks reported for this run."]
+    notes = list(result.notes)
+    if result.source == "inline":
+        notes.append("This server has no task endpoint (WES 1.0); these tasks come from the run log.")
+    blocks = [section(title)] + [section(chunk) for chunk in chunk_lines(lines)]
+    blocks += actions(_next_button(command, result.next_page), _share_button(command))
+    blocks += _footer(host, shared_by, notes)
+    return {"text": f"{len(result.tasks)} tasks of run {escape(shorten(result.run_id, 120))}", "blocks": blocks}
+
+
+def _task(result: TaskResult, host: str, shared_by: str | None) -> Message:
+    task = result.task
+    name = task.name or task.id or "(unnamed)"
+    pairs = [
+        ("Task id", escape(task.id or "—")),
+        ("State", escape(task_state(task))),
+        ("Started", escape(show_time(task.start_time))),
+        ("Ended", escape(show_time(task.end_time))),
+        ("Duration", escape(duration(task.start_time, task.end_time) or "—")),
+    ]
+    if task.tes_uri:
+        pairs.append(("TES task", link(task.tes_uri, "open") if is_url(task.tes_uri) else code(task.tes_uri)))
+    blocks = [section(f"Task {code(name, 120)} of run {code(result.run_id, 120)}"), fields_section(pairs)]
+    if task.cmd:
+        blocks.append(section(f"*Command:*\n{code_block(' '.join(task.cmd), 1000)}"))
+    blocks += _log_field("stdout", task.stdout)
+    blocks += _log_field("stderr", task.stderr)
+    if task.system_logs:
+        logs, _ = tail_lines("\n".join(task.system_logs), 10, 1500)
+        blocks.append(section(f"*System logs:*\n{code_block(logs, 2000)}"))
+    blocks += actions(button("All tasks", ACTION_RUN, f"tasks {result.run_id}"), _share_button(result.command))
+    blocks += _footer(host, shared_by)
+    return {"text": f"Task {escape(shorten(name, 120))}: {escape(task_state(task))}", "blocks": blocks}
+
+
+def check_limits(message: Message) -> list[str]:
+    """Every way ``message`` breaks Block Kit's limits (empty when it fits). Used by tests."""
+    problems: list[str] = []
+    blocks = message.get("blocks", [])
+    if not message.get("text"):
+        problems.append("no text fallback")
+    if len(blocks) > MAX_BLOCKS:
+        problems.append(f"{len(blocks)} blocks > {MAX_BLOCKS}")
+    for i, block in enumerate(blocks):
+        text = block.get("text", {}).get("text", "")
+        limit = MAX_HEADER if block["type"] == "header" else MAX_SECTION
+        if len(text) > limit:
+            problems.append(f"block {i}: text of {len(text)} > {limit}")
+        fields = block.get("fields", [])
+        if len(fields) > MAX_FIELDS:
+            problems.append(f"block {i}: {len(fields)} fields")
+        problems += [f"block {i}: field over {MAX_FIELD}" for f in fields if len(f["text"]) > MAX_FIELD]
+        for element in block.get("elements", []):
+            if len(element.get("value", "")) > MAX_BUTTON_VALUE:
+                problems.append(f"block {i}: button value over {MAX_BUTTON_VALUE}")
+            if len(element.get("text", {}).get("text", "") if isinstance(element.get("text"), dict) else
+                   element.get("text", "")) > MAX_SECTION:
+                problems.append(f"block {i}: element text too long")
+        if block["type"] == "actions" and len(block["elements"]) > MAX_ACTION_ELEMENTS:
+            problems.append(f"block {i}: too many buttons")
+    return problems

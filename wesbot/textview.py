@@ -1,0 +1,141 @@
+"""Render command results as plain text for the terminal (``wesbot ask``). Pure: no I/O."""
+
+from __future__ import annotations
+
+from .commands import OPTIONS_HELP, SUBCOMMANDS
+from .core import (
+    DetailsResult,
+    ErrorResult,
+    HelpResult,
+    Result,
+    RunsResult,
+    StatusResult,
+    TaskResult,
+    TasksResult,
+)
+from .format import (
+    compact_json,
+    duration,
+    log_is_inline,
+    show_time,
+    state_with_exit,
+    strip_ansi,
+    tail_lines,
+    task_state,
+)
+from .wes.models import Log, State, state_label
+
+
+def _clean(text: object) -> str:
+    """Terminal-safe: no escape sequences from WES reach the operator's terminal."""
+    return "".join(ch if ch.isprintable() or ch == "\n" else "?" for ch in strip_ansi(str(text)))
+
+
+def _log(label: str, value: str | None) -> list[str]:
+    if not value:
+        return []
+    if log_is_inline(value):
+        tail, cut = tail_lines(_clean(value), 10, 4000)
+        return [f"{label}{' (last 10 lines)' if cut else ''}:", *("  " + line for line in tail.splitlines())]
+    return [f"{label}: {_clean(value)}"]
+
+
+def render_text(result: Result, *, host: str) -> str:
+    lines: list[str]
+    if isinstance(result, ErrorResult):
+        lines = [f"error: {_clean(result.message)}"]
+        if result.usage:
+            lines.append(result.usage)
+    elif isinstance(result, HelpResult):
+        lines = []
+        for sub in SUBCOMMANDS:
+            if result.topic is None or sub.name == result.topic:
+                lines += [sub.usage, "    " + sub.summary.replace("`", "")]
+        if result.topic is None:
+            lines.append(OPTIONS_HELP.replace("`", ""))
+    elif isinstance(result, RunsResult):
+        lines = [_run_line(run.run_id, run.state, run.start_time, run.end_time, run.tags) for run in result.runs]
+        if not lines:
+            lines = ["no runs"]
+        lines += [_clean(note) for note in result.notes]
+        if result.next_page:
+            lines.append(f"(more: {_next_hint(result)})")
+    elif isinstance(result, StatusResult):
+        lines = [f"{_clean(result.status.run_id)}\t{_clean(state_label(result.status.state))}"]
+    elif isinstance(result, DetailsResult):
+        lines = _details(result)
+    elif isinstance(result, TasksResult):
+        lines = [_task_line(task) for task in result.tasks] or ["no tasks"]
+        if result.source == "inline":
+            lines.append("(this server has no task endpoint; tasks come from the run log)")
+        lines += [_clean(note) for note in result.notes]
+        if result.next_page:
+            lines.append(f"(more: {_next_hint(result)})")
+    elif isinstance(result, TaskResult):
+        lines = _task(result.task)
+    else:  # pragma: no cover
+        raise TypeError(type(result).__name__)
+    return "\n".join(lines)
+
+
+def _next_hint(result: RunsResult | TasksResult) -> str:
+    assert result.command is not None and result.next_page is not None
+    return "wesbot ask " + result.command.text(page_token=result.next_page.page_token, skip=result.next_page.skip)
+
+
+def _run_line(run_id: str, state: State, start: str | None, end: str | None, tags: dict[str, str]) -> str:
+    parts = [_clean(run_id), _clean(state_label(state)), show_time(start) if start else "",
+             show_time(end) if end else ""]
+    if tags:
+        parts.append(_clean(" ".join(f"{k}={v}" for k, v in tags.items())))
+    return "\t".join(parts).rstrip()
+
+
+def _task_line(task: Log) -> str:
+    parts = [_clean(task.name or "(unnamed)"), _clean(task.id or "-"), task_state(task),
+             show_time(task.start_time), show_time(task.end_time)]
+    return "\t".join(parts)
+
+
+def _details(result: DetailsResult) -> list[str]:
+    run, req, log = result.run, result.run.request, result.run.run_log
+    count = "unknown" if result.task_count is None else f"{result.task_count}{'+' if result.task_count_more else ''}"
+    lines = [
+        f"run:        {_clean(run.run_id)}",
+        f"state:      {_clean(state_with_exit(run.state, log.exit_code))}",
+        f"workflow:   {_clean(req.workflow_url or '-')}",
+        f"type:       {_clean(' '.join(x for x in (req.workflow_type, req.workflow_type_version) if x) or '-')}",
+        f"started:    {show_time(log.start_time)}",
+        f"ended:      {show_time(log.end_time)}",
+        f"duration:   {duration(log.start_time, log.end_time) or '-'}",
+        f"tasks:      {count}",
+    ]
+    if req.tags:
+        lines.append("tags:       " + _clean(", ".join(f"{k}={v}" for k, v in req.tags.items())))
+    if req.workflow_params not in (None, {}, ""):
+        params, _ = compact_json(req.workflow_params, 4000)
+        lines += ["parameters:", *("  " + _clean(line) for line in params.splitlines())]
+    if log.cmd:
+        lines.append("command:    " + _clean(" ".join(log.cmd)))
+    lines += _log("stdout", log.stdout) + _log("stderr", log.stderr)
+    if run.outputs not in (None, {}, []):
+        outputs, _ = compact_json(run.outputs, 4000)
+        lines += ["outputs:", *("  " + _clean(line) for line in outputs.splitlines())]
+    return lines
+
+
+def _task(task: Log) -> list[str]:
+    lines = [
+        f"task:       {_clean(task.name or '(unnamed)')}",
+        f"id:         {_clean(task.id or '-')}",
+        f"state:      {task_state(task)}",
+        f"started:    {show_time(task.start_time)}",
+        f"ended:      {show_time(task.end_time)}",
+    ]
+    if task.cmd:
+        lines.append("command:    " + _clean(" ".join(task.cmd)))
+    if task.tes_uri:
+        lines.append("tes:        " + _clean(task.tes_uri))
+    lines += _log("stdout", task.stdout) + _log("stderr", task.stderr)
+    lines += ["system log: " + _clean(line) for line in task.system_logs[-10:]]
+    return lines
