@@ -1,13 +1,261 @@
-"""The one place that speaks HTTP to a WES server. (INTERFACE: to be implemented.)"""
+"""The one place that speaks HTTP to a WES server.
+
+:class:`WesClient` wraps one ``httpx.Client`` (thread-safe, shared by every caller) and turns every
+failure into a :class:`~wesbot.wes.errors.WesError` whose ``str()`` is a sentence for a user. It absorbs
+the quirks of real servers listed in ``WES-NOTES.md``: the ``workflows`` list key and the many ways to
+end paging (in :mod:`wesbot.wes.models`), error bodies of every shape, errors sent with HTTP 200,
+HTML from proxies, missing ``/tasks`` endpoints, relative log URLs.
+
+Security notes:
+
+- Run and task ids are checked (:func:`check_id`) and sent as one percent-encoded path segment, so an
+  id such as ``../service-info`` or ``a/b?c`` never reaches another endpoint.
+- Credentials (basic auth or a bearer token) are only sent to the configured origin: httpx drops the
+  ``Authorization`` header on redirects to another origin, and ``task_logs_url`` is only followed when it
+  points at the WES server's own origin.
+- No message and no log line contains a credential: messages are built from the host, status codes,
+  paths and the server's own error text, and every configured secret is masked in them. Debug logs carry
+  the method, path, status and time, never headers. httpx itself logs request URLs at INFO on the
+  ``httpx`` logger, which is why ``WES_URL`` must not contain credentials (the client refuses one that
+  does, and so does the configuration).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from .models import RunListPage, RunLog, RunStatus, ServiceInfo, TaskLog, TaskPage
+from .errors import (
+    InvalidId,
+    NotFound,
+    WesAuthError,
+    WesError,
+    WesHTTPError,
+    WesProtocolError,
+    WesUnreachable,
+)
+from .models import (
+    RunListPage,
+    RunLog,
+    RunStatus,
+    ServiceInfo,
+    ShapeError,
+    TaskLog,
+    TaskPage,
+    describe_json,
+    parse_log,
+    parse_run_list,
+    parse_run_log,
+    parse_run_status,
+    parse_service_info,
+    parse_task_page,
+)
+
+logger = logging.getLogger("wesbot.wes")
+
+MAX_ID_LENGTH = 256
+# How much of an id is shown in a message about an invalid id, and in other messages.
+SHOWN_INVALID_ID = 40
+SHOWN_ID = 64
+# Longest server message shown, and longest plain-text body taken for a message.
+MAX_SERVER_MESSAGE = 300
+MAX_PLAIN_TEXT = 200
+# Statuses a GET is retried on (besides connection errors and timeouts).
+RETRY_STATUSES = frozenset({502, 503, 504})
+# Statuses of the task endpoints that mean "no such endpoint here": fall back to the inline task_logs.
+TASK_FALLBACK_STATUSES = frozenset({400, 404, 405, 501})
+# How many task pages get_task scans when the server has no /tasks/{task_id}.
+MAX_TASK_SCAN_PAGES = 20
+
+_MESSAGE_KEYS = ("msg", "detail", "message", "error", "error_description", "title")
+_ERROR_KEYS = frozenset({"msg", "message", "detail", "error"})
+
+
+# --------------------------------------------------------------------------------------------------
+# Ids
+# --------------------------------------------------------------------------------------------------
+
+def show_id(value: str, limit: int = SHOWN_INVALID_ID) -> str:
+    """A quoted, printable rendering of an id that may be hostile: control characters escaped, truncated."""
+    head = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in value[:limit])
+    return f"'{head}{'…' if len(value) > limit else ''}'"
+
+
+def check_id(value: object, kind: str = "run") -> str:
+    """Return ``value`` if it can be sent as a run (or task) id, else raise :class:`InvalidId`."""
+    if not isinstance(value, str):
+        raise InvalidId(f"{value!r:.40} is not a valid {kind} id: it is not text")
+    shown = show_id(value)
+    if not value:
+        raise InvalidId(f"{shown} is not a valid {kind} id: it is empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidId(f"{shown} is not a valid {kind} id: it is longer than {MAX_ID_LENGTH} characters")
+    for ch in value:
+        if ch.isspace():
+            raise InvalidId(f"{shown} is not a valid {kind} id: it contains whitespace")
+        if not ch.isprintable():
+            raise InvalidId(f"{shown} is not a valid {kind} id: it contains a control character")
+    if value in (".", ".."):
+        raise InvalidId(f"{shown} is not a valid {kind} id: it is a relative path")
+    return value
+
+
+def encode_segment(value: str) -> str:
+    """Percent-encode ``value`` as exactly one path segment: ``/``, ``?``, ``#``, ``%``, dot-only ids too."""
+    encoded = quote(value, safe="")
+    if encoded.strip(".") == "":
+        # quote() leaves dots alone, and "." or ".." would be removed as dot segments.
+        encoded = encoded.replace(".", "%2E")
+    return encoded
+
+
+def _shown(value: str) -> str:
+    """An id as it appears inside other messages (already checked: printable, no whitespace)."""
+    return value if len(value) <= SHOWN_ID else value[: SHOWN_ID - 1] + "…"
+
+
+def format_seconds(seconds: float) -> str:
+    """``10 s``, ``0.5 s``."""
+    return f"{seconds:g} s"
+
+
+# --------------------------------------------------------------------------------------------------
+# Bodies
+# --------------------------------------------------------------------------------------------------
+
+_NO_JSON = object()
+
+
+@dataclass(frozen=True)
+class _Body:
+    """What a response carried, decoded once."""
+
+    text: str
+    data: Any = _NO_JSON  # the decoded JSON, or _NO_JSON
+    html: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.text.strip()
+
+    @property
+    def is_json(self) -> bool:
+        return self.data is not _NO_JSON
+
+    def describe(self) -> str:
+        """What was sent instead of JSON."""
+        if self.empty:
+            return "an empty answer"
+        if self.html:
+            return "an HTML page"
+        return "text that is not JSON"
+
+
+def _read_body(response: httpx.Response) -> _Body:
+    content = response.content
+    if not content.strip():
+        return _Body(text="")
+    text = response.text
+    try:
+        return _Body(text=text, data=json.loads(content))
+    except ValueError:  # includes UnicodeDecodeError
+        pass
+    content_type = response.headers.get("content-type", "").lower()
+    return _Body(text=text, html="html" in content_type or text.lstrip().startswith("<"))
+
+
+def _message_from_json(value: object, depth: int = 0) -> str | None:
+    """The text of an error body: ``msg``, then ``detail`` (problem+json), then ``message``, ``error``..."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if depth >= 3:
+        return None
+    if isinstance(value, dict):
+        for key in _MESSAGE_KEYS:
+            found = _message_from_json(value.get(key), depth + 1)
+            if found:
+                return found
+        return None
+    if isinstance(value, list) and depth > 0:
+        # FastAPI's validation errors: "detail": [{"loc": ..., "msg": ...}, ...]
+        parts = [part for part in (_message_from_json(item, depth + 1) for item in value[:3]) if part]
+        return "; ".join(parts) or None
+    return None
+
+
+def _server_message(body: _Body) -> str | None:
+    """The server's explanation, raw (not yet cleaned): from JSON, else a short single-line text body."""
+    if body.empty or body.html:
+        return None
+    if body.is_json:
+        found = _message_from_json(body.data)
+        if found or isinstance(body.data, dict | list):
+            return found
+    text = body.text.strip()
+    if len(text) <= MAX_PLAIN_TEXT and "\n" not in text and "\r" not in text:
+        return text
+    return None
+
+
+def _embedded_error(data: object, expected: frozenset[str]) -> int | None:
+    """Cromwell sends some errors with HTTP 200: ``{"status_code": 404, "msg": ...}`` and none of the
+    fields the call should return. Return that status code, or None for a real answer."""
+    if not isinstance(data, dict) or expected & data.keys() or not _ERROR_KEYS & data.keys():
+        return None
+    for key in ("status_code", "status"):
+        value = data.get(key)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and 400 <= value <= 599:
+            return value
+    return None
+
+
+def _single_line(text: str) -> str:
+    """Control characters (ANSI codes, newlines) become spaces, runs of whitespace one space."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def _clip(text: str, limit: int = MAX_SERVER_MESSAGE) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+# --------------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Call:
+    """One request, as messages and logs describe it."""
+
+    method: str
+    path: str  # relative to the base URL, ids percent-encoded as sent, e.g. "/runs/abc/status"
+    kind: str  # service | list | status | run | tasks | task | cancel
+    run_id: str | None = None
+    task_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+_RUN_FIELDS = frozenset({"run_id", "state", "run_log", "request", "outputs", "task_logs", "task_logs_url"})
+_LIST_FIELDS = frozenset({"runs", "workflows", "next_page_token"})
+_TASK_LIST_FIELDS = frozenset({"task_logs", "tasks", "next_page_token"})
+_TASK_FIELDS = frozenset({"id", "name", "cmd", "exit_code", "stdout", "stderr", "start_time", "end_time"})
+_SERVICE_FIELDS = frozenset({
+    "id", "name", "type", "version", "organization", "workflow_type_versions", "supported_wes_versions",
+    "workflow_engine_versions", "system_state_counts", "supported_filesystem_protocols",
+})
 
 
 class WesClient:
@@ -15,6 +263,10 @@ class WesClient:
 
     ``base_url`` is exactly ``$WES_URL`` as in ``curl "$WES_URL/runs"``. ``auth`` is ``(user, password)``
     for basic auth, ``token`` a bearer token; at most one of them is set.
+
+    Every method raises only :class:`~wesbot.wes.errors.WesError` subclasses (and :class:`ValueError`
+    from the constructor for a malformed ``base_url``). GETs are retried ``retries`` more times, after
+    ``backoff * 2**attempt`` seconds, on connection errors, timeouts and 502/503/504; POSTs never are.
     """
 
     def __init__(
@@ -30,15 +282,53 @@ class WesClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        raise NotImplementedError
+        if auth is not None and token is not None:
+            raise ValueError("set either basic auth or a bearer token for WES, not both")
+        try:
+            url = httpx.URL(base_url.strip())
+        except httpx.InvalidURL:
+            raise ValueError("WES_URL is not a valid URL") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("WES_URL must be an http:// or https:// URL with a host name")
+        if url.userinfo:
+            raise ValueError("WES_URL must not contain credentials: set WES_AUTH or WES_TOKEN instead")
+        self._base = url.copy_with(query=None, fragment=None)
+        self._root = str(self._base).rstrip("/")
+        self._host = self._base.netloc.decode("ascii")
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._retries = max(0, retries)
+        self._backoff = backoff
+        self._sleep = sleep
+        self._credential_var = "WES_TOKEN" if token is not None else "WES_AUTH" if auth is not None else None
+        secrets = [token] if token is not None else []
+        if auth is not None:
+            secrets += [auth[1], f"{auth[0]}:{auth[1]}"]
+        # Longest first, so that "user:password" is masked whole.
+        self._secrets = sorted((secret for secret in secrets if secret), key=len, reverse=True)
+        headers = {"Accept": "application/json", "User-Agent": "wesbot"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            auth=auth,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            follow_redirects=True,
+            transport=transport,
+        )
 
     @property
     def host(self) -> str:
         """The server's host (and port when not default), as shown in error messages."""
-        raise NotImplementedError
+        return self._host
+
+    @property
+    def base_url(self) -> str:
+        """The base URL, without a trailing slash."""
+        return self._root
 
     def close(self) -> None:
-        raise NotImplementedError
+        self._http.close()
 
     def __enter__(self) -> WesClient:
         return self
@@ -46,28 +336,361 @@ class WesClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __repr__(self) -> str:
+        return f"WesClient({self._root!r})"
+
+    # ---- the calls ------------------------------------------------------------------------------
+
     def service_info(self) -> ServiceInfo:
-        raise NotImplementedError
+        """GET /service-info."""
+        call = _Call("GET", "/service-info", "service")
+        response = self._send(call, f"{self._root}/service-info")
+        data = self._decode(call, response, _SERVICE_FIELDS)
+        try:
+            return parse_service_info(data)
+        except ShapeError as exc:
+            raise self._protocol(call, str(exc)) from None
 
     def list_runs(self, *, page_size: int | None = None, page_token: str | None = None) -> RunListPage:
-        raise NotImplementedError
+        """GET /runs: one page. ``next_page_token`` is None when the server signalled the end."""
+        call = _Call("GET", "/runs", "list")
+        response = self._send(call, f"{self._root}/runs", params=_paging(page_size, page_token))
+        data = self._decode(call, response, _LIST_FIELDS)
+        try:
+            page = parse_run_list(data)
+        except ShapeError as exc:
+            raise self._protocol(call, str(exc)) from None
+        if page_token is not None and page.next_page_token == page_token:
+            page = replace(page, next_page_token=None)
+        return page
 
     def iter_run_pages(self, *, page_size: int | None = None, page_token: str | None = None,
                        max_pages: int = 50) -> Iterator[RunListPage]:
-        raise NotImplementedError
+        """Follow ``next_page_token`` through the run list.
+
+        Stops when the token is None, after an empty page (which is only yielded when it is the first),
+        on a token already seen (that page is yielded with ``next_page_token=None``), or after
+        ``max_pages`` pages (the last one keeps its token).
+        """
+        seen: set[str] = {page_token} if page_token else set()
+        token = page_token
+        for index in range(max_pages):
+            page = self.list_runs(page_size=page_size, page_token=token)
+            next_token = page.next_page_token
+            if next_token is not None and next_token in seen:
+                logger.debug("WES repeated the page token %r; stopping", next_token)
+                page = replace(page, next_page_token=None)
+                next_token = None
+            if page.runs or index == 0:
+                yield page
+            if not page.runs or next_token is None:
+                return
+            seen.add(next_token)
+            token = next_token
+        logger.info("stopped listing WES runs after %d pages", max_pages)
 
     def get_status(self, run_id: str) -> RunStatus:
-        raise NotImplementedError
+        """GET /runs/{run_id}/status."""
+        segment = encode_segment(check_id(run_id))
+        call = _Call("GET", f"/runs/{_shown(segment)}/status", "status", run_id)
+        response = self._send(call, f"{self._root}/runs/{segment}/status")
+        data = self._decode(call, response, _RUN_FIELDS)
+        try:
+            return parse_run_status(data, run_id=run_id)
+        except ShapeError as exc:
+            raise self._protocol(call, str(exc)) from None
 
     def get_run(self, run_id: str) -> RunLog:
-        raise NotImplementedError
+        """GET /runs/{run_id}; relative URLs in it are resolved against the URL of the answer."""
+        segment = encode_segment(check_id(run_id))
+        call = _Call("GET", f"/runs/{_shown(segment)}", "run", run_id)
+        response = self._send(call, f"{self._root}/runs/{segment}")
+        data = self._decode(call, response, _RUN_FIELDS)
+        try:
+            return parse_run_log(data, base_url=str(response.url), run_id=run_id)
+        except ShapeError as exc:
+            raise self._protocol(call, str(exc)) from None
 
     def list_tasks(self, run_id: str, *, page_size: int | None = None, page_token: str | None = None,
                    run: RunLog | None = None) -> TaskPage:
-        raise NotImplementedError
+        """One page of the run's tasks.
+
+        Uses ``run.task_logs_url`` when given and on the WES server's own origin, else
+        GET /runs/{run_id}/tasks. When that answers 400, 404, 405 or 501 (servers without a task
+        endpoint), the tasks come from the inline ``task_logs`` of ``run`` (fetched with
+        :meth:`get_run` when not given, which raises :class:`NotFound` for a run that does not exist),
+        as one page with ``source="inline"``.
+        """
+        segment = encode_segment(check_id(run_id))
+        url = f"{self._root}/runs/{segment}/tasks"
+        call = _Call("GET", f"/runs/{_shown(segment)}/tasks", "tasks", run_id)
+        if run is not None and run.task_logs_url:
+            if self._same_origin(run.task_logs_url):
+                url = run.task_logs_url
+                call = replace(call, path=_shown_path(run.task_logs_url))
+            else:
+                logger.debug("not following a task_logs_url on another origin than %s", self._host)
+        try:
+            response = self._send(call, url, params=_paging(page_size, page_token))
+            data = self._decode(call, response, _TASK_LIST_FIELDS)
+        except WesHTTPError as exc:
+            if exc.status_code not in TASK_FALLBACK_STATUSES:
+                raise
+            logger.debug("%s answered %d; using the inline task_logs", call.label, exc.status_code)
+            return self._inline_tasks(run_id, run)
+        try:
+            page = parse_task_page(data, run_id=run_id, base_url=str(response.url))
+        except ShapeError as exc:
+            raise self._protocol(call, str(exc)) from None
+        if page_token is not None and page.next_page_token == page_token:
+            page = replace(page, next_page_token=None)
+        return page
 
     def get_task(self, run_id: str, task_id: str) -> TaskLog:
-        raise NotImplementedError
+        """GET /runs/{run_id}/tasks/{task_id}; without that endpoint, scan the task list for it."""
+        run_segment = encode_segment(check_id(run_id))
+        task_segment = encode_segment(check_id(task_id, "task"))
+        call = _Call("GET", f"/runs/{_shown(run_segment)}/tasks/{_shown(task_segment)}", "task", run_id, task_id)
+        try:
+            response = self._send(call, f"{self._root}/runs/{run_segment}/tasks/{task_segment}")
+            data = self._decode(call, response, _TASK_FIELDS)
+        except WesHTTPError as exc:
+            if exc.status_code not in TASK_FALLBACK_STATUSES:
+                raise
+            logger.debug("%s answered %d; scanning the task list", call.label, exc.status_code)
+            return self._find_task(run_id, task_id)
+        if not isinstance(data, dict):
+            raise self._protocol(call, f"{describe_json(data)} instead of a JSON object")
+        return parse_log(data, base_url=str(response.url))
 
     def cancel_run(self, run_id: str) -> str | None:
-        raise NotImplementedError
+        """POST /runs/{run_id}/cancel, never retried. Returns the run id the server sent back, if any.
+
+        A 200 does not mean the run was canceled (some servers ignore cancels): poll its status.
+        """
+        segment = encode_segment(check_id(run_id))
+        call = _Call("POST", f"/runs/{_shown(segment)}/cancel", "cancel", run_id)
+        response = self._send(call, f"{self._root}/runs/{segment}/cancel")
+        data = self._decode(call, response, frozenset({"run_id"}), allow_empty=True)
+        if isinstance(data, dict):
+            data = data.get("run_id")
+        if isinstance(data, str) and data.strip():
+            return data
+        if isinstance(data, int) and not isinstance(data, bool):
+            return str(data)
+        return None
+
+    # ---- task fallbacks -------------------------------------------------------------------------
+
+    def _inline_tasks(self, run_id: str, run: RunLog | None) -> TaskPage:
+        if run is None:
+            run = self.get_run(run_id)
+        return TaskPage(run_id=run_id, tasks=list(run.task_logs or []), next_page_token=None, source="inline")
+
+    def _find_task(self, run_id: str, task_id: str) -> TaskLog:
+        by_name: TaskLog | None = None
+        seen: set[str] = set()
+        token: str | None = None
+        for _ in range(MAX_TASK_SCAN_PAGES):
+            page = self.list_tasks(run_id, page_token=token)
+            for task in page.tasks:
+                if task.id == task_id:
+                    return task
+                if by_name is None and task.id is None and task.name == task_id:
+                    by_name = task
+            token = page.next_page_token
+            if token is None or token in seen or not page.tasks:
+                break
+            seen.add(token)
+        if by_name is not None:
+            return by_name
+        raise NotFound(
+            self._redact(f"task {_shown(task_id)} of run {_shown(run_id)} not found"),
+            what="task", run_id=run_id, task_id=task_id,
+        )
+
+    # ---- HTTP -----------------------------------------------------------------------------------
+
+    def _send(self, call: _Call, url: str, *, params: dict[str, str] | None = None) -> httpx.Response:
+        """Send one request, retrying idempotent GETs; raise WesUnreachable when there is no answer."""
+        attempts = 1 + self._retries if call.method == "GET" else 1
+        attempt = 0
+        while True:
+            started = time.monotonic()
+            try:
+                response = self._http.request(call.method, url, params=params)
+            except httpx.HTTPError as exc:
+                elapsed = (time.monotonic() - started) * 1000
+                logger.debug("%s failed after %.0f ms: %s", self._redact(call.label), elapsed,
+                             type(exc).__name__)
+                retryable = isinstance(exc, httpx.TimeoutException | httpx.NetworkError
+                                       | httpx.RemoteProtocolError)
+                if retryable and attempt + 1 < attempts:
+                    self._pause(call, attempt, type(exc).__name__)
+                    attempt += 1
+                    continue
+                raise self._transport_error(exc) from exc
+            elapsed = (time.monotonic() - started) * 1000
+            logger.debug("%s -> %d in %.0f ms", self._redact(call.label), response.status_code, elapsed)
+            if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
+                response.close()
+                self._pause(call, attempt, str(response.status_code))
+                attempt += 1
+                continue
+            return response
+
+    def _pause(self, call: _Call, attempt: int, why: str) -> None:
+        delay = self._backoff * 2**attempt
+        logger.info("WES %s: %s; retrying in %s (retry %d of %d)", self._redact(call.label), why,
+                    format_seconds(delay), attempt + 1, self._retries)
+        self._sleep(delay)
+
+    def _decode(self, call: _Call, response: httpx.Response, expected: frozenset[str], *,
+                allow_empty: bool = False) -> Any:
+        """The decoded JSON of a successful answer; any other answer raises the matching WesError."""
+        body = _read_body(response)
+        if not 200 <= response.status_code < 300:
+            raise self._http_error(call, response.status_code, response.reason_phrase, body)
+        if body.empty and allow_empty:
+            return None
+        if not body.is_json:
+            raise self._protocol(call, f"{body.describe()} instead of JSON")
+        status = _embedded_error(body.data, expected)
+        if status is not None:
+            raise self._http_error(call, status, "", body)
+        return body.data
+
+    # ---- errors ---------------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _protocol(self, call: _Call, what: str) -> WesProtocolError:
+        return WesProtocolError(self._redact(f"WES server at {self._host} sent {what} for {call.label}"))
+
+    def _transport_error(self, exc: httpx.HTTPError) -> WesError:
+        host = self._host
+        if isinstance(exc, httpx.TimeoutException):
+            limit = self._connect_timeout if isinstance(exc, httpx.ConnectTimeout) else self._timeout
+            return WesUnreachable(f"WES server at {host} did not answer within {format_seconds(limit)}")
+        if isinstance(exc, httpx.ConnectError | httpx.ProxyError):
+            return WesUnreachable(f"could not connect to the WES server at {host} ({_reason(exc)})")
+        if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
+            return WesUnreachable(f"lost the connection to the WES server at {host} ({_reason(exc)})")
+        if isinstance(exc, httpx.TooManyRedirects):
+            return WesProtocolError(f"WES server at {host} redirected too many times")
+        if isinstance(exc, httpx.DecodingError):
+            return WesProtocolError(f"WES server at {host} sent a body that could not be decoded")
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return WesProtocolError(f"WES server at {host} redirected to a URL that is not http or https")
+        return WesUnreachable(f"the request to the WES server at {host} failed ({type(exc).__name__})")
+
+    def _http_error(self, call: _Call, status: int, reason: str, body: _Body) -> WesHTTPError:
+        """The error for an error status (or an error sent with 200, then ``status`` is the body's)."""
+        raw = _server_message(body)
+        server = _clip(self._redact(_single_line(raw))) if raw else None
+        reason = reason or httpx.codes.get_reason_phrase(status)
+        # The server's own words, when they say more than the reason phrase.
+        said = server if server and server.lower() != reason.lower() else None
+        host = self._host
+        run = _shown(call.run_id) if call.run_id is not None else None
+        kwargs: dict[str, Any] = {"status_code": status, "server_message": server}
+
+        if status == 401:
+            if self._credential_var is None:
+                message = ("WES rejected the request (401): no credentials are configured: "
+                           "set WES_AUTH or WES_TOKEN")
+            else:
+                message = f"WES rejected the credentials (401): check {self._credential_var}"
+                if self._credential_var == "WES_TOKEN":
+                    message += " (tokens expire)"
+            if said:
+                message += f". The server said: {said}"
+            return WesAuthError(self._redact(message), **kwargs)
+        if status == 403:
+            if call.kind == "cancel":
+                message = f"WES refused to cancel run {run} (403)"
+            else:
+                message = "WES refused access (403)"
+            if said:
+                message += f": {said}"
+            return WesAuthError(self._redact(message), **kwargs)
+        if status == 404 and call.kind == "task":
+            return NotFound(self._redact(f"task {_shown(call.task_id or '')} of run {run} not found"),
+                            what="task", run_id=call.run_id, task_id=call.task_id, **kwargs)
+        if status == 404 and run is not None:
+            return NotFound(self._redact(f"run {run} not found on the WES server at {host}"),
+                            what="run", run_id=call.run_id, **kwargs)
+        if status == 400 and call.kind in ("status", "run") and run is not None:
+            # sapporo answers 400 for run ids that are not UUIDs.
+            message = f"run {run} not found on the WES server at {host} (400"
+            message += f": {said})" if said else ")"
+            return NotFound(self._redact(message), what="run", run_id=call.run_id, **kwargs)
+        if status == 404:
+            return WesHTTPError(self._redact(
+                f"WES server at {host} answered 404 for {call.label}: check that WES_URL is the base URL "
+                "of the WES API (for example https://host/ga4gh/wes/v1)"), **kwargs)
+        if body.html and not server:
+            return WesHTTPError(
+                f"WES server at {host} answered {status} with an HTML page (a proxy in front of it?)",
+                **kwargs)
+        shown = server or reason
+        message = f"WES server at {host} answered {status}" + (f": {shown}" if shown else "")
+        return WesHTTPError(self._redact(message), **kwargs)
+
+    def _same_origin(self, url: str) -> bool:
+        try:
+            other = httpx.URL(url)
+        except httpx.InvalidURL:
+            return False
+        base = self._base
+        same = (other.scheme, other.host, other.port) == (base.scheme, base.host, base.port)
+        return same and not other.userinfo
+
+
+def _paging(page_size: int | None, page_token: str | None) -> dict[str, str] | None:
+    params: dict[str, str] = {}
+    if page_size is not None:
+        params["page_size"] = str(page_size)
+    if page_token is not None:
+        params["page_token"] = page_token
+    return params or None
+
+
+def _shown_path(url: str) -> str:
+    path = httpx.URL(url).raw_path.split(b"?", 1)[0].decode("ascii", "replace")
+    return _clip(path, 100)
+
+
+_REASONS = (
+    ("refused", "connection refused"),
+    ("name or service not known", "host name not found"),
+    ("nodename nor servname", "host name not found"),
+    ("name resolution", "host name not found"),
+    ("no address associated", "host name not found"),
+    ("getaddrinfo", "host name not found"),
+    ("certificate", "TLS certificate not trusted"),
+    ("ssl", "TLS handshake failed"),
+    ("tls", "TLS handshake failed"),
+    ("network is unreachable", "network unreachable"),
+    ("no route to host", "no route to host"),
+    ("reset", "connection reset"),
+    ("broken pipe", "connection reset"),
+    ("disconnected", "the server closed the connection"),
+    ("timed out", "timed out"),
+)
+
+
+def _reason(exc: httpx.HTTPError) -> str:
+    """A short, fixed reason for a connection failure (never the raw exception text)."""
+    text = str(exc).lower()
+    for needle, reason in _REASONS:
+        if needle in text:
+            return reason
+    if isinstance(exc, httpx.ProxyError):
+        return "proxy error"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the server broke the HTTP protocol"
+    return "connection failed"

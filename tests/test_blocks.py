@@ -1,0 +1,159 @@
+"""Block Kit rendering: hostile text from WES pings no one, and every message fits Slack's limits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wesbot.commands import parse
+from wesbot.core import (
+    DetailsResult,
+    ErrorResult,
+    HelpResult,
+    NextPage,
+    Result,
+    RunsResult,
+    StatusResult,
+    TaskResult,
+    TasksResult,
+)
+from wesbot.slack.blocks import ACTION_PAGE, ACTION_SHARE, check_limits, code, code_block, escape, render
+from wesbot.wes.models import Log, RunLog, RunRequest, RunState, RunStatus, RunSummary
+
+HOSTILE = "<!channel> <!here> <@U123> <http://evil.example|click> @channel @here ```break``` `tick` &amp;"
+
+
+def all_text(message: dict[str, object]) -> str:
+    return json.dumps(message, ensure_ascii=False)
+
+
+def rendered_mrkdwn(message: dict[str, object]) -> str:
+    """Every string Slack parses as mrkdwn: the fallback and mrkdwn text objects (not button values)."""
+    found = [str(message["text"])]
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "mrkdwn":
+                found.append(str(node["text"]))
+            for key, value in node.items():
+                if key != "value":
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(message["blocks"])
+    return "\n".join(found)
+
+
+def assert_inert(message: dict[str, object]) -> None:
+    text = rendered_mrkdwn(message)
+    for bad in ("<!channel>", "<!here>", "<@U123>", "<http://evil.example|click>"):
+        assert bad not in text, bad
+    assert "@channel" not in text and "@here" not in text
+    assert check_limits(message) == []  # type: ignore[arg-type]
+
+
+def test_escape_neutralises_mentions_and_links() -> None:
+    out = escape(HOSTILE)
+    assert "<" not in out and ">" not in out
+    assert "&lt;!channel&gt;" in out
+    assert "@\u200bchannel" in out
+    assert "&amp;amp;" in out  # an existing entity stays visible as text
+
+
+def test_code_spans_cannot_be_closed_by_wes_text() -> None:
+    span = code("a`b``c\nd")
+    assert span.startswith("`") and span.endswith("`") and span.count("`") == 2
+    block = code_block("x```y", 100)
+    assert block.startswith("```") and block.endswith("```") and block.count("```") == 2
+
+
+def hostile_log(i: int = 0) -> Log:
+    return Log(
+        name=HOSTILE + str(i), id=f"t{i}<!channel>", cmd=[HOSTILE] * 50, stdout="http://logs/x?a=1&b=<2>",
+        stderr="line\n" * 5000 + HOSTILE, exit_code=1, start_time="2026-01-01T00:00:00Z",
+        end_time="2026-01-01T01:02:03Z", system_logs=[HOSTILE] * 100,
+    )
+
+
+def results() -> list[Result]:
+    huge = {f"param{i}<!channel>": "v" * 500 for i in range(200)}
+    runs = [
+        RunSummary(run_id=f"run-{i}-" + "x" * 200, state=RunState.RUNNING, start_time="2026-01-01T00:00:00Z",
+                   tags={HOSTILE: HOSTILE * 3}) for i in range(25)
+    ]
+    run = RunLog(
+        run_id="r1<!channel>",
+        state=RunState.COMPLETE,
+        request=RunRequest(workflow_url="https://x/wf.cwl?a=<b>|c", workflow_type="CWL", workflow_type_version="v1.0",
+                           workflow_params=huge, tags={HOSTILE: HOSTILE}),
+        run_log=hostile_log(),
+        outputs=huge,
+        task_logs=[hostile_log(i) for i in range(3)],
+    )
+    return [
+        HelpResult(command=parse("help")),
+        ErrorResult(command=None, message=HOSTILE, usage="Usage: /wes status RUN_ID", kind="usage"),
+        RunsResult(command=parse("runs failed"), runs=runs, next_page=NextPage(page_token="t" * 100, skip=3)),
+        RunsResult(command=parse("runs"), runs=[]),
+        StatusResult(command=parse("status r1"), status=RunStatus(run_id=HOSTILE, state="DELETED<!channel>")),
+        DetailsResult(command=parse("details r1"), run=run, task_count=3),
+        TasksResult(command=parse("tasks r1"), run_id="r1", tasks=[hostile_log(i) for i in range(25)],
+                    next_page=NextPage(page_token="p2"), source="inline"),
+        TaskResult(command=parse("task r1 t1"), run_id="r1", task=hostile_log()),
+    ]
+
+
+@pytest.mark.parametrize("result", results(), ids=lambda r: type(r).__name__)
+def test_every_reply_is_inert_and_within_limits(result: Result) -> None:
+    message = render(result, host="wes.example.org")
+    assert message["text"]
+    assert_inert(message)
+
+
+def test_complete_with_nonzero_exit_is_flagged() -> None:
+    run = RunLog(run_id="r", state=RunState.COMPLETE, run_log=Log(exit_code=1))
+    text = all_text(render(DetailsResult(command=parse("details r"), run=run), host="h"))
+    assert "COMPLETE (exit 1)" in text and "non-zero exit code" in text
+
+
+def test_unknown_and_null_states_are_shown_raw() -> None:
+    text = all_text(render(StatusResult(command=parse("status r"), status=RunStatus(run_id="r", state="DELETED")),
+                           host="h"))
+    assert "DELETED" in text
+    text = all_text(render(StatusResult(command=parse("status r"), status=RunStatus(run_id="r", state=None)),
+                           host="h"))
+    assert "(no state)" in text
+
+
+def test_next_page_and_share_buttons_carry_command_text() -> None:
+    result = RunsResult(command=parse("runs failed"), runs=[], next_page=NextPage(page_token="tok/1", skip=4))
+    message = render(result, host="h")
+    buttons = [e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    by_action = {b["action_id"]: b["value"] for b in buttons}
+    assert parse(by_action[ACTION_PAGE]).page_token == "tok/1"
+    assert parse(by_action[ACTION_PAGE]).skip == 4
+    assert parse(by_action[ACTION_SHARE]).state_filter is not None
+
+
+def test_page_token_too_long_for_a_button_drops_the_button_not_the_reply() -> None:
+    result = RunsResult(command=parse("runs"), runs=[], next_page=NextPage(page_token="t" * 3000))
+    message = render(result, host="h")
+    assert check_limits(message) == []
+    assert ACTION_PAGE not in all_text(message)
+
+
+def test_shared_reply_names_who_shared_and_has_no_share_button() -> None:
+    result = StatusResult(command=parse("status r --share"), status=RunStatus(run_id="r", state=RunState.RUNNING))
+    message = render(result, host="h", shared_by="U42")
+    text = all_text(message)
+    assert "<@U42>" in text and ACTION_SHARE not in text
+
+
+def test_inline_stderr_shows_the_tail_without_ansi() -> None:
+    stderr = "".join(f"\x1b[1;30mline {i}\x1b[0m\n" for i in range(100))
+    run = RunLog(run_id="r", state=RunState.EXECUTOR_ERROR, run_log=Log(stderr=stderr, exit_code=1))
+    text = all_text(render(DetailsResult(command=parse("details r"), run=run), host="h"))
+    assert "line 99" in text and "line 80" not in text and "\\u001b" not in text
