@@ -103,11 +103,11 @@ def _details(result: DetailsResult) -> list[str]:
     lines = [
         f"run:        {_clean(run.run_id)}",
         f"state:      {_clean(state_with_exit(run.state, log.exit_code))}",
-        f"workflow:   {_clean(req.workflow_url or '-')}",
-        f"type:       {_clean(' '.join(x for x in (req.workflow_type, req.workflow_type_version) if x) or '-')}",
+        f"workflow:   {_clean(req.workflow_url or '—')}",
+        f"type:       {_clean(' '.join(x for x in (req.workflow_type, req.workflow_type_version) if x) or '—')}",
         f"started:    {show_time(log.start_time)}",
         f"ended:      {show_time(log.end_time)}",
-        f"duration:   {duration(log.start_time, log.end_time) or '-'}",
+        f"duration:   {duration(log.start_time, log.end_time) or '—'}",
         f"tasks:      {count}",
     ]
     if req.tags:
@@ -115,7 +115,7 @@ def _details(result: DetailsResult) -> list[str]:
     if req.workflow_params not in (None, {}, ""):
         params, _ = compact_json(req.workflow_params, 4000)
         lines += ["parameters:", *("  " + _clean(line) for line in params.splitlines())]
-    if log.cmd:
+    if " ".join(log.cmd).strip():
         lines.append("command:    " + _clean(" ".join(log.cmd)))
     lines += _log("stdout", log.stdout) + _log("stderr", log.stderr)
     if run.outputs not in (None, {}, []):
@@ -127,12 +127,12 @@ def _details(result: DetailsResult) -> list[str]:
 def _task(task: Log) -> list[str]:
     lines = [
         f"task:       {_clean(task.name or '(unnamed)')}",
-        f"id:         {_clean(task.id or '-')}",
+        f"id:         {_clean(task.id or '—')}",
         f"state:      {task_state(task)}",
         f"started:    {show_time(task.start_time)}",
         f"ended:      {show_time(task.end_time)}",
     ]
-    if task.cmd:
+    if " ".join(task.cmd).strip():
         lines.append("command:    " + _clean(" ".join(task.cmd)))
     if task.tes_uri:
         lines.append("tes:        " + _clean(task.tes_uri))

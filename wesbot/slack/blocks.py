@@ -302,7 +302,7 @@ def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message
         params, cut = compact_json(request.workflow_params, 1500)
         note = " (shortened)" if cut else ""
         blocks.append(section(f"*Parameters*{note}:\n{code_block(params, 2000)}"))
-    if log.cmd:
+    if " ".join(log.cmd).strip():
         blocks.append(section(f"*Command:*\n{code_block(' '.join(log.cmd), 1000)}"))
     blocks += _log_field("stdout", log.stdout)
     blocks += _log_field("stderr", log.stderr)
@@ -361,7 +361,7 @@ def _task(result: TaskResult, host: str, shared_by: str | None) -> Message:
     if task.tes_uri:
         pairs.append(("TES task", link(task.tes_uri, "open") if is_url(task.tes_uri) else code(task.tes_uri)))
     blocks = [section(f"Task {code(name, 120)} of run {code(result.run_id, 120)}"), fields_section(pairs)]
-    if task.cmd:
+    if " ".join(task.cmd).strip():
         blocks.append(section(f"*Command:*\n{code_block(' '.join(task.cmd), 1000)}"))
     blocks += _log_field("stdout", task.stdout)
     blocks += _log_field("stderr", task.stderr)

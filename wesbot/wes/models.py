@@ -426,7 +426,7 @@ def parse_run_status(data: object, *, run_id: str | None = None) -> RunStatus:
 def parse_run_log(data: object, *, base_url: str | None = None, run_id: str | None = None) -> RunLog:
     """GET /runs/{id}. Relative log URLs and ``task_logs_url`` are resolved against ``base_url``."""
     obj = _require_object(data)
-    task_logs_url = _opt_str(obj.get("task_logs_url"))
+    task_logs_url = _text(obj.get("task_logs_url"))
     return RunLog(
         run_id=_run_id_of(obj, run_id),
         state=parse_state(obj.get("state")),

@@ -1,0 +1,723 @@
+"""A fake Slack: Web API, response_url sink and Socket Mode server, all on loopback.
+
+::
+
+    with FakeSlack() as slack:
+        client = WebClient(token=BOT_TOKEN, base_url=slack.api_url)
+        client.chat_postMessage(channel="C123", text="hi")
+        assert slack.calls_to("chat.postMessage")[0]["args"]["text"] == "hi"
+
+        socket_client = SocketModeClient(app_token=APP_TOKEN, web_client=client)
+        socket_client.connect()               # apps.connections.open -> ws://127.0.0.1:PORT/link
+        slack.wait_connected()
+        envelope_id = slack.send_envelope("slash_commands", slash_command_payload("status r1"))
+        ack = slack.wait_for_ack(envelope_id)
+        socket_client.close()                 # close the client before the fake
+
+The Web API answers ``POST {api_url}{method}`` with JSON or form bodies (as slack_sdk sends them).
+Errors are injected per method with ``fail_next``, ``rate_limit_next`` and ``status_next``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, TypedDict, TypeVar
+from urllib.parse import urlencode
+
+from slack_sdk.signature import SignatureVerifier
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.sync.server import Server, ServerConnection, serve
+
+from .fake_wes import HttpRequest, LoopbackHTTPServer, Reply, json_reply, parse_form, reply
+
+__all__ = [
+    "APP_ID",
+    "APP_TOKEN",
+    "BOT_TOKEN",
+    "SIGNING_SECRET",
+    "TEAM_ID",
+    "FakeSlack",
+    "SlackCall",
+    "block_actions_payload",
+    "events_api_payload",
+    "form_body",
+    "signed_request_headers",
+    "slash_command_payload",
+]
+
+BOT_TOKEN = "xoxb-test"
+APP_TOKEN = "xapp-1-test"
+SIGNING_SECRET = "test-signing-secret"
+TEAM_ID = "T0001"
+APP_ID = "A0001"
+UNREACHABLE_RESPONSE_URL = "http://127.0.0.1:9/respond/unused"  # loopback, refused at once
+
+_JSON_FIELDS = ("blocks", "attachments", "metadata")
+T = TypeVar("T")
+
+
+class SlackCall(TypedDict):
+    """One Web API call the fake received."""
+
+    method: str
+    args: dict[str, Any]  # query, form and JSON fields merged; blocks/attachments decoded from JSON
+    token: str | None  # from "Authorization: Bearer ...", else the "token" field
+    status: int  # the HTTP status served
+    response: Any  # the JSON body served (None when it was not JSON)
+
+
+class FakeSlack:
+    """Fake Slack Web API (``api_url``), response_url sink (``response_url(name)``) and Socket Mode.
+
+    Token check: ``bot_token`` is required on every method but ``apps.connections.open``, which needs
+    ``app_token``; None accepts any token. A wrong token gets ``invalid_auth``, none ``not_authed``.
+    Data the methods serve can be edited: ``channels``, ``users`` (id -> dict), ``usergroups``
+    (id -> user ids); ``messages`` (ts -> message dict with "channel") holds what was posted.
+    """
+
+    def __init__(
+        self,
+        *,
+        bot_token: str | None = BOT_TOKEN,
+        app_token: str | None = APP_TOKEN,
+        team_id: str = TEAM_ID,
+        team: str = "Fake Team",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        app_id: str = APP_ID,
+        send_hello: bool = True,
+    ) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.team_id = team_id
+        self.team = team
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.app_id = app_id
+        self.send_hello = send_hello
+
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.users: dict[str, dict[str, Any]] = {}
+        self.usergroups: dict[str, list[str]] = {}
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.connections_opened = 0
+
+        self._cond = threading.Condition(threading.RLock())
+        self._calls: list[SlackCall] = []
+        self._responses: list[tuple[str, Any]] = []
+        self._acks: list[dict[str, Any]] = []
+        self._ws_received: list[Any] = []
+        self._ws_sent: list[dict[str, Any]] = []
+        self._connections: list[ServerConnection] = []
+        self._injected: dict[str, deque[Reply]] = {}
+        self._ts_counter = 0
+        self._ts_base = int(time.time())
+
+        self._http = LoopbackHTTPServer(self._serve)
+        self._ws_server: Server | None = None
+        self._ws_thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def __enter__(self) -> FakeSlack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._http.start()
+        if self._ws_server is None:
+            self._ws_server = serve(
+                self._ws_handler,
+                "127.0.0.1",
+                0,
+                process_request=self._ws_process_request,
+                compression=None,
+                close_timeout=1,
+                ping_interval=None,
+            )
+            self._ws_thread = threading.Thread(
+                target=self._ws_server.serve_forever, daemon=True, name="fake-slack-socket-mode"
+            )
+            self._ws_thread.start()
+
+    def stop(self) -> None:
+        """Close Socket Mode connections (close code 1001), then stop both servers.
+
+        Close a SocketModeClient first: one still connected would try to reconnect.
+        """
+        server, thread = self._ws_server, self._ws_thread
+        if server is not None and thread is not None:
+            server.shutdown()
+            thread.join()
+            self._ws_server = self._ws_thread = None
+        self._http.stop()
+
+    @property
+    def root_url(self) -> str:
+        return self._http.root_url
+
+    @property
+    def api_url(self) -> str:
+        """``http://127.0.0.1:PORT/api/``: the ``base_url`` for slack_sdk's WebClient."""
+        return self.root_url + "/api/"
+
+    @property
+    def ws_port(self) -> int:
+        if self._ws_server is None:
+            raise RuntimeError("the fake Slack is not started")
+        return int(self._ws_server.socket.getsockname()[1])
+
+    @property
+    def ws_url(self) -> str:
+        """What apps.connections.open answers: ``ws://127.0.0.1:WSPORT/link``."""
+        return f"ws://127.0.0.1:{self.ws_port}/link"
+
+    def response_url(self, name: str = "default") -> str:
+        """A response_url whose POSTs are recorded in ``responses`` as (name, json)."""
+        return f"{self.root_url}/respond/{name}"
+
+    # -- records and waiting ---------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[SlackCall]:
+        with self._cond:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[SlackCall]:
+        return [call for call in self.calls if call["method"] == method]
+
+    @property
+    def responses(self) -> list[tuple[str, Any]]:
+        """(name, body) of every POST to a response_url; body is the decoded JSON (or the text)."""
+        with self._cond:
+            return list(self._responses)
+
+    def responses_to(self, name: str) -> list[Any]:
+        return [body for response_name, body in self.responses if response_name == name]
+
+    @property
+    def acks(self) -> list[dict[str, Any]]:
+        """Socket Mode acknowledgements received: ``{"envelope_id", "payload"?}``."""
+        with self._cond:
+            return list(self._acks)
+
+    @property
+    def ws_received(self) -> list[Any]:
+        """Every Socket Mode message received from clients (decoded JSON, or the raw text)."""
+        with self._cond:
+            return list(self._ws_received)
+
+    @property
+    def ws_sent(self) -> list[dict[str, Any]]:
+        """Every Socket Mode message sent to clients (hello, envelopes, disconnects)."""
+        with self._cond:
+            return list(self._ws_sent)
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float = 3.0, what: str = "the condition") -> T:
+        """Wait until ``predicate()`` is truthy (re-checked on every recorded event); return its value.
+
+        Raises AssertionError after ``timeout`` seconds.
+        """
+        with self._cond:
+            result = self._cond.wait_for(predicate, timeout)
+        if not result:
+            raise AssertionError(f"FakeSlack: timed out after {timeout}s waiting for {what}")
+        return result
+
+    def wait_for_call(self, method: str, *, count: int = 1, timeout: float = 3.0) -> SlackCall:
+        """The ``count``-th call to ``method``, waiting for it."""
+        calls = self.wait_for(
+            lambda: (found if len(found := self.calls_to(method)) >= count else None),
+            timeout,
+            f"{count} call(s) to {method} (calls so far: {[call['method'] for call in self.calls]})",
+        )
+        return calls[count - 1]
+
+    def wait_for_response(self, name: str | None = None, *, count: int = 1, timeout: float = 3.0) -> Any:
+        """The body of the ``count``-th POST to response_url ``name`` (any name when None)."""
+
+        def matching() -> list[Any] | None:
+            bodies = [body for key, body in self.responses if name is None or key == name]
+            return bodies if len(bodies) >= count else None
+
+        return self.wait_for(matching, timeout, f"{count} POST(s) to response_url {name or '(any)'}")[count - 1]
+
+    def wait_for_ack(self, envelope_id: str, timeout: float = 3.0) -> dict[str, Any]:
+        """The acknowledgement of envelope ``envelope_id`` (``{"envelope_id", "payload"?}``)."""
+
+        def find() -> dict[str, Any] | None:
+            return next((ack for ack in self.acks if ack.get("envelope_id") == envelope_id), None)
+
+        return self.wait_for(find, timeout, f"the ack of envelope {envelope_id}")
+
+    def wait_connected(self, timeout: float = 3.0) -> None:
+        """Wait until a Socket Mode client is connected (and has been sent hello)."""
+        self.wait_for(lambda: bool(self._open_connections()), timeout, "a Socket Mode connection")
+
+    def wait_disconnected(self, timeout: float = 3.0) -> None:
+        self.wait_for(lambda: not self._open_connections(), timeout, "no Socket Mode connection")
+
+    # -- error injection -------------------------------------------------------------------------
+
+    def inject(self, method: str, answer: Reply, count: int = 1) -> None:
+        """Serve ``answer`` to the next ``count`` calls to ``method`` (``"respond/NAME"`` for a
+        response_url)."""
+        with self._cond:
+            self._injected.setdefault(method, deque()).extend([answer] * count)
+
+    def fail_next(self, method: str, error: str = "not_in_channel", count: int = 1) -> None:
+        """The next call(s) to ``method`` answer ``{"ok": false, "error": error}`` (HTTP 200)."""
+        self.inject(method, json_reply(200, {"ok": False, "error": error}), count)
+
+    def rate_limit_next(self, method: str, retry_after: int = 1, count: int = 1) -> None:
+        """The next call(s) to ``method`` answer HTTP 429 with ``Retry-After``."""
+        answer = Reply(
+            status=429,
+            body=json.dumps({"ok": False, "error": "ratelimited"}).encode(),
+            content_type="application/json",
+            headers={"Retry-After": str(retry_after)},
+        )
+        self.inject(method, answer, count)
+
+    def status_next(self, method: str, status: int = 500, body: Any = "", count: int = 1) -> None:
+        """The next call(s) to ``method`` answer HTTP ``status`` with ``body`` (text by default)."""
+        content_type = None if not isinstance(body, str | bytes) else "text/plain; charset=utf-8"
+        self.inject(method, reply(status, body, content_type), count)
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    def _serve(self, request: HttpRequest) -> Reply:
+        route = request.route
+        if route.startswith("/api/"):
+            return self._serve_api(request, route[len("/api/"):])
+        if route.startswith("/respond/"):
+            return self._serve_response_url(request, route[len("/respond/"):])
+        return reply(404, "Not Found", "text/plain")
+
+    def _take_injected(self, key: str) -> Reply | None:
+        with self._cond:
+            queue = self._injected.get(key)
+            return queue.popleft() if queue else None
+
+    def _serve_api(self, request: HttpRequest, method: str) -> Reply:
+        args: dict[str, Any] = {key: values[-1] for key, values in request.query.items()}
+        args.update(parse_form(request))
+        for key in _JSON_FIELDS:
+            value = args.get(key)
+            if isinstance(value, str) and value[:1] in "[{":
+                try:
+                    args[key] = json.loads(value)
+                except ValueError:
+                    pass
+        authorization = request.header("Authorization") or ""
+        token = authorization[len("Bearer "):].strip() if authorization.startswith("Bearer ") else None
+        if token is None and isinstance(args.get("token"), str):
+            token = args["token"]
+
+        answer = self._take_injected(method)
+        if answer is None:
+            with self._cond:
+                body = self._check_token(method, token) or self._api(method, args)
+            answer = json_reply(200, body)
+        try:
+            served = json.loads(answer.body) if answer.body else None
+        except ValueError:
+            served = None
+        with self._cond:
+            self._calls.append(
+                SlackCall(method=method, args=args, token=token, status=answer.status, response=served)
+            )
+            self._cond.notify_all()
+        return answer
+
+    def _check_token(self, method: str, token: str | None) -> dict[str, Any] | None:
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if expected is None:
+            return None
+        if not token:
+            return {"ok": False, "error": "not_authed"}
+        if token != expected:
+            return {"ok": False, "error": "invalid_auth"}
+        return None
+
+    def _serve_response_url(self, request: HttpRequest, name: str) -> Reply:
+        text = request.body.decode("utf-8", "replace")
+        try:
+            body: Any = json.loads(text)
+        except ValueError:
+            body = text
+        answer = self._take_injected(f"respond/{name}") or reply(200, "ok", "text/html")
+        with self._cond:
+            self._responses.append((name, body))
+            self._cond.notify_all()
+        return answer
+
+    # -- Web API methods (called with the lock held) ---------------------------------------------
+
+    def _api(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._post_message,
+            "chat.postEphemeral": self._post_ephemeral,
+            "chat.update": self._update,
+            "chat.delete": self._delete,
+            "conversations.info": self._conversations_info,
+            "users.info": self._users_info,
+            "usergroups.users.list": self._usergroup_users,
+            "apps.connections.open": lambda args: {"ok": True, "url": self.ws_url},
+        }
+        handler = handlers.get(method)
+        if handler is None:
+            return {"ok": False, "error": "unknown_method"}
+        return handler(args)
+
+    def _next_ts(self) -> str:
+        self._ts_counter += 1
+        return f"{self._ts_base}.{self._ts_counter:06d}"
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://fake-team.slack.com/",
+            "team": self.team,
+            "user": "wesbot",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _message(self, args: dict[str, Any], ts: str) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "type": "message",
+            "text": args.get("text", ""),
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "team": self.team_id,
+            "ts": ts,
+        }
+        for key in ("blocks", "attachments", "thread_ts", "metadata"):
+            if args.get(key) is not None:
+                message[key] = args[key]
+        return message
+
+    def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = args.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if not any(args.get(key) for key in ("text", "blocks", "attachments")):
+            return {"ok": False, "error": "no_text"}
+        ts = self._next_ts()
+        message = self._message(args, ts)
+        self.messages[ts] = {**message, "channel": channel}
+        return {"ok": True, "channel": channel, "ts": ts, "message": message}
+
+    def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not args.get("user"):
+            return {"ok": False, "error": "user_not_found"}
+        if not any(args.get(key) for key in ("text", "blocks", "attachments")):
+            return {"ok": False, "error": "no_text"}
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+        ts, channel = str(args.get("ts") or ""), args.get("channel")
+        stored = self.messages.get(ts)
+        if stored is None or stored["channel"] != channel:
+            return {"ok": False, "error": "message_not_found"}
+        for key in ("text", "blocks", "attachments", "metadata"):
+            if key in args:
+                stored[key] = args[key]
+        message = {key: value for key, value in stored.items() if key != "channel"}
+        return {"ok": True, "channel": channel, "ts": ts, "text": stored.get("text", ""), "message": message}
+
+    def _delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        ts, channel = str(args.get("ts") or ""), args.get("channel")
+        stored = self.messages.get(ts)
+        if stored is None or stored["channel"] != channel:
+            return {"ok": False, "error": "message_not_found"}
+        del self.messages[ts]
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel_id = args.get("channel")
+        if not channel_id:
+            return {"ok": False, "error": "channel_not_found"}
+        channel = self.channels.get(channel_id) or {
+            "id": channel_id,
+            "name": f"channel-{channel_id.lower()}",
+            "is_channel": True,
+            "is_private": False,
+            "is_archived": False,
+            "is_member": True,
+        }
+        return {"ok": True, "channel": channel}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = args.get("user")
+        if not user_id:
+            return {"ok": False, "error": "user_not_found"}
+        user = self.users.get(user_id) or {
+            "id": user_id,
+            "team_id": self.team_id,
+            "name": user_id.lower(),
+            "real_name": f"User {user_id}",
+            "tz": "UTC",
+            "is_bot": False,
+            "deleted": False,
+            "profile": {"display_name": user_id.lower(), "real_name": f"User {user_id}"},
+        }
+        return {"ok": True, "user": user}
+
+    def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
+        group = args.get("usergroup")
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
+
+    # -- Socket Mode -----------------------------------------------------------------------------
+
+    def _ws_process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        # slack_sdk's builtin client asks for "/link?" (an empty query): accept any query.
+        if request.path.split("?")[0] != "/link":
+            return connection.respond(404, "Not Found\n")
+        return None
+
+    def _open_connections(self) -> list[ServerConnection]:
+        with self._cond:
+            return list(self._connections)
+
+    def _ws_send(self, connection: ServerConnection, message: dict[str, Any]) -> None:
+        connection.send(json.dumps(message))
+        with self._cond:
+            self._ws_sent.append(message)
+            self._cond.notify_all()
+
+    def _ws_handler(self, connection: ServerConnection) -> None:
+        try:
+            if self.send_hello:
+                self._ws_send(
+                    connection,
+                    {
+                        "type": "hello",
+                        "num_connections": 1,
+                        "debug_info": {
+                            "host": "applink-fake",
+                            "build_number": 1,
+                            "approximate_connection_time": 18060,
+                        },
+                        "connection_info": {"app_id": self.app_id},
+                    },
+                )
+            with self._cond:
+                self._connections.append(connection)
+                self.connections_opened += 1
+                self._cond.notify_all()
+            for raw in connection:
+                text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+                try:
+                    message: Any = json.loads(text)
+                except ValueError:
+                    message = text
+                with self._cond:
+                    self._ws_received.append(message)
+                    if isinstance(message, dict) and "envelope_id" in message:
+                        self._acks.append(message)
+                    self._cond.notify_all()
+        except ConnectionClosed:
+            pass
+        finally:
+            with self._cond:
+                if connection in self._connections:
+                    self._connections.remove(connection)
+                self._cond.notify_all()
+
+    def _current_connection(self, timeout: float) -> ServerConnection:
+        self.wait_connected(timeout)
+        return self._open_connections()[-1]
+
+    def send_envelope(
+        self,
+        type_: str,
+        payload: dict[str, Any],
+        envelope_id: str | None = None,
+        accepts_response_payload: bool = True,
+        *,
+        timeout: float = 3.0,
+    ) -> str:
+        """Send a Socket Mode envelope to the newest connection (waiting for one); its envelope_id.
+
+        ``type_``: ``"slash_commands"``, ``"interactive"`` or ``"events_api"``.
+        """
+        envelope_id = envelope_id or str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": type_,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+        }
+        self._ws_send(self._current_connection(timeout), envelope)
+        return envelope_id
+
+    def send_raw(self, message: dict[str, Any], *, timeout: float = 3.0) -> None:
+        """Send any JSON message to the newest Socket Mode connection."""
+        self._ws_send(self._current_connection(timeout), message)
+
+    def send_disconnect(self, reason: str = "refresh_requested", *, timeout: float = 3.0) -> None:
+        """Ask the client to reconnect, as Slack does before it rotates a connection."""
+        self.send_raw({"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}},
+                      timeout=timeout)
+
+    def close_connections(self, code: int = 1001, reason: str = "") -> None:
+        """Close every Socket Mode connection (the client may reconnect through apps.connections.open)."""
+        for connection in self._open_connections():
+            connection.close(code, reason)
+
+
+# ---------------------------------------------------------------------------------------------------
+# payloads
+
+
+def slash_command_payload(
+    text: str,
+    *,
+    command: str = "/wes",
+    user_id: str = "U123",
+    user_name: str = "alice",
+    channel_id: str = "C123",
+    channel_name: str = "general",
+    team_id: str = TEAM_ID,
+    team_domain: str = "fake-team",
+    response_url: str = UNREACHABLE_RESPONSE_URL,
+    trigger_id: str | None = None,
+    api_app_id: str = APP_ID,
+    token: str = "verification-token",
+) -> dict[str, str]:
+    """The form fields Slack sends for a slash command (also the payload of a slash_commands envelope)."""
+    return {
+        "token": token,
+        "team_id": team_id,
+        "team_domain": team_domain,
+        "channel_id": channel_id,
+        "channel_name": channel_name,
+        "user_id": user_id,
+        "user_name": user_name,
+        "command": command,
+        "text": text,
+        "api_app_id": api_app_id,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": trigger_id or f"{int(time.time())}.{uuid.uuid4().hex[:12]}",
+    }
+
+
+def block_actions_payload(
+    action_id: str,
+    value: str,
+    *,
+    user_id: str = "U123",
+    user_name: str = "alice",
+    channel_id: str = "C123",
+    channel_name: str = "general",
+    response_url: str = UNREACHABLE_RESPONSE_URL,
+    block_id: str = "actions",
+    message_ts: str = "1700000000.000100",
+    message: dict[str, Any] | None = None,
+    team_id: str = TEAM_ID,
+    api_app_id: str = APP_ID,
+    token: str = "verification-token",
+    trigger_id: str | None = None,
+) -> dict[str, Any]:
+    """An interactive ``block_actions`` payload: one button click with ``action_id`` and ``value``."""
+    action_ts = f"{time.time():.6f}"
+    return {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": token,
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel_id,
+            "is_ephemeral": False,
+        },
+        "trigger_id": trigger_id or f"{int(time.time())}.{uuid.uuid4().hex[:12]}",
+        "team": {"id": team_id, "domain": "fake-team"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "channel": {"id": channel_id, "name": channel_name},
+        "message": message
+        or {"type": "message", "user": "UBOT", "ts": message_ts, "text": "", "bot_id": "BBOT"},
+        "state": {"values": {}},
+        "response_url": response_url,
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": block_id,
+                "text": {"type": "plain_text", "text": action_id, "emoji": True},
+                "value": value,
+                "type": "button",
+                "action_ts": action_ts,
+            }
+        ],
+    }
+
+
+def events_api_payload(
+    event: dict[str, Any],
+    *,
+    team_id: str = TEAM_ID,
+    api_app_id: str = APP_ID,
+    event_id: str | None = None,
+    token: str = "verification-token",
+) -> dict[str, Any]:
+    """An ``event_callback`` body (HTTP) / ``events_api`` envelope payload wrapping ``event``."""
+    return {
+        "token": token,
+        "team_id": team_id,
+        "api_app_id": api_app_id,
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
+        "event_time": int(time.time()),
+        "authorizations": [
+            {"team_id": team_id, "user_id": "UBOT", "is_bot": True, "is_enterprise_install": False}
+        ],
+    }
+
+
+def form_body(payload: Mapping[str, Any]) -> bytes:
+    """The urlencoded HTTP body Slack sends: the fields of a slash command, or, for an interactive
+    payload (one with a "type" and no "command"), ``payload=<json>``."""
+    if "type" in payload and "command" not in payload:
+        return urlencode({"payload": json.dumps(payload)}).encode("utf-8")
+    return urlencode({key: str(value) for key, value in payload.items()}).encode("utf-8")
+
+
+def signed_request_headers(
+    body: bytes,
+    signing_secret: str = SIGNING_SECRET,
+    timestamp: int | None = None,
+    *,
+    content_type: str = "application/x-www-form-urlencoded",
+) -> dict[str, str]:
+    """Headers that make ``body`` pass Bolt's request verification with ``signing_secret``."""
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(signing_secret).generate_signature(timestamp=stamp, body=body)
+    assert signature is not None
+    return {
+        "X-Slack-Signature": signature,
+        "X-Slack-Request-Timestamp": stamp,
+        "Content-Type": content_type,
+    }
