@@ -75,7 +75,7 @@ def _settings(args: argparse.Namespace, **kwargs: bool) -> Settings:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    setup_logging(settings, args.log_level)
+    setup_logging(settings, args.log_level or "warning")
     with wes_client(settings) as wes:
         result = run_text(" ".join(args.text), wes)
         if args.json:
@@ -89,7 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     http_mode = bool(args.http)
     settings = _settings(args, need_slack=True, http_mode=http_mode)
     http_mode = http_mode or not settings.socket_mode
-    setup_logging(settings, args.log_level)
+    setup_logging(settings, args.log_level or "info")
 
     from slack_bolt.error import BoltError
     from slack_sdk.errors import SlackApiError
@@ -136,8 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         "SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode), SLACK_API_URL, WESBOT_DB.",
     )
     parser.add_argument("--version", action="version", version=f"wesbot {__version__}")
-    parser.add_argument("--log-level", default=os.environ.get("WESBOT_LOG_LEVEL", "info"),
-                        choices=["debug", "info", "warning", "error"], help="log verbosity (default: info)")
+    parser.add_argument("--log-level", default=os.environ.get("WESBOT_LOG_LEVEL"),
+                        choices=["debug", "info", "warning", "error"],
+                        help="log verbosity (default: $WESBOT_LOG_LEVEL, else info for serve, warning for ask)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser(
