@@ -71,6 +71,8 @@ MAX_PLAIN_TEXT = 200
 RETRY_STATUSES = frozenset({502, 503, 504})
 # Statuses of the task endpoints that mean "no such endpoint here": fall back to the inline task_logs.
 TASK_FALLBACK_STATUSES = frozenset({400, 404, 405, 501})
+# Shorter secrets are not masked in messages (see WesClient.__init__).
+MIN_MASKED_SECRET = 4
 # How many task pages get_task scans when the server has no /tasks/{task_id}.
 MAX_TASK_SCAN_PAGES = 20
 
@@ -88,11 +90,14 @@ def show_id(value: str, limit: int = SHOWN_INVALID_ID) -> str:
     return f"'{head}{'…' if len(value) > limit else ''}'"
 
 
-def check_id(value: object, kind: str = "run") -> str:
-    """Return ``value`` if it can be sent as a run (or task) id, else raise :class:`InvalidId`."""
+def check_id(value: object, kind: str = "run", *, mask: Callable[[str], str] | None = None) -> str:
+    """Return ``value`` if it can be sent as a run (or task) id, else raise :class:`InvalidId`.
+
+    ``mask`` hides secrets in the id as it is shown in the message (someone may paste a token).
+    """
     if not isinstance(value, str):
-        raise InvalidId(f"{value!r:.40} is not a valid {kind} id: it is not text")
-    shown = show_id(value)
+        raise InvalidId(f"{type(value).__name__} is not a valid {kind} id: it is not text")
+    shown = show_id(mask(value) if mask else value)
     if not value:
         raise InvalidId(f"{shown} is not a valid {kind} id: it is empty")
     if len(value) > MAX_ID_LENGTH:
@@ -301,11 +306,14 @@ class WesClient:
         self._backoff = backoff
         self._sleep = sleep
         self._credential_var = "WES_TOKEN" if token is not None else "WES_AUTH" if auth is not None else None
-        secrets = [token] if token is not None else []
-        if auth is not None:
+        secrets = [token] if token else []
+        if auth is not None and auth[1]:
             secrets += [auth[1], f"{auth[0]}:{auth[1]}"]
-        # Longest first, so that "user:password" is masked whole.
-        self._secrets = sorted((secret for secret in secrets if secret), key=len, reverse=True)
+        # Masked in every message: as sent, and as they would appear percent-encoded in a path; longest
+        # first, so that "user:password" is masked whole. Secrets shorter than MIN_MASKED_SECRET are
+        # not masked: masking every "a" in a message would hide the message and protect nothing.
+        secrets += [quote(secret, safe="") for secret in secrets]
+        self._secrets = sorted({s for s in secrets if len(s) >= MIN_MASKED_SECRET}, key=len, reverse=True)
         headers = {"Accept": "application/json", "User-Agent": "wesbot"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -391,8 +399,8 @@ class WesClient:
 
     def get_status(self, run_id: str) -> RunStatus:
         """GET /runs/{run_id}/status."""
-        segment = encode_segment(check_id(run_id))
-        call = _Call("GET", f"/runs/{_shown(segment)}/status", "status", run_id)
+        segment = self._segment(run_id)
+        call = _Call("GET", f"/runs/{self._show(segment)}/status", "status", run_id)
         response = self._send(call, f"{self._root}/runs/{segment}/status")
         data = self._decode(call, response, _RUN_FIELDS)
         try:
@@ -402,8 +410,8 @@ class WesClient:
 
     def get_run(self, run_id: str) -> RunLog:
         """GET /runs/{run_id}; relative URLs in it are resolved against the URL of the answer."""
-        segment = encode_segment(check_id(run_id))
-        call = _Call("GET", f"/runs/{_shown(segment)}", "run", run_id)
+        segment = self._segment(run_id)
+        call = _Call("GET", f"/runs/{self._show(segment)}", "run", run_id)
         response = self._send(call, f"{self._root}/runs/{segment}")
         data = self._decode(call, response, _RUN_FIELDS)
         try:
@@ -421,9 +429,9 @@ class WesClient:
         :meth:`get_run` when not given, which raises :class:`NotFound` for a run that does not exist),
         as one page with ``source="inline"``.
         """
-        segment = encode_segment(check_id(run_id))
+        segment = self._segment(run_id)
         url = f"{self._root}/runs/{segment}/tasks"
-        call = _Call("GET", f"/runs/{_shown(segment)}/tasks", "tasks", run_id)
+        call = _Call("GET", f"/runs/{self._show(segment)}/tasks", "tasks", run_id)
         if run is not None and run.task_logs_url:
             if self._same_origin(run.task_logs_url):
                 url = run.task_logs_url
@@ -432,11 +440,12 @@ class WesClient:
                 logger.debug("not following a task_logs_url on another origin than %s", self._host)
         try:
             response = self._send(call, url, params=_paging(page_size, page_token))
-            data = self._decode(call, response, _TASK_LIST_FIELDS)
+            data = self._decode(call, response, _TASK_LIST_FIELDS, allow_empty=True)
         except WesHTTPError as exc:
             if exc.status_code not in TASK_FALLBACK_STATUSES:
                 raise
-            logger.debug("%s answered %d; using the inline task_logs", call.label, exc.status_code)
+            logger.debug("%s answered %d; using the inline task_logs", self._redact(call.label),
+                         exc.status_code)
             return self._inline_tasks(run_id, run)
         try:
             page = parse_task_page(data, run_id=run_id, base_url=str(response.url))
@@ -448,16 +457,17 @@ class WesClient:
 
     def get_task(self, run_id: str, task_id: str) -> TaskLog:
         """GET /runs/{run_id}/tasks/{task_id}; without that endpoint, scan the task list for it."""
-        run_segment = encode_segment(check_id(run_id))
-        task_segment = encode_segment(check_id(task_id, "task"))
-        call = _Call("GET", f"/runs/{_shown(run_segment)}/tasks/{_shown(task_segment)}", "task", run_id, task_id)
+        run_segment = self._segment(run_id)
+        task_segment = self._segment(task_id, "task")
+        path = f"/runs/{self._show(run_segment)}/tasks/{self._show(task_segment)}"
+        call = _Call("GET", path, "task", run_id, task_id)
         try:
             response = self._send(call, f"{self._root}/runs/{run_segment}/tasks/{task_segment}")
             data = self._decode(call, response, _TASK_FIELDS)
         except WesHTTPError as exc:
             if exc.status_code not in TASK_FALLBACK_STATUSES:
                 raise
-            logger.debug("%s answered %d; scanning the task list", call.label, exc.status_code)
+            logger.debug("%s answered %d; scanning the task list", self._redact(call.label), exc.status_code)
             return self._find_task(run_id, task_id)
         if not isinstance(data, dict):
             raise self._protocol(call, f"{describe_json(data)} instead of a JSON object")
@@ -468,8 +478,8 @@ class WesClient:
 
         A 200 does not mean the run was canceled (some servers ignore cancels): poll its status.
         """
-        segment = encode_segment(check_id(run_id))
-        call = _Call("POST", f"/runs/{_shown(segment)}/cancel", "cancel", run_id)
+        segment = self._segment(run_id)
+        call = _Call("POST", f"/runs/{self._show(segment)}/cancel", "cancel", run_id)
         response = self._send(call, f"{self._root}/runs/{segment}/cancel")
         data = self._decode(call, response, frozenset({"run_id"}), allow_empty=True)
         if isinstance(data, dict):
@@ -505,7 +515,7 @@ class WesClient:
         if by_name is not None:
             return by_name
         raise NotFound(
-            self._redact(f"task {_shown(task_id)} of run {_shown(run_id)} not found"),
+            f"task {self._show(task_id)} of run {self._show(run_id)} not found",
             what="task", run_id=run_id, task_id=task_id,
         )
 
@@ -514,11 +524,15 @@ class WesClient:
     def _send(self, call: _Call, url: str, *, params: dict[str, str] | None = None) -> httpx.Response:
         """Send one request, retrying idempotent GETs; raise WesUnreachable when there is no answer."""
         attempts = 1 + self._retries if call.method == "GET" else 1
+        target = httpx.URL(url)
+        if params:
+            # Merged by hand: httpx's params= would replace a query the URL already has (task_logs_url).
+            target = target.copy_merge_params(params)
         attempt = 0
         while True:
             started = time.monotonic()
             try:
-                response = self._http.request(call.method, url, params=params)
+                response = self._http.request(call.method, target)
             except httpx.HTTPError as exc:
                 elapsed = (time.monotonic() - started) * 1000
                 logger.debug("%s failed after %.0f ms: %s", self._redact(call.label), elapsed,
@@ -562,6 +576,13 @@ class WesClient:
 
     # ---- errors ---------------------------------------------------------------------------------
 
+    def _segment(self, value: str, kind: str = "run") -> str:
+        return encode_segment(check_id(value, kind, mask=self._redact))
+
+    def _show(self, value: str) -> str:
+        """An id (or encoded id) as shown in messages: secrets masked, then shortened."""
+        return _shown(self._redact(value))
+
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
@@ -595,7 +616,7 @@ class WesClient:
         # The server's own words, when they say more than the reason phrase.
         said = server if server and server.lower() != reason.lower() else None
         host = self._host
-        run = _shown(call.run_id) if call.run_id is not None else None
+        run = self._show(call.run_id) if call.run_id is not None else None
         kwargs: dict[str, Any] = {"status_code": status, "server_message": server}
 
         if status == 401:
@@ -618,7 +639,7 @@ class WesClient:
                 message += f": {said}"
             return WesAuthError(self._redact(message), **kwargs)
         if status == 404 and call.kind == "task":
-            return NotFound(self._redact(f"task {_shown(call.task_id or '')} of run {run} not found"),
+            return NotFound(f"task {self._show(call.task_id or '')} of run {run} not found",
                             what="task", run_id=call.run_id, task_id=call.task_id, **kwargs)
         if status == 404 and run is not None:
             return NotFound(self._redact(f"run {run} not found on the WES server at {host}"),
