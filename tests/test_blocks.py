@@ -138,6 +138,18 @@ def test_next_page_and_share_buttons_carry_command_text() -> None:
     assert parse(by_action[ACTION_SHARE]).state_filter is not None
 
 
+def test_status_buttons_have_unique_action_ids() -> None:
+    message = render(StatusResult(command=parse("status r"), status=RunStatus(run_id="r", state=RunState.RUNNING)),
+                     host="h")
+    assert check_limits(message) == []
+    ids = [e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert ids == ["wes_run:details", "wes_run:tasks", ACTION_SHARE]
+    broken = {"text": "x", "blocks": [{"type": "actions", "elements": [
+        {"type": "button", "action_id": "a", "value": "1", "text": {"type": "plain_text", "text": "A"}},
+        {"type": "button", "action_id": "a", "value": "2", "text": {"type": "plain_text", "text": "B"}}]}]}
+    assert check_limits(broken) != []
+
+
 def test_page_token_too_long_for_a_button_drops_the_button_not_the_reply() -> None:
     result = RunsResult(command=parse("runs"), runs=[], next_page=NextPage(page_token="t" * 3000))
     message = render(result, host="h")

@@ -88,7 +88,7 @@ def test_every_declared_command_has_a_listener() -> None:
 
 
 def test_every_button_action_has_a_listener() -> None:
-    for action in ACTIONS:
+    for action in (*ACTIONS, "wes_run:details", "wes_run:tasks"):
         payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1"},
                    "actions": [{"action_id": action, "block_id": "b", "value": "status r", "type": "button"}]}
         assert _matched(urlencode({"payload": json.dumps(payload)})), action

@@ -228,7 +228,7 @@ class FakeSlack:
         with self._cond:
             return list(self._ws_sent)
 
-    def wait_for(self, predicate: Callable[[], T], timeout: float = 3.0, what: str = "the condition") -> T:
+    def wait_for(self, predicate: Callable[[], T | None], timeout: float = 3.0, what: str = "the condition") -> T:
         """Wait until ``predicate()`` is truthy (re-checked on every recorded event); return its value.
 
         Raises AssertionError after ``timeout`` seconds.
@@ -242,7 +242,7 @@ class FakeSlack:
     def wait_for_call(self, method: str, *, count: int = 1, timeout: float = 3.0) -> SlackCall:
         """The ``count``-th call to ``method``, waiting for it."""
         calls = self.wait_for(
-            lambda: (found if len(found := self.calls_to(method)) >= count else None),
+            lambda: found if len(found := self.calls_to(method)) >= count else None,
             timeout,
             f"{count} call(s) to {method} (calls so far: {[call['method'] for call in self.calls]})",
         )
@@ -304,9 +304,9 @@ class FakeSlack:
     def _serve(self, request: HttpRequest) -> Reply:
         route = request.route
         if route.startswith("/api/"):
-            return self._serve_api(request, route[len("/api/"):])
+            return self._serve_api(request, route[len("/api/") :])
         if route.startswith("/respond/"):
-            return self._serve_response_url(request, route[len("/respond/"):])
+            return self._serve_response_url(request, route[len("/respond/") :])
         return reply(404, "Not Found", "text/plain")
 
     def _take_injected(self, key: str) -> Reply | None:
@@ -325,7 +325,7 @@ class FakeSlack:
                 except ValueError:
                     pass
         authorization = request.header("Authorization") or ""
-        token = authorization[len("Bearer "):].strip() if authorization.startswith("Bearer ") else None
+        token = authorization[len("Bearer ") :].strip() if authorization.startswith("Bearer ") else None
         if token is None and isinstance(args.get("token"), str):
             token = args["token"]
 
@@ -339,9 +339,7 @@ class FakeSlack:
         except ValueError:
             served = None
         with self._cond:
-            self._calls.append(
-                SlackCall(method=method, args=args, token=token, status=answer.status, response=served)
-            )
+            self._calls.append(SlackCall(method=method, args=args, token=token, status=answer.status, response=served))
             self._cond.notify_all()
         return answer
 
@@ -582,8 +580,7 @@ class FakeSlack:
 
     def send_disconnect(self, reason: str = "refresh_requested", *, timeout: float = 3.0) -> None:
         """Ask the client to reconnect, as Slack does before it rotates a connection."""
-        self.send_raw({"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}},
-                      timeout=timeout)
+        self.send_raw({"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}}, timeout=timeout)
 
     def close_connections(self, code: int = 1001, reason: str = "") -> None:
         """Close every Socket Mode connection (the client may reconnect through apps.connections.open)."""
@@ -595,7 +592,8 @@ def close_socket_mode_client(client: Any) -> None:
     """``client.close()`` for slack_sdk's builtin SocketModeClient, minus its wait of up to 1 s.
 
     Its message loop polls ``client.message_queue`` with a 1 s timeout; ``None`` items, which it skips,
-    wake it up so that it sees it is closed. Works as well for ``SocketModeHandler(...).client``.
+    wake it up so that it sees it is closed. It also closes a session that a reconnect racing with
+    close() left open (slack_sdk leaks that socket). Works as well for ``SocketModeHandler(...).client``.
     """
     closer = threading.Thread(target=client.close, name="close-socket-mode-client")
     closer.start()
@@ -604,6 +602,11 @@ def close_socket_mode_client(client: Any) -> None:
         if queue is not None:
             queue.put(None)
         closer.join(0.02)
+    # A reconnect that was in flight during close() (its threads are joined by now) may have installed
+    # a new session after close() disconnected the old one: close that one too.
+    session = getattr(client, "current_session", None)
+    if session is not None and session.is_active():
+        session.close()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -678,8 +681,7 @@ def block_actions_payload(
         "enterprise": None,
         "is_enterprise_install": False,
         "channel": {"id": channel_id, "name": channel_name},
-        "message": message
-        or {"type": "message", "user": "UBOT", "ts": message_ts, "text": "", "bot_id": "BBOT"},
+        "message": message or {"type": "message", "user": "UBOT", "ts": message_ts, "text": "", "bot_id": "BBOT"},
         "state": {"values": {}},
         "response_url": response_url,
         "actions": [
@@ -712,9 +714,7 @@ def events_api_payload(
         "type": "event_callback",
         "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
         "event_time": int(time.time()),
-        "authorizations": [
-            {"team_id": team_id, "user_id": "UBOT", "is_bot": True, "is_enterprise_install": False}
-        ],
+        "authorizations": [{"team_id": team_id, "user_id": "UBOT", "is_bot": True, "is_enterprise_install": False}],
     }
 
 

@@ -77,9 +77,7 @@ STATES: tuple[str, ...] = (
     "CANCELING",
     "PREEMPTED",
 )
-TERMINAL_STATES: frozenset[str] = frozenset(
-    {"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"}
-)
+TERMINAL_STATES: frozenset[str] = frozenset({"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED", "PREEMPTED"})
 DEFAULT_TIME = "2024-01-01T00:00:00Z"
 
 EndTokenStyle = Literal["empty", "null", "missing", "repeat", "empty_page"]
@@ -196,6 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
     # An idle keep-alive connection is closed after this long, so a forgotten client cannot pin a thread.
     timeout = 15
     server: _Server
+    _headers_buffer: list[bytes]
 
     def _handle(self) -> None:
         body = self._read_body()
@@ -214,13 +213,22 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in answer.headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(answer.body)))
-        self.end_headers()
+        # end_headers() would send the head and the body in two writes, and Nagle's algorithm with
+        # delayed ACKs then stalls every answer for 40 ms: send both in one write.
+        buffered = self._headers_buffer
+        buffered.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(answer.body)
+            buffered.append(answer.body)
+        self.wfile.write(b"".join(buffered))
+        self._headers_buffer = []
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _read_body(self) -> bytes:
         if (self.headers.get("Transfer-Encoding") or "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
                 if size == 0:
@@ -310,7 +318,9 @@ class LoopbackHTTPServer:
             return
         self._server = _Server(self._app)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
             name=f"fake-http-{self.port}",
         )
         self._thread.start()
@@ -674,7 +684,7 @@ class FakeWes:
 
     def _relative(self, raw_path: str) -> str:
         if self.base_path and raw_path.startswith(self.base_path):
-            return raw_path[len(self.base_path):] or "/"
+            return raw_path[len(self.base_path) :] or "/"
         return raw_path
 
     def _serve(self, request: HttpRequest) -> Reply:
@@ -683,10 +693,10 @@ class FakeWes:
         route = request.route
         relative: str | None = route
         if self.base_path:
-            relative = route[len(self.base_path):] if route.startswith(self.base_path + "/") else None
+            relative = route[len(self.base_path) :] if route.startswith(self.base_path + "/") else None
         delay = self.delay_seconds + self.delays.get(relative or route, 0.0)
-        if delay > 0:
-            self._stopping.wait(delay)
+        if delay > 0 and self._stopping.wait(delay):
+            return connection_close()  # stop() cut the delay short: answer nothing
         try:
             canned = self._fail_next.popleft()
         except IndexError:
@@ -694,7 +704,7 @@ class FakeWes:
         if canned is not None:
             return canned
         if route.startswith("/files/"):
-            return self._serve_file(request, unquote(route[len("/files/"):]))
+            return self._serve_file(request, unquote(route[len("/files/") :]))
         if relative is None:
             return problem_json(404)
         return self._serve_wes(request, relative)
@@ -732,14 +742,18 @@ class FakeWes:
     def _unauthorized_reply(self) -> Reply:
         answer = self._unauthorized(None)
         return Reply(
-            status=answer.status, body=json.dumps(answer.body).encode(), content_type=answer.content_type,
+            status=answer.status,
+            body=json.dumps(answer.body).encode(),
+            content_type=answer.content_type,
             headers=answer.headers,
         )
 
     def _unauthorized(self, template: str | None) -> _Answer:
         challenge = 'Basic realm="wes"' if isinstance(self.auth, tuple) else 'Bearer realm="wes"'
         return _Answer(
-            401, {"msg": "The request is unauthorized.", "status_code": 401}, template,
+            401,
+            {"msg": "The request is unauthorized.", "status_code": 401},
+            template,
             headers={"WWW-Authenticate": challenge},
         )
 
@@ -769,14 +783,17 @@ class FakeWes:
                 params = {key: unquote(value) for key, value in match.groupdict().items()}
                 break
         if template is None:
-            return problem_json(405, "The method is not allowed for the requested URL.") if path_known \
+            return (
+                problem_json(405, "The method is not allowed for the requested URL.")
+                if path_known
                 else problem_json(404)
+            )
         if not self._authorized(request):
             return self._send(request, self._unauthorized(template))
         override = self._override(request, relative)
         if override is not None:
             return override
-        handler = {
+        handlers: dict[str, Callable[..., _Answer]] = {
             "/service-info": self._service_info,
             "/runs": self._list_runs if request.method == "GET" else self._submit,
             "/runs/{run_id}": self._run_log,
@@ -784,7 +801,8 @@ class FakeWes:
             "/runs/{run_id}/tasks": self._list_tasks,
             "/runs/{run_id}/tasks/{task_id}": self._task,
             "/runs/{run_id}/cancel": self._cancel,
-        }[template]
+        }
+        handler = handlers[template]
         with self._lock:
             answer = handler(request, **params)
         if answer.template is None:
@@ -838,8 +856,9 @@ class FakeWes:
         item: dict[str, Any] = {"run_id": run["run_id"], "state": run.get("state")}
         if not self.summaries:
             return item
-        run_log = run.get("run_log") if isinstance(run.get("run_log"), dict) else {}
-        request = run.get("request") if isinstance(run.get("request"), dict) else {}
+        raw_log, raw_request = run.get("run_log"), run.get("request")
+        run_log: dict[str, Any] = raw_log if isinstance(raw_log, dict) else {}
+        request: dict[str, Any] = raw_request if isinstance(raw_request, dict) else {}
         for key in ("start_time", "end_time"):
             if run_log.get(key) is not None:
                 item[key] = run_log[key]
@@ -865,7 +884,7 @@ class FakeWes:
         self, scope: str, snapshot: Callable[[], list[dict[str, Any]]], query: dict[str, list[str]]
     ) -> tuple[list[dict[str, Any]], Any, bool] | _Answer:
         """(page items, next token or _MISSING, quirky) or a 400 answer."""
-        raw_size = (query.get("page_size") or [None])[0]
+        raw_size: str | None = next(iter(query.get("page_size", [])), None)
         size = self.page_size_default
         if raw_size is not None:
             try:
@@ -887,7 +906,7 @@ class FakeWes:
             items, offset = entry.items, entry.offset
         else:
             items, offset = snapshot(), 0
-        page = items[offset:offset + size]
+        page = items[offset : offset + size]
         if offset + size < len(items):
             return page, self._new_token(scope, items, offset + size), False
         if style == "repeat":
@@ -1000,8 +1019,13 @@ class FakeWes:
         fields = parse_form(request)
         run_id = uuid.uuid4().hex
         run_request: dict[str, Any] = {}
-        for key in ("workflow_url", "workflow_type", "workflow_type_version", "workflow_engine",
-                    "workflow_engine_version"):
+        for key in (
+            "workflow_url",
+            "workflow_type",
+            "workflow_type_version",
+            "workflow_engine",
+            "workflow_engine_version",
+        ):
             if isinstance(fields.get(key), str):
                 run_request[key] = fields[key]
         for key in ("workflow_params", "tags", "workflow_engine_parameters"):

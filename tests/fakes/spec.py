@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 from openapi_schema_validator import OAS30Validator
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
 __all__ = [
@@ -39,9 +39,7 @@ __all__ = [
 SPEC_FILE = "workflow_execution_service-1.1.0.openapi.yaml"
 SERVICE_INFO_FILE = "ga4gh-service-info-1.0.0.yaml"
 #: The remote document that the 1.1.0 ServiceInfo schema refers to; served from the local copy.
-SERVICE_INFO_URL = (
-    "https://raw.githubusercontent.com/ga4gh-discovery/ga4gh-service-info/v1.0.0/service-info.yaml"
-)
+SERVICE_INFO_URL = "https://raw.githubusercontent.com/ga4gh-discovery/ga4gh-service-info/v1.0.0/service-info.yaml"
 
 
 class SpecViolation(AssertionError):
@@ -95,8 +93,8 @@ def _registry() -> Registry[Any]:
         service_info = yaml.safe_load(handle)
     return Registry().with_resources(
         [
-            (path.as_uri(), Resource(contents=load_spec(), specification=DRAFT4)),
-            (SERVICE_INFO_URL, Resource(contents=service_info, specification=DRAFT4)),
+            (path.as_uri(), DRAFT4.create_resource(load_spec())),
+            (SERVICE_INFO_URL, DRAFT4.create_resource(service_info)),
         ]
     )
 
@@ -105,8 +103,11 @@ def _absolute_refs(node: Any, base: str) -> Any:
     """Copy ``node`` with every local ``$ref`` ("#/...") made absolute against ``base``."""
     if isinstance(node, dict):
         return {
-            key: (base + value if key == "$ref" and isinstance(value, str) and value.startswith("#")
-                  else _absolute_refs(value, base))
+            key: (
+                base + value
+                if key == "$ref" and isinstance(value, str) and value.startswith("#")
+                else _absolute_refs(value, base)
+            )
             for key, value in node.items()
         }
     if isinstance(node, list):
@@ -154,10 +155,7 @@ def spec_errors(path_template: str, method: str, status: int, body: Any) -> list
     if validator is None:
         return [f"the spec declares no JSON answer with status {status} for {method.upper()} {path_template}"]
     errors = sorted(validator.iter_errors(body), key=lambda error: list(error.absolute_path))
-    return [
-        f"{'/'.join(str(part) for part in error.absolute_path) or '<root>'}: {error.message}"
-        for error in errors
-    ]
+    return [f"{'/'.join(str(part) for part in error.absolute_path) or '<root>'}: {error.message}" for error in errors]
 
 
 def validate_response(path_template: str, method: str, status: int, body: Any) -> None:

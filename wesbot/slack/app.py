@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -180,7 +181,9 @@ def register(app: App, deps: Deps) -> None:
         return run_action
 
     for action_id in ACTIONS:
-        app.action(action_id)(ack=ack_action, lazy=[make_action_runner(action_id)])
+        # wes_run buttons carry the subcommand in their action_id (wes_run:details); the others are exact.
+        matcher = re.compile(rf"^{re.escape(action_id)}(:[a-z]+)?$")
+        app.action(matcher)(ack=ack_action, lazy=[make_action_runner(action_id)])
 
     @app.error
     def on_error(error: Exception, body: dict[str, Any], respond: Respond | None = None) -> BoltResponse | None:

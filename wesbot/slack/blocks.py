@@ -121,6 +121,12 @@ def button(text: str, action_id: str, value: str, *, style: str | None = None) -
     return element
 
 
+def run_button(text: str, value: str) -> Block | None:
+    """A button that runs the command in ``value``. Its action_id names the subcommand, because
+    Slack requires action_ids to be unique within a block (``wes_run:details``, ``wes_run:tasks``)."""
+    return button(text, f"{ACTION_RUN}:{value.split(' ', 1)[0]}", value)
+
+
 def actions(*elements: Block | None) -> list[Block]:
     kept = [e for e in elements if e is not None][:MAX_ACTION_ELEMENTS]
     return [{"type": "actions", "elements": kept}] if kept else []
@@ -257,8 +263,8 @@ def _status(result: StatusResult, host: str, shared_by: str | None) -> Message:
     blocks = [section(f"Run {code(status.run_id, 120)} is *{state}*")]
     run_id = status.run_id
     blocks += actions(
-        button("Details", ACTION_RUN, f"details {run_id}"),
-        button("Tasks", ACTION_RUN, f"tasks {run_id}"),
+        run_button("Details", f"details {run_id}"),
+        run_button("Tasks", f"tasks {run_id}"),
         _share_button(result.command),
     )
     blocks += _footer(host, shared_by)
@@ -310,8 +316,8 @@ def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message
         outputs, cut = compact_json(run.outputs, 1500)
         blocks.append(section(f"*Outputs*{' (shortened)' if cut else ''}:\n{code_block(outputs, 2000)}"))
     blocks += actions(
-        button("Tasks", ACTION_RUN, f"tasks {run.run_id}"),
-        button("Status", ACTION_RUN, f"status {run.run_id}"),
+        run_button("Tasks", f"tasks {run.run_id}"),
+        run_button("Status", f"status {run.run_id}"),
         _share_button(result.command),
     )
     blocks += _footer(host, shared_by)
@@ -368,7 +374,7 @@ def _task(result: TaskResult, host: str, shared_by: str | None) -> Message:
     if task.system_logs:
         logs, _ = tail_lines("\n".join(task.system_logs), 10, 1500)
         blocks.append(section(f"*System logs:*\n{code_block(logs, 2000)}"))
-    blocks += actions(button("All tasks", ACTION_RUN, f"tasks {result.run_id}"), _share_button(result.command))
+    blocks += actions(run_button("All tasks", f"tasks {result.run_id}"), _share_button(result.command))
     blocks += _footer(host, shared_by)
     return {"text": f"Task {escape(shorten(name, 120))}: {escape(task_state(task))}", "blocks": blocks}
 
@@ -398,4 +404,7 @@ def check_limits(message: Message) -> list[str]:
                 problems.append(f"block {i}: element text too long")
         if block["type"] == "actions" and len(block["elements"]) > MAX_ACTION_ELEMENTS:
             problems.append(f"block {i}: too many buttons")
+        action_ids = [e["action_id"] for e in block.get("elements", []) if "action_id" in e]
+        if len(action_ids) != len(set(action_ids)):
+            problems.append(f"block {i}: action_ids are not unique: {action_ids}")
     return problems

@@ -1,0 +1,94 @@
+"""Run the real `wesbot serve` as a child process, pointed at the loopback fakes, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.fakes.fake_slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class BotProcess:
+    """`python -m wesbot serve` in a temp working directory; ``stop()`` sends SIGTERM and reaps it."""
+
+    def __init__(self, *, wes_url: str, slack_api_url: str, http: bool, extra_env: dict[str, str] | None = None,
+                 wes_auth: str | None = None) -> None:
+        self.workdir = tempfile.TemporaryDirectory(prefix="wesbot-e2e-")
+        self.port = free_port() if http else None
+        self.log_path = Path(self.workdir.name) / "bot.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("WES_", "SLACK_", "WESBOT_"))}
+        env.update({
+            "WES_URL": wes_url,
+            "SLACK_API_URL": slack_api_url,
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "WESBOT_DB": str(Path(self.workdir.name) / "wesbot.db"),
+            "PYTHONUNBUFFERED": "1",
+        })
+        if wes_auth:
+            env["WES_AUTH"] = wes_auth
+        if http:
+            env["SLACK_SIGNING_SECRET"] = SIGNING_SECRET
+        else:
+            env["SLACK_APP_TOKEN"] = APP_TOKEN
+        env.update(extra_env or {})
+        args = [sys.executable, "-m", "wesbot", "serve"]
+        if http:
+            args += ["--http", "--host", "127.0.0.1", "--port", str(self.port)]
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(args, cwd=self.workdir.name, env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        self.exit_seconds: float | None = None
+        self.final_log: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_text(self) -> str:
+        if self.final_log is not None:
+            return self.final_log
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_http_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wesbot exited with {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"wesbot did not become healthy:\n{self.log_text()}")
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM; returns the exit code and records how long the exit took in ``exit_seconds``."""
+        if self.proc.poll() is None:
+            started = time.monotonic()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.exit_seconds = time.monotonic() - started
+        self._log.close()
+        self.final_log = self.log_text()
+        self.workdir.cleanup()
+        return self.proc.returncode
