@@ -1,0 +1,79 @@
+"""Slack (HTTP mode, signed requests) -> the real `wesbot serve` -> the real reference wes-service."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.botproc import BotProcess
+from tests.fakes.fake_slack import FakeSlack, form_body, signed_request_headers, slash_command_payload
+from tests.realwes import ECHO_MESSAGE, RealRuns, RealWes
+from wesbot.slack.blocks import check_limits
+
+pytestmark = pytest.mark.real_wes
+
+
+@pytest.fixture(scope="module")
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def bot(real_wes: RealWes, slack: FakeSlack) -> Iterator[BotProcess]:
+    proc = BotProcess(wes_url=real_wes.url, slack_api_url=slack.api_url, http=True)
+    try:
+        proc.wait_http_ready()
+        yield proc
+    finally:
+        assert proc.stop() == 0
+
+
+def ask_slack(bot: BotProcess, slack: FakeSlack, text: str, name: str) -> dict[str, Any]:
+    body = form_body(slash_command_payload(text, response_url=slack.response_url(name)))
+    response = httpx.post(bot.url + "/slack/events", content=body, headers=signed_request_headers(body))
+    assert response.status_code == 200
+
+    def final() -> dict[str, Any] | None:
+        for message in slack.responses_to(name):
+            if "Looking up" not in message.get("text", ""):
+                return message  # type: ignore[no-any-return]
+        return None
+
+    message = slack.wait_for(final, timeout=20, what=name)
+    assert check_limits(message) == []
+    return message
+
+
+def blocks_text(message: dict[str, Any]) -> str:
+    return json.dumps(message["blocks"], ensure_ascii=False)
+
+
+def test_runs(bot: BotProcess, slack: FakeSlack, real_runs: RealRuns) -> None:
+    text = blocks_text(ask_slack(bot, slack, "runs", "runs"))
+    assert real_runs.ok_id in text and real_runs.fail_id in text
+    text = blocks_text(ask_slack(bot, slack, "runs failed", "runs-failed"))
+    assert real_runs.fail_id in text and real_runs.ok_id not in text
+
+
+def test_status(bot: BotProcess, slack: FakeSlack, real_runs: RealRuns) -> None:
+    message = ask_slack(bot, slack, f"status {real_runs.ok_id}", "status")
+    assert "*COMPLETE*" in blocks_text(message) and message["response_type"] == "ephemeral"
+
+
+def test_details_of_success_and_failure(bot: BotProcess, slack: FakeSlack, real_runs: RealRuns) -> None:
+    ok = blocks_text(ask_slack(bot, slack, f"details {real_runs.ok_id}", "details-ok"))
+    assert "COMPLETE (exit 0)" in ok and "greeting.txt" in ok and ECHO_MESSAGE in ok
+    failed = blocks_text(ask_slack(bot, slack, f"show {real_runs.fail_id}", "details-fail"))
+    assert "EXECUTOR_ERROR (exit 1)" in failed and "permanentFail" in failed and "\\u001b" not in failed
+
+
+def test_tasks_and_task(bot: BotProcess, slack: FakeSlack, real_runs: RealRuns) -> None:
+    tasks = ask_slack(bot, slack, f"tasks {real_runs.fail_id}", "tasks")
+    assert "no task endpoint" in blocks_text(tasks)
+    task = ask_slack(bot, slack, f"task {real_runs.fail_id} nope", "task")
+    assert task["text"] == f"Task nope of run {real_runs.fail_id} not found."
