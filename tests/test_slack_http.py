@@ -28,6 +28,7 @@ from wesbot.slack.blocks import ACTION_PAGE, ACTION_RUN, ACTION_SHARE, check_lim
 def fake_wes() -> Iterator[FakeWes]:
     with FakeWes() as wes:
         yield wes
+        assert wes.spec_violations == []  # what the fake sent conforms to WES 1.1
 
 
 @pytest.fixture(scope="module")
@@ -245,3 +246,25 @@ def test_sigterm_stops_within_five_seconds(fake_wes: FakeWes, fake_slack: FakeSl
     assert code == 0, proc.log_text()
     assert proc.exit_seconds is not None and proc.exit_seconds < 5.0
     assert "Traceback" not in proc.log_text()
+
+
+def test_no_secret_reaches_the_log_or_slack_even_at_debug(fake_slack: FakeSlack) -> None:
+    with FakeWes(auth=("alice", "wes-pass-123")) as wes:
+        wes.add_run("run-auth", "RUNNING")
+        proc = BotProcess(wes_url=wes.url, slack_api_url=fake_slack.api_url, http=True,
+                          wes_auth="alice:wes-pass-123", extra_env={"WESBOT_LOG_LEVEL": "debug"})
+        try:
+            proc.wait_http_ready()
+            command(proc, fake_slack, "status run-auth", "auth-ok")
+            assert "*RUNNING*" in mrkdwn(answer(fake_slack, "auth-ok"))
+            wes.auth = ("alice", "rotated-password")  # the server now rejects wesbot's credentials
+            command(proc, fake_slack, "status run-auth", "auth-bad")
+            message = answer(fake_slack, "auth-bad")
+            assert "check WES_AUTH" in message["text"]
+        finally:
+            proc.stop()
+    log = proc.log_text()
+    assert "run-auth" in log  # debug logging really was on
+    for secret in ("wes-pass-123", "xoxb-test", "test-signing-secret", "YWxpY2U6d2VzLXBhc3MtMTIz"):
+        assert secret not in log, secret
+        assert secret not in json.dumps(fake_slack.responses)

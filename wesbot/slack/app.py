@@ -112,7 +112,11 @@ def answer(
     notice = _SlowNotice(interim, deps.slow_notice_after)
     try:
         result = execute(command, deps.wes)
+        share = command.share and result.ok
+        message: Message = render(result, host=deps.host, shared_by=user_id if share else None)
     except Exception:
+        # A bug in wesbot, not a user's or a server's doing: the traceback goes to the log, with an id
+        # the user can quote; the user gets the id and nothing else.
         error_id = new_error_id()
         logger.exception("error %s while running %r", error_id, command.name)
         result = ErrorResult(
@@ -120,9 +124,9 @@ def answer(
             kind="internal",
             message=f"sorry, something went wrong on wesbot's side (error id {error_id}); its log has the details",
         )
+        share = False
+        message = render(result, host=deps.host)
     shown = notice.finish()
-    share = command.share and result.ok
-    message: Message = render(result, host=deps.host, shared_by=user_id if share else None)
     if share:
         _safe_respond(respond, response_type="in_channel", replace_original=False, **message)
         if shown or replace:

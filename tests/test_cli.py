@@ -1,0 +1,97 @@
+"""The `wesbot` command line: help, configuration problems before anything connects, and `ask` on a fake WES."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.fake_wes import FakeWes, make_task
+from wesbot.cli import main
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WES_", "SLACK_", "WESBOT_"))}
+    env.update(extra)
+    return env
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wesbot", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def wes() -> Iterator[FakeWes]:
+    with FakeWes(auth=("alice", "pw-very-secret")) as fake:
+        yield fake
+        assert fake.spec_violations == []
+
+
+def test_help_describes_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["serve", "--help"], ["ask", "--help"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("serve", "ask", "--http", "--port", "--host", "--json", "status RUN_ID", "tasks RUN_ID [failed]",
+                 "SIGTERM", "/healthz"):
+        assert word in out, word
+
+
+def test_serve_reports_every_configuration_problem_before_connecting(tmp_path: Path) -> None:
+    out = run(["serve"], clean_env(SLACK_BOT_TOKEN="xoxp-wrong-kind", WES_AUTH="nocolon"), tmp_path)
+    assert out.returncode == 2
+    lines = [line.strip() for line in out.stderr.splitlines() if line.strip().startswith("- ")]
+    assert any(line.startswith("- WES_URL") for line in lines)
+    assert any(line.startswith("- WES_AUTH") for line in lines)
+    assert any(line.startswith("- SLACK_BOT_TOKEN") for line in lines)
+    assert any(line.startswith("- SLACK_APP_TOKEN") for line in lines)
+    assert "xoxp-wrong-kind" not in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "wesbot.db").exists()  # nothing was created before the settings were valid
+    out = run(["serve", "--http"], clean_env(SLACK_BOT_TOKEN="xoxb-1", WES_URL="http://127.0.0.1:9/"), tmp_path)
+    assert out.returncode == 2 and "SLACK_SIGNING_SECRET is not set" in out.stderr
+
+
+def test_dotenv_in_the_working_directory_is_read(tmp_path: Path, wes: FakeWes) -> None:
+    wes.add_run("cli-env", "COMPLETE")
+    (tmp_path / ".env").write_text(f"WES_URL={wes.url}\nWES_AUTH=alice:pw-very-secret\n")
+    out = run(["ask", "status", "cli-env"], clean_env(), tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "cli-env\tCOMPLETE"
+
+
+def test_wrong_credentials_are_named_not_shown(tmp_path: Path, wes: FakeWes) -> None:
+    out = run(["--log-level", "debug", "ask", "status", "x"],
+              clean_env(WES_URL=wes.url, WES_AUTH="alice:wrong-secret-pw"), tmp_path)
+    assert out.returncode == 1
+    assert "WES rejected the credentials (401): check WES_AUTH" in out.stderr
+    assert "wrong-secret-pw" not in out.stderr + out.stdout
+
+
+def test_ask_json_and_tasks(tmp_path: Path, wes: FakeWes) -> None:
+    wes.add_run("cli-tasks", "EXECUTOR_ERROR", exit_code=1,
+                task_logs=[make_task("t1", name="align", exit_code=3), make_task("t2", name="sort", exit_code=0)])
+    env = clean_env(WES_URL=wes.url, WES_AUTH="alice:pw-very-secret")
+    out = run(["ask", "--json", "tasks", "cli-tasks", "failed"], env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["kind"] == "tasks" and [t["name"] for t in data["tasks"]] == ["align"]
+    out = run(["ask", "task", "cli-tasks", "t1"], env, tmp_path)
+    assert out.returncode == 0 and "failed (exit 3)" in out.stdout
+
+
+def test_ask_on_thousands_of_runs_from_a_server_that_ignores_paging(tmp_path: Path) -> None:
+    with FakeWes(validate=False) as fake:
+        fake.ignore_paging = True
+        fake.many_runs(5000, states=("COMPLETE", "COMPLETE", "COMPLETE", "EXECUTOR_ERROR"))
+        out = run(["ask", "--json", "runs", "failed"], clean_env(WES_URL=fake.url), tmp_path)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert len(data["runs"]) == 25 and all(r["state"] == "EXECUTOR_ERROR" for r in data["runs"])
+    assert data["next_page"] == {"page_token": None, "skip": 100}
