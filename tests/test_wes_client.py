@@ -582,6 +582,17 @@ def test_list_tasks_follows_task_logs_url(make: Factory) -> None:
     assert dict(router.requests[-1].url.params) == {"x": "1", "page_size": "5"}
 
 
+def test_list_tasks_finds_task_logs_url_when_the_standard_endpoint_is_missing(make: Factory) -> None:
+    router = Router({
+        "GET /runs/r1/tasks": js({"msg": "no such endpoint"}, 404),
+        "GET /runs/r1": js({"run_id": "r1", "state": "RUNNING", "task_logs_url": "/api/r1/task-list"}),
+        "GET /api/r1/task-list": js({"task_logs": [{"id": "t9", "name": "x"}], "next_page_token": "n"}),
+    })
+    page = make(router).list_tasks("r1", page_size=5)
+    assert page.source == "endpoint" and [t.id for t in page.tasks] == ["t9"] and page.next_page_token == "n"
+    assert router.paths()[-1].startswith("GET /api/r1/task-list")
+
+
 def test_list_tasks_ignores_task_logs_url_on_another_host(make: Factory) -> None:
     router = Router({"GET /runs/r1/tasks": js({"task_logs": []})})
     run = RunLog(run_id="r1", state=None, task_logs_url="http://evil.test/steal")

@@ -444,6 +444,12 @@ class WesClient:
         except WesHTTPError as exc:
             if exc.status_code not in TASK_FALLBACK_STATUSES:
                 raise
+            if run is None:
+                # The standard endpoint is missing: the run log may point at the real task list.
+                run = self.get_run(run_id)
+                if run.task_logs_url and self._same_origin(run.task_logs_url) \
+                        and run.task_logs_url.split("?", 1)[0] != url:
+                    return self.list_tasks(run_id, page_size=page_size, page_token=page_token, run=run)
             logger.debug("%s answered %d; using the inline task_logs", self._redact(call.label),
                          exc.status_code)
             return self._inline_tasks(run_id, run)
