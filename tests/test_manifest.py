@@ -58,7 +58,7 @@ def test_socket_mode_by_default_and_interactivity_on() -> None:
 
 
 def test_scopes_are_only_what_wesbot_uses() -> None:
-    assert manifest()["oauth_config"]["scopes"]["bot"] == ["commands"]
+    assert manifest()["oauth_config"]["scopes"]["bot"] == ["commands", "chat:write", "chat:write.public"]
     # Every scope has its reason written next to it.
     text = MANIFEST.read_text(encoding="utf-8")
     for scope in manifest()["oauth_config"]["scopes"]["bot"]:

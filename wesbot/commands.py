@@ -54,7 +54,16 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "The run's tasks, one page at a time; `failed` shows only tasks with a non-zero exit code.",
     ),
     Subcommand("task", "/wes task RUN_ID TASK_ID", "One task in full."),
+    Subcommand(
+        "subscribe",
+        "/wes subscribe RUN_ID",
+        "Watch the run, and post in this channel when it ends (mentioning you).",
+    ),
+    Subcommand("unsubscribe", "/wes unsubscribe RUN_ID", "Stop watching the run in this channel."),
+    Subcommand("subscriptions", "/wes subscriptions", "The runs watched in this channel."),
 )
+# Subcommands that work in Slack only: they act on the channel and user that typed them.
+SLACK_ONLY = frozenset({"subscribe", "unsubscribe", "subscriptions"})
 OPTIONS_HELP = "Add `--share` to any lookup to post the answer in the channel instead of only to you."
 
 _BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
@@ -192,7 +201,10 @@ def parse(text: str) -> Command:
             name="runs", state_filter=parse_state_filter(args[0]) if args else None,
             share=share, page_token=page_token, skip=skip,
         )
-    if name in ("status", "details"):
+    if name == "subscriptions":
+        need(0, 0)
+        return Command(name=name, share=share)
+    if name in ("status", "details", "subscribe", "unsubscribe"):
         need(1, 1)
         return Command(name=name, run_id=_check_id("run id", args[0], name), share=share)
     if name == "tasks":

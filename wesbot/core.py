@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
-from .commands import SUBCOMMANDS, Command, UsageError, parse
-from .wes.errors import WesError
-from .wes.models import Log, RunListPage, RunLog, RunStatus, RunSummary, TaskLog, TaskPage
+from .commands import SLACK_ONLY, SUBCOMMANDS, Command, UsageError, parse
+from .store.watch import Subscription, WatchStore
+from .wes.errors import NotFound, WesError
+from .wes.models import Log, RunListPage, RunLog, RunStatus, RunSummary, State, TaskLog, TaskPage, is_terminal
 
 logger = logging.getLogger("wesbot.core")
 T = TypeVar("T")
@@ -43,6 +44,19 @@ class Wes(Protocol):
         run: RunLog | None = None,
     ) -> TaskPage: ...
     def get_task(self, run_id: str, task_id: str) -> TaskLog: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Context:
+    """Who asked, where, and the store: what the Slack-only subcommands need."""
+
+    store: WatchStore
+    channel_id: str
+    user_id: str
+    now: float
+    subscription_days: float = 14.0
+    # Called after a new subscription, so the watcher posts its card at once.
+    wake: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +129,31 @@ class TaskResult(Result):
     task: Log
 
 
+@dataclass(frozen=True, kw_only=True)
+class SubscribeResult(Result):
+    run_id: str
+    state: State
+    # The run had already ended: nothing was stored.
+    already_ended: bool = False
+    exit_code: int | None = None
+    created: bool = False
+    added_user: bool = False
+    watchers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnsubscribeResult(Result):
+    run_id: str
+    # "not_subscribed", "user_removed" or "subscription_removed"
+    outcome: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscriptionsResult(Result):
+    channel_id: str
+    subscriptions: list[Subscription]
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
@@ -126,25 +165,30 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def run_text(text: str, wes: Wes) -> Result:
+def run_text(text: str, wes: Wes, ctx: Context | None = None) -> Result:
     """Parse and execute ``/wes`` text. Never raises for bad input or a failing server."""
     try:
         command = parse(text)
     except UsageError as error:
         return ErrorResult(command=None, message=error.message, usage=error.usage, kind="usage")
-    return execute(command, wes)
+    return execute(command, wes, ctx)
 
 
-def execute(command: Command, wes: Wes) -> Result:
+def execute(command: Command, wes: Wes, ctx: Context | None = None) -> Result:
     try:
-        return _execute(command, wes)
+        return _execute(command, wes, ctx)
     except WesError as error:
         return ErrorResult(command=command, message=str(error), kind="wes")
 
 
-def _execute(command: Command, wes: Wes) -> Result:
+def _execute(command: Command, wes: Wes, ctx: Context | None) -> Result:
     if command.name == "help":
         return HelpResult(command=command, topic=command.topic)
+    if command.name in SLACK_ONLY:
+        if ctx is None:
+            return ErrorResult(command=command, kind="usage", message=f"/wes {command.name} works in Slack only: "
+                               "it acts on the channel you type it in")
+        return _slack_only(command, wes, ctx)
     if command.name == "runs":
         return _runs(command, wes)
     assert command.run_id is not None
@@ -160,6 +204,40 @@ def _execute(command: Command, wes: Wes) -> Result:
         assert command.task_id is not None
         return TaskResult(command=command, run_id=command.run_id, task=wes.get_task(command.run_id, command.task_id))
     raise AssertionError(f"no handler for {command.name}")  # the parser only yields known names
+
+
+def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
+    if command.name == "subscriptions":
+        return SubscriptionsResult(command=command, channel_id=ctx.channel_id,
+                                   subscriptions=ctx.store.channel_subscriptions(ctx.channel_id))
+    run_id = command.run_id
+    assert run_id is not None
+    if command.name == "unsubscribe":
+        removed = ctx.store.unsubscribe(run_id=run_id, channel_id=ctx.channel_id, user_id=ctx.user_id)
+        return UnsubscribeResult(command=command, run_id=run_id, outcome=removed)
+    # subscribe: an unknown run is refused, a server that is down stores nothing (both raise WesError here)
+    status = wes.get_status(run_id)
+    run: RunLog | None = None
+    try:
+        run = wes.get_run(run_id)
+    except NotFound:
+        raise  # the status call answered, but the run itself does not exist (the reference server's ghosts)
+    except WesError as error:
+        logger.info("subscribing to %s without its details: %s", run_id, error)
+    if is_terminal(status.state):
+        return SubscribeResult(command=command, run_id=run_id, state=status.state, already_ended=True,
+                               exit_code=run.run_log.exit_code if run else None)
+    workflow = run.request.workflow_url if run else None
+    outcome = ctx.store.subscribe(
+        run_id=run_id, channel_id=ctx.channel_id, user_id=ctx.user_id, now=ctx.now,
+        expires_at=ctx.now + ctx.subscription_days * 86400, state=None if status.state is None else str(status.state),
+        workflow=workflow.rsplit("/", 1)[-1] if workflow else None,
+        start_time=run.run_log.start_time if run else None,
+    )
+    if ctx.wake is not None:
+        ctx.wake()
+    return SubscribeResult(command=command, run_id=run_id, state=status.state, created=outcome.created,
+                           added_user=outcome.added_user, watchers=outcome.subscription.users)
 
 
 def _task_count(run: RunLog, wes: Wes) -> tuple[int | None, bool]:

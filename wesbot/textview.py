@@ -10,8 +10,11 @@ from .core import (
     Result,
     RunsResult,
     StatusResult,
+    SubscribeResult,
+    SubscriptionsResult,
     TaskResult,
     TasksResult,
+    UnsubscribeResult,
 )
 from .format import (
     compact_json,
@@ -73,6 +76,8 @@ def render_text(result: Result, *, host: str) -> str:
             lines.append(f"(more: {_next_hint(result)})")
     elif isinstance(result, TaskResult):
         lines = _task(result.task)
+    elif isinstance(result, (SubscribeResult, UnsubscribeResult, SubscriptionsResult)):
+        lines = [f"{type(result).__name__}: see Slack"]  # these subcommands run in Slack only
     else:  # pragma: no cover
         raise TypeError(type(result).__name__)
     return "\n".join(lines)

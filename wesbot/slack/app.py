@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,8 @@ from slack_sdk import WebClient
 
 from ..commands import Command, UsageError, parse
 from ..config import Settings
-from ..core import ErrorResult, Result, Wes, execute
+from ..core import Context, ErrorResult, Result, Wes, execute
+from ..store.watch import WatchStore
 from .blocks import ACTION_PAGE, ACTION_RUN, ACTION_SHARE, Message, error_message, help_message, render
 
 logger = logging.getLogger("wesbot.slack")
@@ -44,6 +46,17 @@ class Deps:
     pool: ThreadPoolExecutor
     # After this many seconds without an answer, show "Looking up run X…" first.
     slow_notice_after: float = 1.5
+    # The store for subscriptions (None: the Slack-only subcommands answer that they are unavailable).
+    store: WatchStore | None = None
+    subscription_days: float = 14.0
+    # Wakes the watcher (a new subscription's card is posted at once).
+    wake: Callable[[], None] | None = None
+
+    def context(self, channel_id: str | None, user_id: str | None) -> Context | None:
+        if self.store is None or not channel_id or not user_id:
+            return None
+        return Context(store=self.store, channel_id=channel_id, user_id=user_id, now=time.time(),
+                       subscription_days=self.subscription_days, wake=self.wake)
 
 
 def new_error_id() -> str:
@@ -103,6 +116,7 @@ def answer(
     respond: Respond,
     *,
     user_id: str | None,
+    channel_id: str | None = None,
     replace: bool = False,
 ) -> Result:
     """Run ``command`` against WES and answer through ``respond``. Never raises."""
@@ -111,7 +125,7 @@ def answer(
 
     notice = _SlowNotice(interim, deps.slow_notice_after)
     try:
-        result = execute(command, deps.wes)
+        result = execute(command, deps.wes, deps.context(channel_id, user_id))
         share = command.share and result.ok
         message: Message = render(result, host=deps.host, shared_by=user_id if share else None)
     except Exception:
@@ -157,7 +171,7 @@ def register(app: App, deps: Deps) -> None:
             return  # answered in the ack
         if parsed.name == "help":
             return
-        answer(deps, parsed, respond, user_id=command.get("user_id"))
+        answer(deps, parsed, respond, user_id=command.get("user_id"), channel_id=command.get("channel_id"))
 
     app.command(SLASH_COMMAND)(ack=ack_command, lazy=[run_command])
 
@@ -167,6 +181,7 @@ def register(app: App, deps: Deps) -> None:
     def make_action_runner(action_id: str) -> Callable[..., None]:
         def run_action(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
             user_id = (body.get("user") or {}).get("id")
+            channel_id = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
             try:
                 # Button values are untrusted: they go through the same parser as typed text.
                 parsed = parse(str(action.get("value") or ""))
@@ -179,7 +194,7 @@ def register(app: App, deps: Deps) -> None:
                 return
             if action_id == ACTION_SHARE:
                 parsed = dataclasses.replace(parsed, share=True)
-            answer(deps, parsed, respond, user_id=user_id, replace=action_id == ACTION_PAGE)
+            answer(deps, parsed, respond, user_id=user_id, channel_id=channel_id, replace=action_id == ACTION_PAGE)
 
         run_action.__name__ = f"run_{action_id}"
         return run_action

@@ -8,6 +8,7 @@ Every message stays within Block Kit's limits (see :func:`check_limits`), shorte
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from ..commands import OPTIONS_HELP, SUBCOMMANDS, Command
@@ -19,8 +20,11 @@ from ..core import (
     Result,
     RunsResult,
     StatusResult,
+    SubscribeResult,
+    SubscriptionsResult,
     TaskResult,
     TasksResult,
+    UnsubscribeResult,
 )
 from ..format import (
     compact_json,
@@ -34,7 +38,7 @@ from ..format import (
     tail_lines,
     task_state,
 )
-from ..wes.models import Log, state_label
+from ..wes.models import Log, is_terminal, state_label
 
 Message = dict[str, Any]
 Block = dict[str, Any]
@@ -193,6 +197,12 @@ def render(result: Result, *, host: str, shared_by: str | None = None) -> Messag
         message = _tasks(result, host, shared_by)
     elif isinstance(result, TaskResult):
         message = _task(result, host, shared_by)
+    elif isinstance(result, SubscribeResult):
+        message = _subscribe(result)
+    elif isinstance(result, UnsubscribeResult):
+        message = _unsubscribe(result)
+    elif isinstance(result, SubscriptionsResult):
+        message = _subscriptions(result, host)
     else:  # pragma: no cover - every Result subclass is handled above
         raise TypeError(type(result).__name__)
     message["text"] = shorten(message["text"], MAX_FALLBACK)
@@ -265,6 +275,7 @@ def _status(result: StatusResult, host: str, shared_by: str | None) -> Message:
     blocks += actions(
         run_button("Details", f"details {run_id}"),
         run_button("Tasks", f"tasks {run_id}"),
+        None if is_terminal(status.state) else run_button("Notify me when it ends", f"subscribe {run_id}"),
         _share_button(result.command),
     )
     blocks += _footer(host, shared_by)
@@ -318,6 +329,7 @@ def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message
     blocks += actions(
         run_button("Tasks", f"tasks {run.run_id}"),
         run_button("Status", f"status {run.run_id}"),
+        None if is_terminal(run.state) else run_button("Notify me when it ends", f"subscribe {run.run_id}"),
         _share_button(result.command),
     )
     blocks += _footer(host, shared_by)
@@ -379,6 +391,61 @@ def _task(result: TaskResult, host: str, shared_by: str | None) -> Message:
     return {"text": f"Task {escape(shorten(name, 120))}: {escape(task_state(task))}", "blocks": blocks}
 
 
+def _subscribe(result: SubscribeResult) -> Message:
+    run = code(result.run_id, 120)
+    state = escape(state_label(result.state))
+    if result.already_ended:
+        exit_code = f" (exit {result.exit_code})" if result.exit_code not in (None, -1) else ""
+        text = f"Run {run} has already ended: *{state}*{exit_code}. Nothing to watch."
+    elif result.created:
+        text = (f":bell: Watching run {run} (now *{state}*). wesbot will post in this channel when it ends, "
+                "and mention you.")
+    elif result.added_user:
+        text = f":bell: Added you to the watchers of run {run} in this channel (now *{state}*)."
+    else:
+        text = f"You are already watching run {run} in this channel (now *{state}*)."
+    return {"text": text, "blocks": [section(text)]}
+
+
+def _unsubscribe(result: UnsubscribeResult) -> Message:
+    run = code(result.run_id, 120)
+    text = {
+        "not_subscribed": f"You are not watching run {run} in this channel.",
+        "user_removed": f"You no longer watch run {run}; others in this channel still do.",
+        "subscription_removed": f"Nobody here watches run {run} any more: wesbot stopped watching it in this channel.",
+    }.get(result.outcome, result.outcome)
+    return {"text": text, "blocks": [section(text)]}
+
+
+MAX_SUBSCRIPTION_ROWS = 40
+
+
+def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
+    subs = result.subscriptions
+    if not subs:
+        text = "No runs are watched in this channel. `/wes subscribe RUN_ID` watches one."
+        return {"text": text, "blocks": [section(text)]}
+    blocks: list[Block] = [section(f"*{len(subs)} run{'s' if len(subs) != 1 else ''} watched in this channel*")]
+    for sub in subs[:MAX_SUBSCRIPTION_ROWS]:
+        since = show_time(_iso(sub.created_at))
+        who = " ".join(f"<@{u}>" for u in sub.users if re.fullmatch(r"[UW][A-Z0-9]{2,30}", u))
+        line = (f"{code(sub.run_id, 80)}  *{escape(sub.state or '(not polled yet)')}* at the last poll\n"
+                f"since {escape(since)}, by {who or 'nobody'}")
+        block = section(line)
+        unsubscribe = button("Unsubscribe me", f"{ACTION_RUN}:unsubscribe", f"unsubscribe {sub.run_id}")
+        if unsubscribe is not None:
+            block["accessory"] = unsubscribe
+        blocks.append(block)
+    if len(subs) > MAX_SUBSCRIPTION_ROWS:
+        blocks.append(context(f"…and {len(subs) - MAX_SUBSCRIPTION_ROWS} more."))
+    blocks.append(context(f"WES server: {escape(host)}"))
+    return {"text": f"{len(subs)} runs watched in this channel", "blocks": blocks}
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
 def check_limits(message: Message) -> list[str]:
     """Every way ``message`` breaks Block Kit's limits (empty when it fits). Used by tests."""
     problems: list[str] = []
@@ -392,6 +459,9 @@ def check_limits(message: Message) -> list[str]:
         limit = MAX_HEADER if block["type"] == "header" else MAX_SECTION
         if len(text) > limit:
             problems.append(f"block {i}: text of {len(text)} > {limit}")
+        accessory = block.get("accessory", {})
+        if len(accessory.get("value", "")) > MAX_BUTTON_VALUE:
+            problems.append(f"block {i}: accessory value over {MAX_BUTTON_VALUE}")
         fields = block.get("fields", [])
         if len(fields) > MAX_FIELDS:
             problems.append(f"block {i}: {len(fields)} fields")

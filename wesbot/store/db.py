@@ -6,6 +6,7 @@ every open, each in its own transaction. Only ever append a migration: never edi
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,10 +23,20 @@ def m001_create_meta(db: Database) -> None:
     db.table("meta").create({"key": str, "value": str}, pk="key")
 
 
-def open_db(path: str | Path | None = None, *, memory: bool = False) -> Database:
-    """Open (creating if needed) and migrate the database; WAL mode and a busy timeout for shared use."""
+def _script(db: Database, sql: str) -> None:
+    """Run several statements inside the migration's transaction (``executescript`` would commit first)."""
+    for statement in sql.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def open_db(path: str | Path | None = None, *, memory: bool = False, shared: bool = False) -> Database:
+    """Open (creating if needed) and migrate the database; WAL mode and a busy timeout for shared use.
+
+    ``shared``: an in-memory database whose one connection may be used from several threads (tests).
+    """
     if memory:
-        db = Database(memory=True)
+        db = Database(sqlite3.connect(":memory:", check_same_thread=not shared))
     else:
         db = Database(str(path))
         db.enable_wal()
@@ -46,3 +57,82 @@ def record_wes_url(db: Database, wes_url: str) -> str | None:
     with db.atomic():
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('wes_url', ?)", [wes_url])
     return previous if previous != wes_url else None
+
+
+@migrations()
+def m002_create_watch_tables(db: Database) -> None:
+    """Subscriptions, the runs they watch, the outbox of messages owed to Slack, and the watcher's lease."""
+    _script(
+        db,
+        """
+        CREATE TABLE subscriptions (
+            id INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            -- active | ended (terminal state seen) | gone (404) | expired | failed (Slack refused) | removed
+            status TEXT NOT NULL DEFAULT 'active',
+            reason TEXT,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            ended_at REAL,
+            workflow TEXT,
+            -- the card message in the channel, kept up to date with chat.update
+            card_ts TEXT,
+            card_version INTEGER NOT NULL DEFAULT 1,
+            card_synced INTEGER NOT NULL DEFAULT 0,
+            card_failed TEXT,
+            UNIQUE (run_id, channel_id)
+        );
+        CREATE INDEX subscriptions_status ON subscriptions (status, run_id);
+        CREATE TABLE subscribers (
+            subscription_id INTEGER NOT NULL REFERENCES subscriptions (id),
+            user_id TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (subscription_id, user_id)
+        );
+        CREATE TABLE watched_runs (
+            run_id TEXT PRIMARY KEY,
+            state TEXT,
+            exit_code INTEGER,
+            start_time TEXT,
+            end_time TEXT,
+            state_since REAL,
+            last_polled_at REAL,
+            next_poll_at REAL NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            failing_since REAL,
+            failing_reason TEXT,
+            unreadable_reported INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX watched_runs_due ON watched_runs (next_poll_at);
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            -- one row per notification ever owed: a repeat is impossible (run, state, channel, or a notice key)
+            dedupe_key TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            subscription_id INTEGER,
+            -- post in the thread of this subscription's card, when it has one
+            in_thread INTEGER NOT NULL DEFAULT 0,
+            payload TEXT NOT NULL,
+            -- pending | sending | sent | failed
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before REAL NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            sent_at REAL,
+            ts TEXT,
+            error TEXT
+        );
+        CREATE INDEX outbox_pending ON outbox (status, not_before);
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE TABLE notices (
+            key TEXT PRIMARY KEY,
+            value TEXT
+        );
+        """
+    )

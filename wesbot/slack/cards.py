@@ -1,0 +1,183 @@
+"""Messages the watcher posts: the run's card (kept up to date), the end-of-run notification, notices. Pure."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..format import compact_json, duration, human_duration, is_url, shorten
+from ..store.watch import Subscription
+from ..wes.models import FAILED, RunState
+from .blocks import (
+    ACTION_RUN,
+    MAX_SECTION,
+    Message,
+    actions,
+    button,
+    chunk_lines,
+    code,
+    code_block,
+    context,
+    escape,
+    link,
+    section,
+)
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+MAX_FAILED_TASKS = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailedTask:
+    name: str
+    exit_code: int | None
+    stderr: str | None = None
+    stdout: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOutcome:
+    """What the watcher knows about a run when it ends (details are best effort)."""
+
+    run_id: str
+    state: str
+    exit_code: int | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    workflow: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    failed_tasks: list[FailedTask] = field(default_factory=list)
+    more_failed_tasks: bool = False
+    outputs: Any = None
+
+
+def mentions(users: tuple[str, ...]) -> str:
+    """Slack mentions of the subscribers (ids Slack gave us; anything else is dropped)."""
+    return " ".join(f"<@{u}>" for u in users if _USER_ID.match(u))
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "—"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def state_icon(state: str | None, exit_code: int | None) -> str:
+    if state == RunState.COMPLETE:
+        return ":warning:" if exit_code not in (None, 0, -1) else ":white_check_mark:"
+    if state in FAILED:
+        return ":x:"
+    if state == RunState.CANCELED:
+        return ":no_entry_sign:"
+    if state == RunState.PREEMPTED:
+        return ":warning:"
+    return ":hourglass_flowing_sand:"
+
+
+def _state_text(state: str | None, exit_code: int | None) -> str:
+    label = escape(state or "(no state)")
+    if exit_code is not None and exit_code != -1:
+        label += f" (exit {exit_code})"
+        if state == RunState.COMPLETE and exit_code != 0:
+            label += " — non-zero exit code"
+    return label
+
+
+def card(sub: Subscription, *, host: str) -> Message:
+    """The card in the channel: one per (run, channel), updated in place while the run moves."""
+    active = sub.status == "active"
+    icon = state_icon(sub.state, sub.exit_code)
+    lines = [f"{icon} Run {code(sub.run_id, 120)} is *{_state_text(sub.state, sub.exit_code)}*"
+             + (f" since {_when(sub.state_since)}" if active and sub.state_since else "")]
+    if sub.workflow:
+        lines.append(f"*Workflow:* {code(sub.workflow, 200)}")
+    took = duration(sub.start_time, sub.end_time) if sub.start_time else None
+    if took:
+        lines.append(f"*{'Running' if active else 'Took'}:* {escape(took)}")
+    watchers = mentions(sub.users)
+    if active:
+        lines.append(f"*Watching:* {watchers or 'nobody'}")
+    else:
+        ended = {"ended": "ended", "gone": "is gone from the WES server", "expired": "was watched for too long",
+                 "failed": "could not be followed here", "removed": "is no longer watched"}.get(sub.status, sub.status)
+        lines.append(f"_No longer watched: the run {ended}._")
+    blocks = [section("\n".join(lines))]
+    if active:
+        blocks += actions(
+            button("Unsubscribe me", f"{ACTION_RUN}:unsubscribe", f"unsubscribe {sub.run_id}"),
+            button("Details", f"{ACTION_RUN}:details", f"details {sub.run_id}"),
+        )
+    blocks.append(context(f"Watched by wesbot on {escape(host)} since {_when(sub.created_at)}"))
+    text = f"Run {escape(shorten(sub.run_id, 120))}: {_state_text(sub.state, sub.exit_code)}"
+    return {"text": text, "blocks": blocks}
+
+
+def notification(sub: Subscription, outcome: RunOutcome, *, host: str) -> Message:
+    """The message owed when a run ends: posted in the card's thread and to the channel, mentioning watchers."""
+    icon = state_icon(outcome.state, outcome.exit_code)
+    state = _state_text(outcome.state, outcome.exit_code)
+    took = duration(outcome.start_time, outcome.end_time) if outcome.start_time and outcome.end_time else None
+    head = f"{icon} Run {code(outcome.run_id, 120)} ended *{state}*" + (f" after {escape(took)}" if took else "")
+    who = mentions(sub.users)
+    lines = [head + (f"\n{who}" if who else "")]
+    workflow = outcome.workflow or sub.workflow
+    if workflow:
+        lines.append(f"*Workflow:* {code(workflow, 200)}")
+    blocks = [section("\n".join(lines))]
+    failed = outcome.state in FAILED or outcome.state == RunState.PREEMPTED or (
+        outcome.state == RunState.COMPLETE and outcome.exit_code not in (None, 0, -1))
+    if failed and outcome.failed_tasks:
+        task_lines = []
+        for task in outcome.failed_tasks[:MAX_FAILED_TASKS]:
+            line = f"• {code(task.name, 80)} exit {task.exit_code if task.exit_code is not None else '?'}"
+            logs = [link(url, name) for name, url in (("stderr", task.stderr), ("stdout", task.stdout))
+                    if url and is_url(url)]
+            if logs:
+                line += " — " + " · ".join(logs)
+            task_lines.append(line)
+        if outcome.more_failed_tasks or len(outcome.failed_tasks) > MAX_FAILED_TASKS:
+            task_lines.append("_…and more; see `/wes tasks " + escape(outcome.run_id) + " failed`_")
+        chunks = chunk_lines(["*Failed tasks:*", *task_lines], MAX_SECTION)
+        blocks += [section(chunk) for chunk in chunks[:3]]
+    if failed:
+        logs = [link(url, name) for name, url in (("stderr", outcome.stderr), ("stdout", outcome.stdout))
+                if url and is_url(url)]
+        if logs:
+            blocks.append(section("*Run logs:* " + " · ".join(logs)))
+    elif outcome.outputs not in (None, {}, []):
+        outputs, cut = compact_json(_short_outputs(outcome.outputs), 900)
+        blocks.append(section(f"*Outputs*{' (shortened)' if cut else ''}:\n{code_block(outputs, 1000)}"))
+    blocks += actions(
+        button("Details", f"{ACTION_RUN}:details", f"details {outcome.run_id}"),
+        button("Tasks", f"{ACTION_RUN}:tasks", f"tasks {outcome.run_id}" + (" failed" if failed else "")),
+    )
+    blocks.append(context(f"WES server: {escape(host)}"))
+    text = f"Run {escape(shorten(outcome.run_id, 120))} ended {state}" + (f" {who}" if who else "")
+    return {"text": text, "blocks": blocks}
+
+
+def _short_outputs(outputs: Any) -> Any:
+    """Outputs for a notification: CWL File objects become their basename/location."""
+    if isinstance(outputs, dict):
+        if outputs.get("class") in ("File", "Directory"):
+            return outputs.get("location") or outputs.get("path") or outputs.get("basename")
+        return {k: _short_outputs(v) for k, v in list(outputs.items())[:20]}
+    if isinstance(outputs, list):
+        return [_short_outputs(v) for v in outputs[:10]]
+    return outputs
+
+
+def notice(sub: Subscription | None, text: str, *, mention: bool = False) -> Message:
+    """A short note (run gone, expired, cannot read the run, lost access). ``text`` is already mrkdwn-safe."""
+    who = mentions(sub.users) if (sub is not None and mention) else ""
+    body = text + (f"\n{who}" if who else "")
+    return {"text": shorten(body, 3000), "blocks": [section(body)]}
+
+
+def unreadable_text(run_id: str, since: float | None, now: float, reason: str) -> str:
+    age = f" for {human_duration(max(0.0, now - since))}" if since else ""
+    return (f":grey_question: wesbot has not been able to read run {code(run_id, 120)}{age}: {escape(reason)}. "
+            "It keeps trying, and will still post when the run ends.")

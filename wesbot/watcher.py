@@ -1,0 +1,449 @@
+"""The watcher: polls watched runs, records what it sees in SQLite, and posts what is owed to Slack.
+
+One loop, in ``wesbot serve`` (a thread) or ``wesbot watch`` (alone), and only in the process that holds
+the lease row in SQLite, so two processes on one database never both post. Each step:
+
+1. renew the lease (a second process waits, and takes over within one lease period if this one dies);
+2. expire old subscriptions (some servers report RUNNING forever for ids they never saw);
+3. :meth:`Watcher.tick`: read each distinct due run once (concurrently, bounded), and store the result.
+   A terminal state and the notifications it owes are written in one transaction, before any post;
+4. :meth:`Watcher.deliver`: post cards and the outbox to Slack, paced per channel, retrying what can be
+   retried (429 after its Retry-After, 5xx and connection errors with backoff) and giving up, with a DM
+   to the subscribers, on permanent errors (``not_in_channel``...).
+
+Nothing is kept only in memory but the per-channel pacing. ``tick`` and ``deliver`` take the time from
+a :class:`Clock`, so tests drive them with a fake one and no real sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from .slack.cards import FailedTask, RunOutcome, card, notice, notification, unreadable_text
+from .slack.poster import PostResult, SlackPoster
+from .store.watch import OutboxRow, Subscription, WatchedRun, WatchStore
+from .wes.errors import NotFound, WesAuthError, WesError
+from .wes.models import FAILED, RunLog, RunStatus, TaskPage, is_terminal, state_label
+
+logger = logging.getLogger("wesbot.watcher")
+
+LEASE = "watcher"
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+
+class WatchedWes(Protocol):
+    """What the watcher needs of a WES client."""
+
+    @property
+    def host(self) -> str: ...
+    def get_status(self, run_id: str) -> RunStatus: ...
+    def get_run(self, run_id: str) -> RunLog: ...
+    def list_tasks(self, run_id: str, *, page_size: int | None = None, page_token: str | None = None,
+                   run: RunLog | None = None) -> TaskPage: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatcherSettings:
+    poll_seconds: float = 30.0
+    concurrency: int = 16
+    subscription_days: float = 14.0
+    lease_seconds: float = 30.0
+    # Report a run that cannot be read once, after this long.
+    unreadable_after: float = 600.0
+    backoff_cap: float = 600.0
+    # At most one post per channel per this many seconds.
+    pace_seconds: float = 1.0
+    # Outbox retries back off up to this.
+    retry_cap: float = 300.0
+
+
+@dataclass
+class TickStats:
+    polled: int = 0
+    changed: int = 0
+    ended: int = 0
+    failed: int = 0
+    gone: int = 0
+    wes_requests: int = 0
+    stopped: bool = False
+
+
+@dataclass
+class DeliverStats:
+    sent: int = 0
+    cards: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Poll:
+    run: WatchedRun
+    status: RunStatus | None = None
+    outcome: RunOutcome | None = None
+    error: WesError | None = None
+    requests: int = 1
+
+
+@dataclass
+class _Pacing:
+    next_allowed: dict[str, float] = field(default_factory=dict)
+
+    def ready(self, channel: str, now: float) -> bool:
+        return self.next_allowed.get(channel, 0.0) <= now
+
+    def used(self, channel: str, until: float) -> None:
+        self.next_allowed[channel] = max(self.next_allowed.get(channel, 0.0), until)
+
+
+class Watcher:
+    def __init__(self, store: WatchStore, wes: WatchedWes, poster: SlackPoster, *, host: str,
+                 settings: WatcherSettings | None = None, clock: Clock | None = None,
+                 owner: str | None = None) -> None:
+        self.store = store
+        self.wes = wes
+        self.poster = poster
+        self.host = host
+        self.settings = settings or WatcherSettings()
+        self.clock = clock or SystemClock()
+        self.owner = owner or f"wesbot-{uuid.uuid4().hex[:12]}"
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self._pacing = _Pacing()
+        self._next_tick = 0.0
+
+    # -- one poll cycle ---------------------------------------------------------------------------
+
+    def tick(self) -> TickStats:
+        """Read every due run once and store what was seen. Never raises for WES or Slack trouble."""
+        stats = TickStats()
+        now = self.clock.now()
+        due = self.store.due_runs(now)
+        if not due:
+            return stats
+        polls = _parallel(self._poll, due, self.settings.concurrency, self.stop)
+        if len(polls) < len(due):
+            stats.stopped = True
+        for poll in polls:
+            stats.polled += 1
+            stats.wes_requests += poll.requests
+            try:
+                self._apply(poll, self.clock.now(), stats)
+            except Exception:  # one bad run must not stop the others (errbot's poller does the same)
+                logger.exception("could not record the poll of run %s", poll.run.run_id)
+        return stats
+
+    def _poll(self, run: WatchedRun) -> _Poll:
+        try:
+            status = self.wes.get_status(run.run_id)
+            if not is_terminal(status.state):
+                return _Poll(run=run, status=status)
+            outcome, requests = self._outcome(run.run_id, status)
+            return _Poll(run=run, status=status, outcome=outcome, requests=1 + requests)
+        except WesError as error:
+            return _Poll(run=run, error=error)
+        except Exception:  # a bug must not lose the run: it is polled again, with backoff
+            logger.exception("polling run %s failed", run.run_id)
+            return _Poll(run=run, error=WesError("wesbot could not poll the run (see its log)"))
+
+    def _outcome(self, run_id: str, status: RunStatus) -> tuple[RunOutcome, int]:
+        """Details for the notification: best effort, the notification goes out without them if need be."""
+        state = str(status.state)
+        requests = 1
+        try:
+            log = self.wes.get_run(run_id)
+        except WesError as error:
+            logger.info("run %s ended %s, but its details could not be read: %s", run_id, state, error)
+            return RunOutcome(run_id=run_id, state=state), requests
+        failed_tasks: list[FailedTask] = []
+        more = False
+        run_failed = status.state in FAILED or (log.run_log.exit_code not in (None, 0, -1))
+        if run_failed:
+            tasks = log.task_logs
+            if not tasks:
+                try:
+                    requests += 1
+                    page = self.wes.list_tasks(run_id, page_size=100, run=log)
+                    tasks, more = page.tasks, page.next_page_token is not None
+                except WesError:
+                    tasks = []
+            failed_tasks = [
+                FailedTask(name=t.name or t.id or "(unnamed)", exit_code=t.exit_code, stderr=t.stderr, stdout=t.stdout)
+                for t in tasks or [] if t.exit_code not in (None, 0)
+            ]
+        workflow = log.request.workflow_url
+        return RunOutcome(
+            run_id=run_id, state=state, exit_code=log.run_log.exit_code, start_time=log.run_log.start_time,
+            end_time=log.run_log.end_time, workflow=workflow.rsplit("/", 1)[-1] if workflow else None,
+            stdout=log.run_log.stdout, stderr=log.run_log.stderr, failed_tasks=failed_tasks,
+            more_failed_tasks=more, outputs=log.outputs,
+        ), requests
+
+    def _apply(self, poll: _Poll, now: float, stats: TickStats) -> None:
+        run_id = poll.run.run_id
+        if poll.error is None:
+            self._auth_recovered()
+        if poll.outcome is not None:
+            outcome = poll.outcome
+            self.store.record_terminal(
+                run_id, state=outcome.state, now=now, exit_code=outcome.exit_code, start_time=outcome.start_time,
+                end_time=outcome.end_time, render=lambda sub: notification(sub, outcome, host=self.host),
+            )
+            stats.ended += 1
+            self.wake.set()
+            return
+        if poll.status is not None:
+            state = poll.status.state
+            changed = self.store.record_state(run_id, state=None if state is None else str(state), now=now,
+                                              next_poll_at=now + self.settings.poll_seconds)
+            stats.changed += int(changed)
+            return
+        error = poll.error
+        assert error is not None
+        if isinstance(error, NotFound):
+            stats.gone += 1
+            text = (f":ghost: Run `{run_id}` is no longer on the WES server ({error}). "
+                    "wesbot has stopped watching it.").replace("<", "&lt;").replace(">", "&gt;")
+            self.store.end_subscriptions(run_id, status="gone", reason=str(error), now=now,
+                                         render=lambda sub: notice(sub, text, mention=True), key_prefix="gone")
+            return
+        stats.failed += 1
+        backoff = min(self.settings.poll_seconds * (2 ** min(poll.run.failures, 10)), self.settings.backoff_cap)
+        watched = self.store.record_failure(run_id, now=now, reason=str(error), next_poll_at=now + backoff)
+        if isinstance(error, WesAuthError):
+            self._report_auth(run_id, error, now)
+            return
+        since = watched.failing_since or now
+        if not watched.unreadable_reported and now - since >= self.settings.unreadable_after:
+            text = unreadable_text(run_id, since, now, str(error))
+            self.store.mark_unreadable_reported(run_id, now=now, render=lambda sub: notice(sub, text))
+
+    def _report_auth(self, run_id: str, error: WesAuthError, now: float) -> None:
+        """401/403: tell each subscribed channel once per episode; the subscriptions are kept."""
+        episode = self.store.get_notice("auth_failing_since")
+        if episode is None:
+            episode = str(int(now))
+            self.store.set_notice("auth_failing_since", episode)
+        safe = str(error).replace("<", "&lt;").replace(">", "&gt;")
+        text = (f":lock: wesbot lost access to the WES server at {self.host}: {safe}. "
+                "Subscriptions are kept; notifications resume once access is restored.")
+        for channel in self.store.active_channels_of_runs([run_id]):
+            self.store.notice_once(f"auth-lost:{channel}:{episode}", channel_id=channel,
+                                   payload=notice(None, text), now=now)
+
+    def _auth_recovered(self) -> None:
+        if self.store.get_notice("auth_failing_since") is not None:
+            self.store.set_notice("auth_failing_since", None)
+
+    def expire(self) -> int:
+        now = self.clock.now()
+
+        def render(sub: Subscription) -> dict[str, object]:
+            days = self.settings.subscription_days
+            return notice(sub, f":hourglass: wesbot stopped watching run `{sub.run_id}` after {days:g} days "
+                               f"(last state: {state_label(sub.state)}). Subscribe again to keep watching.",
+                          mention=True)
+
+        return len(self.store.expire_due(now, render))
+
+    # -- posting ----------------------------------------------------------------------------------
+
+    def deliver(self, *, limit: int = 200) -> DeliverStats:
+        """Post the cards and the outbox rows that are due, paced per channel. Stops early on ``stop``."""
+        stats = DeliverStats()
+        for sub in self.store.cards_to_sync():
+            if self.stop.is_set():
+                return stats
+            now = self.clock.now()
+            if not self._pacing.ready(sub.channel_id, now):
+                continue
+            self._sync_card(sub, now, stats)
+        done = 0
+        while done < limit and not self.stop.is_set():
+            now = self.clock.now()
+            rows = [r for r in self.store.deliverable(now, limit=100) if self._pacing.ready(r.channel_id, now)]
+            if not rows:
+                break
+            for row in rows:
+                if self.stop.is_set() or done >= limit:
+                    break
+                if not self._pacing.ready(row.channel_id, self.clock.now()):
+                    continue
+                self._send(row, stats)
+                done += 1
+        return stats
+
+    def _sync_card(self, sub: Subscription, now: float, stats: DeliverStats) -> None:
+        message = card(sub, host=self.host)
+        if sub.card_ts is None:
+            result = self.poster.post(sub.channel_id, message)
+        else:
+            result = self.poster.update(sub.channel_id, sub.card_ts, message)
+        self._pacing.used(sub.channel_id, now + self.settings.pace_seconds)
+        if result.ok:
+            self.store.set_card(sub.id, ts=result.ts, version=sub.card_version)
+            stats.cards += 1
+        elif result.permanent and result.channel_error:
+            self._channel_failed(sub.channel_id, result, now)
+        elif result.permanent:
+            logger.warning("card of run %s in %s failed: %s", sub.run_id, sub.channel_id, result.error)
+            self.store.set_card_failed(sub.id, result.error or "error")
+        elif result.retry_after:
+            self._pacing.used(sub.channel_id, now + result.retry_after)
+
+    def _send(self, row: OutboxRow, stats: DeliverStats) -> None:
+        now = self.clock.now()
+        if row.status == "sending":
+            logger.warning("outbox %s (%s) was being sent when wesbot stopped; sending it again", row.id,
+                           row.dedupe_key)
+        thread_ts = None
+        if row.in_thread and row.subscription_id is not None:
+            sub = self.store.subscription(row.subscription_id)
+            if sub.card_ts is None and sub.card_failed is None and sub.status == "active":
+                return  # the card is not posted yet: the note goes in its thread once it is
+            thread_ts = sub.card_ts
+        self.store.mark_sending(row.id, now)
+        result = self.poster.post(row.channel_id, row.payload, thread_ts=thread_ts,
+                                  broadcast=row.kind == "notification" and thread_ts is not None)
+        if (not result.ok and result.permanent and not result.channel_error and row.payload.get("blocks")):
+            # A message Slack will not take as blocks: the plain-text fallback still says what happened.
+            result = self.poster.post(row.channel_id, {"text": row.payload.get("text", "")}, thread_ts=thread_ts)
+        done = self.clock.now()
+        self._pacing.used(row.channel_id, done + self.settings.pace_seconds)
+        if result.ok:
+            self.store.mark_sent(row.id, ts=result.ts, now=done)
+            stats.sent += 1
+            return
+        if result.permanent and result.channel_error:
+            self.store.mark_failed(row.id, error=result.error or "error")
+            self._channel_failed(row.channel_id, result, done)
+            stats.failed += 1
+        elif result.permanent:
+            self.store.mark_failed(row.id, error=result.error or "error")
+            stats.failed += 1
+        else:
+            wait = result.retry_after or min(2.0 ** min(row.attempts + 1, 12), self.settings.retry_cap)
+            self.store.mark_retry(row.id, not_before=done + wait, error=result.error or "error")
+            if result.retry_after:
+                self._pacing.used(row.channel_id, done + wait)
+            stats.retried += 1
+
+    def _channel_failed(self, channel: str, result: PostResult, now: float) -> None:
+        """Slack will not take posts in ``channel``: end its subscriptions and tell their subscribers by DM."""
+        if channel.startswith(("U", "W")):
+            return  # a DM that failed: nobody left to tell
+        failed = self.store.fail_channel(channel, error=result.error or "error", now=now)
+        logger.warning("Slack refuses posts in %s (%s); %d subscriptions failed", channel, result.error, len(failed))
+        hint = " Invite wesbot with `/invite @wesbot`, then subscribe again." if result.error == "not_in_channel" \
+            else ""
+        for sub in failed:
+            for user in sub.users:
+                text = (f"wesbot could not post in <#{channel}> ({result.error}), so it stopped watching run "
+                        f"`{sub.run_id}` there.{hint}")
+                self.store.notice_once(f"dm:{sub.id}:{user}", channel_id=user, payload=notice(None, text), now=now)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def step(self) -> float:
+        """One turn of the loop; returns how long to wait before the next."""
+        now = self.clock.now()
+        period = self.settings.lease_seconds
+        if not self.store.acquire_lease(LEASE, self.owner, now=now, period=period):
+            return max(period / 3, 0.2)
+        self.expire()
+        if now >= self._next_tick:
+            stats = self.tick()
+            # errbot's habit: the next cycle is set only once this one has finished.
+            self._next_tick = self.clock.now() + self.settings.poll_seconds
+            if stats.polled:
+                logger.debug("tick: %s", stats)
+            next_due = self.store.next_due()
+            if next_due is not None:
+                self._next_tick = min(self._next_tick, max(next_due, self.clock.now() + 0.5))
+        self.deliver()
+        now = self.clock.now()
+        waits = [self._next_tick - now, period / 3]
+        upcoming = self.store.next_outbox_time()
+        if upcoming is not None:
+            waits.append(upcoming - now)
+        if self.store.pending_count() or self.store.cards_to_sync(limit=1):
+            waits.append(min(self.settings.pace_seconds, 1.0))
+        return max(min(waits), 0.05)
+
+    def run(self) -> None:
+        """Loop until :attr:`stop` is set; ``wake`` cuts a wait short (a new subscription's card)."""
+        logger.info("watcher %s started (poll every %g s)", self.owner, self.settings.poll_seconds)
+        holding = False
+        try:
+            while not self.stop.is_set():
+                try:
+                    wait = self.step()
+                    holder = self.store.lease_holder(LEASE)
+                    now_holding = holder is not None and holder[0] == self.owner
+                    if now_holding != holding:
+                        logger.info("watcher %s %s the lease", self.owner, "holds" if now_holding else "waits for")
+                        holding = now_holding
+                except Exception:
+                    logger.exception("watcher step failed; trying again shortly")
+                    wait = 5.0
+                if self.wake.wait(min(wait, 5.0)):
+                    self.wake.clear()
+        finally:
+            try:
+                self.store.release_lease(LEASE, self.owner)
+            except Exception:
+                logger.warning("could not release the watcher lease", exc_info=True)
+            logger.info("watcher %s stopped", self.owner)
+
+
+def _parallel(fn: Callable[[T], R], items: Iterable[T], workers: int, stop: threading.Event) -> list[R]:
+    """``map`` on daemon threads, at most ``workers`` at once; returns early (partial) when ``stop`` is set.
+
+    Daemon threads, not a ThreadPoolExecutor: a read stuck on a slow WES server must not hold up exit.
+    """
+    todo: queue.SimpleQueue[T] = queue.SimpleQueue()
+    count = 0
+    for item in items:
+        todo.put(item)
+        count += 1
+    results: queue.SimpleQueue[R] = queue.SimpleQueue()
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                item = todo.get_nowait()
+            except queue.Empty:
+                return
+            results.put(fn(item))
+
+    threads = [threading.Thread(target=worker, daemon=True, name=f"wesbot-poll-{i}")
+               for i in range(max(1, min(workers, count)))]
+    for thread in threads:
+        thread.start()
+    out: list[R] = []
+    while len(out) < count:
+        if stop.is_set():
+            break
+        try:
+            out.append(results.get(timeout=0.1))
+        except queue.Empty:
+            if not any(t.is_alive() for t in threads) and results.empty():
+                break
+    return out
