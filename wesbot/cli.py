@@ -15,7 +15,10 @@ from . import __version__
 from .commands import SUBCOMMANDS
 from .config import ConfigError, Settings, environment, load_settings
 from .core import run_text
+from .slack.poster import SlackPoster
+from .store.watch import WatchStore
 from .textview import render_text
+from .watcher import Watcher, WatcherSettings
 from .wes.client import WesClient
 
 logger = logging.getLogger("wesbot")
@@ -26,6 +29,8 @@ EXIT_CONFIG = 2  # settings missing or malformed, or bad command-line arguments
 
 # Lookups run on this many threads; more wait in a queue. Acks never wait for them.
 LOOKUP_THREADS = 32
+# SIGTERM: the watcher finishes its current step (posts in flight) within this, or they stay in the outbox.
+WATCHER_JOIN_SECONDS = 2.0
 
 
 class RedactSecrets(logging.Filter):
@@ -103,9 +108,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     previous = record_wes_url(db, settings.wes_url)
     if previous:
         logger.warning("WESBOT_DB was last used with another WES server; now using %s", settings.wes_url)
+    db.close()
+    store = WatchStore(settings.db_path)
     wes = wes_client(settings)
     pool = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="wesbot-lookup")
-    deps = Deps(wes=wes, host=wes.host, pool=pool)
+    watcher = None if args.no_watcher else build_watcher(settings, store, wes)
+    deps = Deps(wes=wes, host=wes.host, pool=pool, store=store, subscription_days=settings.subscription_days,
+                wake=watcher.wake.set if watcher else None)
     try:
         app = build_app(settings, deps, http_mode=http_mode)
     except (BoltError, SlackApiError) as error:
@@ -115,6 +124,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"wesbot: Slack did not accept SLACK_BOT_TOKEN ({detail or type(error).__name__})", file=sys.stderr)
         return EXIT_CONFIG
     stop = threading.Event()
+    watcher_thread = None
+    if watcher is not None:
+        watcher.stop = stop  # SIGTERM stops the watcher between steps, with the server
+        watcher_thread = threading.Thread(target=watcher.run, name="wesbot-watcher", daemon=True)
+        watcher_thread.start()
     try:
         if http_mode:
             port = args.port if args.port is not None else int(os.environ.get("PORT") or 3000)
@@ -123,8 +137,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
             assert settings.slack_app_token is not None
             serve_socket_mode(app, pool, app_token=settings.slack_app_token, stop=stop)
     finally:
+        stop.set()
+        if watcher is not None and watcher_thread is not None:
+            watcher.wake.set()
+            watcher_thread.join(WATCHER_JOIN_SECONDS)
         wes.close()
-        db.close()
+    return EXIT_OK
+
+
+def build_watcher(settings: Settings, store: WatchStore, wes: WesClient) -> Watcher:
+    from slack_sdk import WebClient
+
+    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
+    return Watcher(
+        store, wes, SlackPoster(client), host=wes.host,
+        settings=WatcherSettings(poll_seconds=settings.poll_seconds, concurrency=settings.poll_concurrency,
+                                 subscription_days=settings.subscription_days,
+                                 lease_seconds=settings.lease_seconds),
+    )
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    settings = _settings(args, need_slack=True, need_app=False)
+    setup_logging(settings, args.log_level or "info")
+    from .server import install_stop_handlers
+    from .store import open_db
+
+    open_db(settings.db_path).close()
+    store = WatchStore(settings.db_path)
+    with wes_client(settings) as wes:
+        watcher = build_watcher(settings, store, wes)
+        install_stop_handlers(watcher.stop, raise_in_main=False, also=watcher.wake)
+        watcher.run()
     return EXIT_OK
 
 
@@ -150,7 +194,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="serve HTTP (request URLs) even if SLACK_APP_TOKEN is set")
     serve.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=None, help="HTTP mode: port (default $PORT or 3000)")
+    serve.add_argument("--no-watcher", action="store_true",
+                       help="do not run the watcher in this process (run `wesbot watch` separately)")
     serve.set_defaults(func=cmd_serve)
+
+    watch = sub.add_parser(
+        "watch", help="run only the watcher: post to Slack when watched runs end",
+        description="Run the watcher alone (it also runs inside `wesbot serve` unless --no-watcher). It polls the "
+        "runs subscribed to with /wes subscribe every WESBOT_POLL_SECONDS (default 30; WESBOT_POLL_CONCURRENCY "
+        "reads at once, default 16) and posts when they end. Subscriptions expire after WESBOT_SUBSCRIPTION_DAYS "
+        "(default 14). Several watcher processes may share one WESBOT_DB: only the one holding the lease posts, "
+        "and another takes over within WESBOT_LEASE_SECONDS (default 30) if it dies. Needs SLACK_BOT_TOKEN, "
+        "WES_URL and its credentials. SIGTERM stops it within 5 seconds.",
+    )
+    watch.set_defaults(func=cmd_watch)
 
     usage_lines = "\n".join(f"  {s.usage.removeprefix('/wes ')}\n      {s.summary.replace('`', '')}"
                             for s in SUBCOMMANDS)

@@ -36,6 +36,10 @@ class Settings:
     slack_signing_secret: str | None = field(default=None, repr=False)
     slack_api_url: str = DEFAULT_SLACK_API_URL
     db_path: str = DEFAULT_DB
+    poll_seconds: float = 30.0
+    poll_concurrency: int = 16
+    subscription_days: float = 14.0
+    lease_seconds: float = 30.0
 
     @property
     def socket_mode(self) -> bool:
@@ -111,8 +115,10 @@ def load_settings(
     *,
     need_slack: bool = False,
     http_mode: bool = False,
+    need_app: bool = True,
 ) -> Settings:
-    """Validate the environment. ``need_slack`` for ``serve``; ``http_mode`` when serving HTTP."""
+    """Validate the environment. ``need_slack`` for ``serve`` and ``watch``; ``http_mode`` when serving HTTP;
+    ``need_app`` is False for ``watch``, which posts with the bot token but receives nothing."""
     problems: list[str] = []
 
     def get(name: str) -> str | None:
@@ -146,7 +152,9 @@ def load_settings(
             problems.append("SLACK_BOT_TOKEN is not set: the bot token (xoxb-...) from your Slack app's OAuth page")
         elif not bot_token.startswith("xoxb-"):
             problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
-        if http_mode:
+        if not need_app:
+            pass
+        elif http_mode:
             if signing_secret is None:
                 problems.append("SLACK_SIGNING_SECRET is not set: HTTP mode needs it to verify Slack's requests")
         elif app_token is None:
@@ -166,9 +174,32 @@ def load_settings(
     if not parent.is_dir():
         problems.append(f"WESBOT_DB: the folder {str(parent)[:200]!r} does not exist")
 
+    def number(name: str, default: float, low: float, high: float, *, integer: bool = False) -> float:
+        raw = get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw) if integer else float(raw)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            kind = "a whole number" if integer else "a number"
+            problems.append(f"{name} must be {kind} from {low:g} to {high:g} (got {raw[:20]!r})")
+            return default
+        return value
+
+    poll_seconds = number("WESBOT_POLL_SECONDS", 30.0, 0.1, 86400)
+    poll_concurrency = int(number("WESBOT_POLL_CONCURRENCY", 16, 1, 256, integer=True))
+    subscription_days = number("WESBOT_SUBSCRIPTION_DAYS", 14.0, 0.0001, 3650)
+    lease_seconds = number("WESBOT_LEASE_SECONDS", 30.0, 1, 3600)
+
     if problems:
         raise ConfigError(problems)
     return Settings(
+        poll_seconds=poll_seconds,
+        poll_concurrency=poll_concurrency,
+        subscription_days=subscription_days,
+        lease_seconds=lease_seconds,
         wes_url=wes_url,
         wes_auth=wes_auth,
         wes_token=wes_token,

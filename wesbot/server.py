@@ -51,13 +51,15 @@ def make_wsgi(app: App, healthy: Callable[[], bool]) -> Callable[[dict[str, Any]
     return wsgi
 
 
-def install_stop_handlers(stop: threading.Event, *, raise_in_main: bool) -> None:
-    """SIGTERM and SIGINT set ``stop``; with ``raise_in_main`` they also break the server loop."""
+def install_stop_handlers(stop: threading.Event, *, raise_in_main: bool, also: threading.Event | None = None) -> None:
+    """SIGTERM and SIGINT set ``stop`` (and ``also``); with ``raise_in_main`` they also break the server loop."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         logger.info("received %s, stopping", signal.Signals(signum).name)
         already = stop.is_set()
         stop.set()
+        if also is not None:
+            also.set()
         if raise_in_main and not already:
             raise Stopping()
 

@@ -403,7 +403,7 @@ class Watcher:
                 except Exception:
                     logger.exception("watcher step failed; trying again shortly")
                     wait = 5.0
-                if self.wake.wait(min(wait, 5.0)):
+                if self.wake.wait(min(wait, 1.0)):
                     self.wake.clear()
         finally:
             try:

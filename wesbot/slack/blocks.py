@@ -428,7 +428,7 @@ def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
     blocks: list[Block] = [section(f"*{len(subs)} run{'s' if len(subs) != 1 else ''} watched in this channel*")]
     for sub in subs[:MAX_SUBSCRIPTION_ROWS]:
         since = show_time(_iso(sub.created_at))
-        who = " ".join(f"<@{u}>" for u in sub.users if re.fullmatch(r"[UW][A-Z0-9]{2,30}", u))
+        who = " ".join(f"<@{u}>" for u in sub.users if re.fullmatch(r"[UW][A-Z0-9]{1,40}", u))
         line = (f"{code(sub.run_id, 80)}  *{escape(sub.state or '(not polled yet)')}* at the last poll\n"
                 f"since {escape(since)}, by {who or 'nobody'}")
         block = section(line)

@@ -25,7 +25,7 @@ from .blocks import (
     section,
 )
 
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{1,40}$")
 MAX_FAILED_TASKS = 10
 
 

@@ -379,7 +379,7 @@ class LogFetcher:
         scheme_match = _SCHEME.match(ref)
         if scheme_match is not None:
             scheme = scheme_match.group(0)[:-1].lower()
-            if len(scheme) == 1:  # a Windows drive letter: C:\\logs\\stderr.txt
+            if len(scheme) == 1:  # a Windows drive letter: C:\logs\stderr.txt
                 return self._not_read(ref, "file", what)
             if scheme not in _DEFAULT_PORTS:
                 return self._not_read(ref, scheme, what)

@@ -1,0 +1,383 @@
+"""The watcher's cycle against a fake clock, a stub WES and a recording Slack poster: no sockets, no sleeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wesbot.slack.poster import PostResult
+from wesbot.store.watch import WatchStore
+from wesbot.watcher import Watcher, WatcherSettings
+from wesbot.wes.errors import NotFound, WesAuthError, WesUnreachable
+from wesbot.wes.models import Log, RunLog, RunRequest, RunStatus, TaskPage, parse_state
+
+DAY = 86400.0
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.t = now
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+@dataclass
+class StubWes:
+    states: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, Exception] = field(default_factory=dict)
+    status_calls: list[str] = field(default_factory=list)
+    tasks: dict[str, list[Log]] = field(default_factory=dict)
+    host: str = "wes.test"
+
+    def get_status(self, run_id: str) -> RunStatus:
+        self.status_calls.append(run_id)
+        if run_id in self.errors:
+            raise self.errors[run_id]
+        return RunStatus(run_id=run_id, state=parse_state(self.states[run_id]))
+
+    def get_run(self, run_id: str) -> RunLog:
+        if run_id in self.errors:
+            raise self.errors[run_id]
+        return RunLog(run_id=run_id, state=parse_state(self.states[run_id]),
+                      request=RunRequest(workflow_url="https://x/flows/align.cwl"),
+                      run_log=Log(exit_code=0 if self.states[run_id] == "COMPLETE" else 1,
+                                  start_time="2026-01-01T00:00:00Z", end_time="2026-01-01T00:03:02Z"),
+                      outputs={"out": {"class": "File", "location": "s3://bucket/out.txt"}},
+                      task_logs=self.tasks.get(run_id))
+
+    def list_tasks(self, run_id: str, *, page_size: int | None = None, page_token: str | None = None,
+                   run: RunLog | None = None) -> TaskPage:
+        return TaskPage(run_id=run_id, tasks=self.tasks.get(run_id, []))
+
+
+@dataclass
+class Post:
+    method: str
+    channel: str
+    message: dict[str, Any]
+    thread_ts: str | None = None
+    broadcast: bool = False
+    ts: str | None = None
+
+
+class RecordingPoster:
+    """Answers like Slack; ``script`` holds results to return next (PostResult), per channel."""
+
+    def __init__(self) -> None:
+        self.posts: list[Post] = []
+        self.script: dict[str, list[PostResult]] = {}
+        self.counter = 0
+
+    def _next(self, channel: str) -> PostResult | None:
+        queue = self.script.get(channel)
+        return queue.pop(0) if queue else None
+
+    def post(self, channel: str, message: dict[str, Any], *, thread_ts: str | None = None,
+             broadcast: bool = False) -> PostResult:
+        scripted = self._next(channel)
+        if scripted is not None and not scripted.ok:
+            self.posts.append(Post("failed", channel, message, thread_ts, broadcast))
+            return scripted
+        self.counter += 1
+        ts = f"1700000000.{self.counter:06d}"
+        self.posts.append(Post("post", channel, message, thread_ts, broadcast, ts))
+        return PostResult(ok=True, ts=ts)
+
+    def update(self, channel: str, ts: str, message: dict[str, Any]) -> PostResult:
+        scripted = self._next(channel)
+        if scripted is not None and not scripted.ok:
+            return scripted
+        self.posts.append(Post("update", channel, message, ts=ts))
+        return PostResult(ok=True, ts=ts)
+
+    def notifications(self) -> list[Post]:
+        return [p for p in self.posts if p.method == "post" and p.thread_ts is not None or
+                (p.method == "post" and "ended" in p.message.get("text", ""))]
+
+
+SETTINGS = WatcherSettings(poll_seconds=30, unreadable_after=600, lease_seconds=30, pace_seconds=1.0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> WatchStore:
+    return WatchStore(tmp_path / "w.db")
+
+
+def make(store: WatchStore, wes: StubWes, poster: RecordingPoster, clock: FakeClock, **kw: Any) -> Watcher:
+    return Watcher(store, wes, poster, host="wes.test", settings=kw.pop("settings", SETTINGS), clock=clock,  # type: ignore[arg-type]
+                   **kw)
+
+
+def subscribe(store: WatchStore, clock: FakeClock, run_id: str, channel: str = "C1", user: str = "U1",
+              state: str = "RUNNING") -> None:
+    store.subscribe(run_id=run_id, channel_id=channel, user_id=user, now=clock.now(),
+                    expires_at=clock.now() + 14 * DAY, state=state, workflow="align.cwl")
+
+
+def cycle(watcher: Watcher, clock: FakeClock, seconds: float = 30.0) -> None:
+    """One step, then time passes."""
+    watcher.step()
+    clock.advance(seconds)
+
+
+def test_run_that_ends_gets_exactly_one_notification_in_the_cards_thread(store: WatchStore, clock: FakeClock) -> None:
+    wes, poster = StubWes({"r1": "QUEUED"}), RecordingPoster()
+    subscribe(store, clock, "r1", user="U1")
+    subscribe(store, clock, "r1", user="U2")  # a second user: added to the mentions, not a second card
+    watcher = make(store, wes, poster, clock)
+    cycle(watcher, clock)
+    [card] = [p for p in poster.posts if p.method == "post"]
+    assert "<@U1> <@U2>" in str(card.message)
+    wes.states["r1"] = "RUNNING"
+    cycle(watcher, clock)
+    assert [p.method for p in poster.posts] == ["post", "update"]  # the card moved in place
+    assert "*RUNNING*" in str(poster.posts[-1].message)
+    wes.states["r1"] = "COMPLETE"
+    for _ in range(5):
+        cycle(watcher, clock)
+    posts = [p for p in poster.posts if p.method == "post"]
+    assert len(posts) == 2
+    note = posts[1]
+    assert note.thread_ts == card.ts and note.broadcast is True
+    text = str(note.message)
+    assert "ended *COMPLETE (exit 0)*" in text and "after 3m 2s" in text and "<@U1> <@U2>" in text
+    assert "s3://bucket/out.txt" in text
+    updates = [p for p in poster.posts if p.method == "update"]
+    assert updates[-1].ts == card.ts and "No longer watched" in str(updates[-1].message)  # the card says it ended
+
+
+def test_each_run_is_read_once_per_cycle_however_many_watch_it(store: WatchStore, clock: FakeClock) -> None:
+    wes, poster = StubWes({"r1": "RUNNING", "r2": "RUNNING"}), RecordingPoster()
+    for channel in ("C1", "C2", "C3"):
+        for user in ("U1", "U2"):
+            subscribe(store, clock, "r1", channel, user)
+    subscribe(store, clock, "r2", "C1")
+    watcher = make(store, wes, poster, clock)
+    stats = watcher.tick()
+    assert sorted(wes.status_calls) == ["r1", "r2"] and stats.polled == 2
+    assert watcher.tick().polled == 0  # not due again until poll_seconds have passed
+    clock.advance(30)
+    watcher.tick()
+    assert sorted(wes.status_calls) == ["r1", "r1", "r2", "r2"]
+
+
+def test_failure_lists_failed_tasks_and_flags_them(store: WatchStore, clock: FakeClock) -> None:
+    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
+    wes.tasks["r1"] = [Log(name="align", exit_code=3, stderr="https://logs.test/align.err"),
+                       Log(name="<!channel>", exit_code=0)]
+    subscribe(store, clock, "r1")
+    watcher = make(store, wes, poster, clock)
+    cycle(watcher, clock)
+    wes.states["r1"] = "EXECUTOR_ERROR"
+    cycle(watcher, clock)
+    cycle(watcher, clock)
+    [note_post] = [p for p in poster.posts if p.thread_ts]
+    note = str(note_post.message)
+    assert ":x:" in note and "EXECUTOR_ERROR (exit 1)" in note and "`align` exit 3" in note
+    assert "<https://logs.test/align.err|stderr>" in note and "<!channel>" not in note
+
+
+def test_restart_after_the_transition_was_recorded_sends_it_once(store: WatchStore, clock: FakeClock,
+                                                                 tmp_path: Path) -> None:
+    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
+    subscribe(store, clock, "r1")
+    first = make(store, wes, poster, clock)
+    cycle(first, clock)
+    wes.states["r1"] = "COMPLETE"
+    first.tick()  # the transition and its notification are stored... and then the process dies
+    store.close()
+    again = WatchStore(tmp_path / "w.db")
+    second = make(again, wes, poster, clock, owner="second")
+    clock.advance(31)  # the dead process's lease runs out
+    for _ in range(4):
+        cycle(second, clock)
+    assert len([p for p in poster.posts if p.method == "post" and p.thread_ts]) == 1
+
+
+def test_a_notification_can_never_be_queued_twice(store: WatchStore, clock: FakeClock) -> None:
+    subscribe(store, clock, "r1")
+    render = lambda sub: {"text": "done"}  # noqa: E731
+    first = store.record_terminal("r1", state="COMPLETE", now=1, exit_code=0, start_time=None, end_time=None,
+                                  render=render)
+    subscribe(store, clock, "r1", user="U9")  # even if someone subscribes again and it "ends" again
+    second = store.record_terminal("r1", state="COMPLETE", now=2, exit_code=0, start_time=None, end_time=None,
+                                   render=render)
+    assert len(first) == 1 and second == []
+
+
+def test_slack_429_is_retried_after_retry_after(store: WatchStore, clock: FakeClock) -> None:
+    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
+    subscribe(store, clock, "r1")
+    watcher = make(store, wes, poster, clock)
+    cycle(watcher, clock, 1)
+    wes.states["r1"] = "COMPLETE"
+    clock.advance(30)
+    watcher.step()  # tick records the end and updates the card
+    clock.advance(1)
+    poster.script["C1"] = [PostResult(ok=False, error="rate limited (429)", retry_after=20)]
+    watcher.deliver()  # the notification hits the 429
+    sent_before = [p for p in poster.posts if p.method == "post" and p.thread_ts]
+    clock.advance(10)
+    watcher.deliver()
+    assert [p for p in poster.posts if p.method == "post" and p.thread_ts] == sent_before == []
+    clock.advance(15)
+    watcher.deliver()
+    assert len([p for p in poster.posts if p.method == "post" and p.thread_ts]) == 1
+
+
+def test_transient_slack_errors_back_off_and_never_lose_the_notification(store: WatchStore,
+                                                                        clock: FakeClock) -> None:
+    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
+    subscribe(store, clock, "r1")
+    watcher = make(store, wes, poster, clock)
+    cycle(watcher, clock, 1)
+    wes.states["r1"] = "COMPLETE"
+    clock.advance(30)
+    watcher.tick()
+    poster.script["C1"] = [PostResult(ok=False, error="Slack answered 503")] * 4
+    for _ in range(40):
+        clock.advance(5)
+        watcher.deliver()
+    assert len([p for p in poster.posts if p.method == "post" and p.thread_ts]) == 1
+
+
+def test_not_in_channel_fails_the_subscription_and_dms_the_subscribers(store: WatchStore, clock: FakeClock) -> None:
+    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
+    subscribe(store, clock, "r1", "C9", "U1")
+    subscribe(store, clock, "r1", "C9", "U2")
+    poster.script["C9"] = [PostResult(ok=False, error="not_in_channel", permanent=True, channel_error=True)]
+    watcher = make(store, wes, poster, clock)
+    for _ in range(3):
+        cycle(watcher, clock, 2)
+    [sub] = store.subscriptions_of_run("r1", active_only=False)
+    assert sub.status == "failed" and sub.reason == "not_in_channel"
+    dms = {p.channel: str(p.message) for p in poster.posts if p.method == "post"}
+    assert set(dms) == {"U1", "U2"} and "/invite @wesbot" in dms["U1"]
+    assert store.due_runs(clock.now() + DAY) == []  # nothing is watched for that channel any more
+
+
+def test_blocks_slack_refuses_fall_back_to_text(store: WatchStore, clock: FakeClock) -> None:
+    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
+    subscribe(store, clock, "r1")
+    watcher = make(store, wes, poster, clock)
+    cycle(watcher, clock, 1)
+    wes.states["r1"] = "COMPLETE"
+    clock.advance(30)
+    watcher.tick()
+    watcher.deliver()  # the card update
+    clock.advance(1)
+    poster.script["C1"] = [PostResult(ok=False, error="invalid_blocks", permanent=True)]
+    watcher.deliver()
+    [note] = [p for p in poster.posts if p.method == "post" and p.thread_ts]
+    assert "blocks" not in note.message and "COMPLETE" in note.message["text"]
+
+
+def test_wes_outage_backs_off_keeps_the_subscription_and_reports_once(store: WatchStore, clock: FakeClock) -> None:
+    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
+    subscribe(store, clock, "r1")
+    watcher = make(store, wes, poster, clock)
+    cycle(watcher, clock, 1)
+    wes.errors["r1"] = WesUnreachable("WES server at wes.test did not answer within 10 s")
+    calls_before = len(wes.status_calls)
+    for _ in range(240):  # two hours, a step every 30 s
+        cycle(watcher, clock, 30)
+    polls = len(wes.status_calls) - calls_before
+    assert 5 <= polls <= 30  # backed off (capped at 10 minutes), not 240 reads
+    notes = [p for p in poster.posts if "has not been able to read run" in str(p.message)]
+    assert len(notes) == 1 and "did not answer within 10 s" in str(notes[0].message)
+    assert store.subscriptions_of_run("r1")[0].status == "active"
+    del wes.errors["r1"]
+    wes.states["r1"] = "COMPLETE"
+    for _ in range(25):
+        cycle(watcher, clock, 30)
+    assert any("ended *COMPLETE" in str(p.message) for p in poster.posts)
+
+
+def test_lost_access_is_reported_once_per_channel(store: WatchStore, clock: FakeClock) -> None:
+    wes, poster = StubWes({"r1": "RUNNING", "r2": "RUNNING"}), RecordingPoster()
+    subscribe(store, clock, "r1", "C1")
+    subscribe(store, clock, "r2", "C1")
+    subscribe(store, clock, "r2", "C2")
+    watcher = make(store, wes, poster, clock)
+    cycle(watcher, clock, 1)
+    for run in ("r1", "r2"):
+        wes.errors[run] = WesAuthError("WES rejected the credentials (401): check WES_AUTH", status_code=401)
+    for _ in range(60):
+        cycle(watcher, clock, 30)
+    lost = [p.channel for p in poster.posts if "lost access" in str(p.message)]
+    assert sorted(lost) == ["C1", "C2"]
+    assert all(s.status == "active" for s in store.subscriptions_of_run("r2"))
+
+
+def test_a_run_that_is_gone_ends_the_subscription_with_a_note(store: WatchStore, clock: FakeClock) -> None:
+    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
+    subscribe(store, clock, "r1")
+    watcher = make(store, wes, poster, clock)
+    cycle(watcher, clock, 1)
+    wes.errors["r1"] = NotFound("run r1 not found on the WES server at wes.test")
+    for _ in range(3):
+        cycle(watcher, clock, 30)
+    assert any("no longer on the WES server" in str(p.message) and "<@U1>" in str(p.message) for p in poster.posts)
+    assert store.subscriptions_of_run("r1", active_only=False)[0].status == "gone"
+
+
+def test_subscriptions_expire_with_a_note(store: WatchStore, clock: FakeClock) -> None:
+    wes, poster = StubWes({"ghost": "RUNNING"}), RecordingPoster()
+    subscribe(store, clock, "ghost")
+    watcher = make(store, wes, poster, clock)
+    cycle(watcher, clock, 1)
+    clock.advance(14 * DAY)
+    cycle(watcher, clock, 1)
+    cycle(watcher, clock, 1)
+    assert any("stopped watching run `ghost` after 14 days" in str(p.message) for p in poster.posts)
+    assert store.subscriptions_of_run("ghost", active_only=False)[0].status == "expired"
+    calls = len(wes.status_calls)
+    cycle(watcher, clock, 60)
+    assert len(wes.status_calls) == calls  # no longer polled
+
+
+def test_posts_are_paced_per_channel(store: WatchStore, clock: FakeClock) -> None:
+    wes, poster = StubWes({f"r{i}": "RUNNING" for i in range(3)}), RecordingPoster()
+    for i in range(3):
+        subscribe(store, clock, f"r{i}", "C1")
+    subscribe(store, clock, "r0", "C2")
+    watcher = make(store, wes, poster, clock)
+    watcher.deliver()
+    assert [p.channel for p in poster.posts] == ["C1", "C2"]  # one post per channel per second
+    clock.advance(1)
+    watcher.deliver()
+    clock.advance(1)
+    watcher.deliver()
+    assert [p.channel for p in poster.posts] == ["C1", "C2", "C1", "C1"]
+
+
+def test_only_the_lease_holder_posts_and_a_second_takes_over(store: WatchStore, clock: FakeClock,
+                                                             tmp_path: Path) -> None:
+    wes, poster_a, poster_b = StubWes({"r1": "RUNNING"}), RecordingPoster(), RecordingPoster()
+    subscribe(store, clock, "r1")
+    a = make(store, wes, poster_a, clock, owner="a")
+    b = make(WatchStore(tmp_path / "w.db"), wes, poster_b, clock, owner="b")
+    for _ in range(3):
+        a.step()
+        b.step()
+        clock.advance(5)
+    assert poster_a.posts and not poster_b.posts
+    wes.states["r1"] = "COMPLETE"
+    clock.advance(31)  # a died: its lease runs out
+    for _ in range(4):
+        b.step()
+        clock.advance(31)
+    assert len([p for p in poster_b.posts if p.thread_ts]) == 1
+    assert not [p for p in poster_a.posts if p.thread_ts]
