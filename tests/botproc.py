@@ -27,16 +27,19 @@ class BotProcess:
     """`python -m wesbot serve` in a temp working directory; ``stop()`` sends SIGTERM and reaps it."""
 
     def __init__(self, *, wes_url: str, slack_api_url: str, http: bool, extra_env: dict[str, str] | None = None,
-                 wes_auth: str | None = None) -> None:
-        self.workdir = tempfile.TemporaryDirectory(prefix="wesbot-e2e-")
+                 wes_auth: str | None = None, workdir: str | None = None, command: str = "serve",
+                 log_name: str = "bot.log") -> None:
+        """``workdir``: reuse a folder (and so its wesbot.db) across processes; it is then not deleted."""
+        self._own_dir = tempfile.TemporaryDirectory(prefix="wesbot-e2e-") if workdir is None else None
+        self.dir = workdir if workdir is not None else self._own_dir.name  # type: ignore[union-attr]
         self.port = free_port() if http else None
-        self.log_path = Path(self.workdir.name) / "bot.log"
+        self.log_path = Path(self.dir) / log_name
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WES_", "SLACK_", "WESBOT_"))}
         env.update({
             "WES_URL": wes_url,
             "SLACK_API_URL": slack_api_url,
             "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "WESBOT_DB": str(Path(self.workdir.name) / "wesbot.db"),
+            "WESBOT_DB": str(Path(self.dir) / "wesbot.db"),
             "PYTHONUNBUFFERED": "1",
         })
         if wes_auth:
@@ -46,11 +49,11 @@ class BotProcess:
         else:
             env["SLACK_APP_TOKEN"] = APP_TOKEN
         env.update(extra_env or {})
-        args = [sys.executable, "-m", "wesbot", "serve"]
-        if http:
+        args = [sys.executable, "-m", "wesbot", command]
+        if http and command == "serve":
             args += ["--http", "--host", "127.0.0.1", "--port", str(self.port)]
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(args, cwd=self.workdir.name, env=env, stdout=self._log,
+        self.proc = subprocess.Popen(args, cwd=self.dir, env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
         self.exit_seconds: float | None = None
         self.final_log: str | None = None
@@ -90,5 +93,13 @@ class BotProcess:
             self.exit_seconds = time.monotonic() - started
         self._log.close()
         self.final_log = self.log_text()
-        self.workdir.cleanup()
+        if self._own_dir is not None:
+            self._own_dir.cleanup()
         return self.proc.returncode
+
+    def kill9(self) -> None:
+        """SIGKILL: the process dies at once, wherever it is."""
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+        self.final_log = self.log_text()

@@ -65,6 +65,7 @@ class Post:
     thread_ts: str | None = None
     broadcast: bool = False
     ts: str | None = None
+    key: str | None = None
 
 
 class RecordingPoster:
@@ -80,15 +81,22 @@ class RecordingPoster:
         return queue.pop(0) if queue else None
 
     def post(self, channel: str, message: dict[str, Any], *, thread_ts: str | None = None,
-             broadcast: bool = False) -> PostResult:
+             broadcast: bool = False, key: str | None = None) -> PostResult:
         scripted = self._next(channel)
         if scripted is not None and not scripted.ok:
             self.posts.append(Post("failed", channel, message, thread_ts, broadcast))
             return scripted
         self.counter += 1
         ts = f"1700000000.{self.counter:06d}"
-        self.posts.append(Post("post", channel, message, thread_ts, broadcast, ts))
+        self.posts.append(Post("post", channel, message, thread_ts, broadcast, ts, key))
         return PostResult(ok=True, ts=ts)
+
+    can_look = True
+
+    def find_posted(self, channel: str, key: str, *, thread_ts: str | None, oldest: float) -> str | None | bool:
+        if not self.can_look:
+            return None
+        return next((p.ts for p in self.posts if p.key == key and p.channel == channel and p.ts), False)
 
     def update(self, channel: str, ts: str, message: dict[str, Any]) -> PostResult:
         scripted = self._next(channel)
@@ -381,3 +389,31 @@ def test_only_the_lease_holder_posts_and_a_second_takes_over(store: WatchStore, 
         clock.advance(31)
     assert len([p for p in poster_b.posts if p.thread_ts]) == 1
     assert not [p for p in poster_a.posts if p.thread_ts]
+
+
+@pytest.mark.parametrize("slack_can_tell", [True, False])
+def test_a_post_cut_short_by_a_crash_is_checked_before_it_is_sent_again(store: WatchStore, clock: FakeClock,
+                                                                         tmp_path: Path, slack_can_tell: bool) -> None:
+    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
+    poster.can_look = slack_can_tell
+    subscribe(store, clock, "r1")
+    first = make(store, wes, poster, clock)
+    cycle(first, clock, 1)
+    wes.states["r1"] = "COMPLETE"
+    clock.advance(30)
+    first.tick()
+    first.deliver()  # the card update
+    clock.advance(1)
+    # The crash: the notification reached Slack, but the process died before it could mark the row sent.
+    [row] = store.deliverable(clock.now())
+    store.mark_sending(row.id, clock.now())
+    thread = store.subscription(row.subscription_id or 0).card_ts
+    poster.post(row.channel_id, row.payload, thread_ts=thread, key=row.dedupe_key)
+    second = make(WatchStore(tmp_path / "w.db"), wes, poster, clock, owner="after-crash")
+    clock.advance(31)
+    for _ in range(3):
+        cycle(second, clock, 2)
+    sent = [p for p in poster.posts if p.key == row.dedupe_key]
+    # Slack can tell (history scope): no repeat. It cannot: sent again, at least once rather than never.
+    assert len(sent) == (1 if slack_can_tell else 2)
+    assert store.deliverable(clock.now() + 3600) == []

@@ -190,7 +190,7 @@ def load_settings(
 
     poll_seconds = number("WESBOT_POLL_SECONDS", 30.0, 0.1, 86400)
     poll_concurrency = int(number("WESBOT_POLL_CONCURRENCY", 16, 1, 256, integer=True))
-    subscription_days = number("WESBOT_SUBSCRIPTION_DAYS", 14.0, 0.0001, 3650)
+    subscription_days = number("WESBOT_SUBSCRIPTION_DAYS", 14.0, 0.00001, 3650)
     lease_seconds = number("WESBOT_LEASE_SECONDS", 30.0, 1, 3600)
 
     if problems:

@@ -310,21 +310,30 @@ class Watcher:
 
     def _send(self, row: OutboxRow, stats: DeliverStats) -> None:
         now = self.clock.now()
-        if row.status == "sending":
-            logger.warning("outbox %s (%s) was being sent when wesbot stopped; sending it again", row.id,
-                           row.dedupe_key)
         thread_ts = None
         if row.in_thread and row.subscription_id is not None:
             sub = self.store.subscription(row.subscription_id)
             if sub.card_ts is None and sub.card_failed is None and sub.status == "active":
                 return  # the card is not posted yet: the note goes in its thread once it is
             thread_ts = sub.card_ts
+        if row.status == "sending":
+            # A previous attempt was cut short (a crash, kill -9): it may have reached Slack. Look before posting.
+            found = self.poster.find_posted(row.channel_id, row.dedupe_key, thread_ts=thread_ts,
+                                            oldest=row.created_at - 60)
+            if found:
+                logger.info("outbox %s (%s) had reached Slack before wesbot stopped", row.id, row.dedupe_key)
+                self.store.mark_sent(row.id, ts=found if isinstance(found, str) else None, now=now)
+                return
+            if found is None:
+                logger.warning("outbox %s (%s) was being sent when wesbot stopped and Slack cannot tell whether "
+                               "it arrived; sending it again", row.id, row.dedupe_key)
         self.store.mark_sending(row.id, now)
         result = self.poster.post(row.channel_id, row.payload, thread_ts=thread_ts,
-                                  broadcast=row.kind == "notification" and thread_ts is not None)
+                                  broadcast=row.kind == "notification" and thread_ts is not None, key=row.dedupe_key)
         if (not result.ok and result.permanent and not result.channel_error and row.payload.get("blocks")):
             # A message Slack will not take as blocks: the plain-text fallback still says what happened.
-            result = self.poster.post(row.channel_id, {"text": row.payload.get("text", "")}, thread_ts=thread_ts)
+            result = self.poster.post(row.channel_id, {"text": row.payload.get("text", "")}, thread_ts=thread_ts,
+                                      key=row.dedupe_key)
         done = self.clock.now()
         self._pacing.used(row.channel_id, done + self.settings.pace_seconds)
         if result.ok:

@@ -375,6 +375,8 @@ class FakeSlack:
             "chat.update": self._update,
             "chat.delete": self._delete,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroup_users,
             "apps.connections.open": lambda args: {"ok": True, "url": self.ws_url},
@@ -410,7 +412,7 @@ class FakeSlack:
             "team": self.team_id,
             "ts": ts,
         }
-        for key in ("blocks", "attachments", "thread_ts", "metadata"):
+        for key in ("blocks", "attachments", "thread_ts", "metadata", "reply_broadcast"):
             if args.get(key) is not None:
                 message[key] = args[key]
         return message
@@ -453,6 +455,32 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         del self.messages[ts]
         return {"ok": True, "channel": channel, "ts": ts}
+
+    def _listed(self, message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+        shown = {k: v for k, v in message.items() if k != "channel"}
+        if str(args.get("include_all_metadata", "")).lower() not in ("true", "1"):
+            shown.pop("metadata", None)
+        return shown
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel (and thread replies sent to it), newest first, after ``oldest``."""
+        channel = args.get("channel")
+        oldest = float(args.get("oldest") or 0)
+        limit = int(args.get("limit") or 100)
+        found = [m for ts, m in self.messages.items() if m["channel"] == channel and float(ts) > oldest
+                 and (not m.get("thread_ts") or str(m.get("reply_broadcast", "")).lower() == "true")]
+        found.sort(key=lambda m: float(m["ts"]), reverse=True)
+        return {"ok": True, "messages": [self._listed(m, args) for m in found[:limit]], "has_more": False}
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A thread: its parent, then its replies, oldest first."""
+        channel, ts = args.get("channel"), str(args.get("ts") or "")
+        parent = self.messages.get(ts)
+        if parent is None or parent["channel"] != channel:
+            return {"ok": False, "error": "thread_not_found"}
+        replies = sorted((m for m in self.messages.values() if m["channel"] == channel and m.get("thread_ts") == ts),
+                         key=lambda m: float(m["ts"]))
+        return {"ok": True, "messages": [self._listed(m, args) for m in [parent, *replies]], "has_more": False}
 
     def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         channel_id = args.get("channel")

@@ -25,6 +25,9 @@ PERMANENT_MESSAGE_ERRORS = frozenset({
 })
 
 
+METADATA_EVENT = "wesbot_post"
+
+
 @dataclass(frozen=True, kw_only=True)
 class PostResult:
     ok: bool
@@ -45,9 +48,13 @@ class SlackPoster:
         self.client = client
 
     def post(self, channel: str, message: dict[str, Any], *, thread_ts: str | None = None,
-             broadcast: bool = False) -> PostResult:
+             broadcast: bool = False, key: str | None = None) -> PostResult:
+        """Post ``message``. ``key`` goes in the message's metadata, so :meth:`find_posted` can tell later
+        whether a post interrupted by a crash reached Slack."""
         kwargs: dict[str, Any] = {"channel": channel, "text": message.get("text", ""), "unfurl_links": False,
                                   "unfurl_media": False}
+        if key:
+            kwargs["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
         if message.get("blocks"):
             kwargs["blocks"] = message["blocks"]
         if thread_ts:
@@ -55,6 +62,31 @@ class SlackPoster:
             if broadcast:
                 kwargs["reply_broadcast"] = True
         return self._call("chat_postMessage", kwargs)
+
+    def find_posted(self, channel: str, key: str, *, thread_ts: str | None, oldest: float) -> str | None | bool:
+        """Whether a message posted with ``key`` is in ``channel`` (in ``thread_ts``'s thread if given).
+
+        Returns its ts when found, False when it is certainly not there, None when Slack cannot tell us
+        (no history scope, a DM, an error): the caller then posts again, at least once rather than never.
+        """
+        try:
+            if thread_ts:
+                response = self.client.conversations_replies(channel=channel, ts=thread_ts, limit=200,
+                                                             include_all_metadata=True)
+            else:
+                response = self.client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", limit=200,
+                                                             include_all_metadata=True)
+        except SlackApiError as error:
+            logger.info("cannot check whether a post reached %s: %s", channel, error.response.get("error"))
+            return None
+        except Exception as error:
+            logger.info("cannot check whether a post reached %s: %s", channel, type(error).__name__)
+            return None
+        for message in response.get("messages") or []:
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == METADATA_EVENT and (metadata.get("event_payload") or {}).get("key") == key:
+                return str(message.get("ts") or "") or True
+        return False
 
     def update(self, channel: str, ts: str, message: dict[str, Any]) -> PostResult:
         kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": message.get("text", "")}
