@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from wesbot.slack.poster import PostResult
 from wesbot.store.watch import WatchStore
 from wesbot.watcher import Watcher, WatcherSettings
 from wesbot.wes.errors import NotFound, WesAuthError, WesUnreachable
-from wesbot.wes.models import Log, RunLog, RunRequest, RunStatus, TaskPage, parse_state
+from wesbot.wes.models import Log, RunListPage, RunLog, RunRequest, RunStatus, RunSummary, TaskPage, parse_state
 
 DAY = 86400.0
 
@@ -51,6 +52,24 @@ class StubWes:
                                   start_time="2026-01-01T00:00:00Z", end_time="2026-01-01T00:03:02Z"),
                       outputs={"out": {"class": "File", "location": "s3://bucket/out.txt"}},
                       task_logs=self.tasks.get(run_id))
+
+    list_calls: int = 0
+    page: int = 100
+    list_without_states: bool = False
+    shuffle_seed: int | None = None
+
+    def list_runs(self, *, page_size: int | None = None, page_token: str | None = None) -> RunListPage:
+        """Pages of ``page`` runs; with ``shuffle_seed``, every call lists them in a different order."""
+        self.list_calls += 1
+        ids = sorted(self.states)
+        if self.shuffle_seed is not None:
+            random.Random(self.shuffle_seed + self.list_calls).shuffle(ids)
+        start = int(page_token or 0)
+        chunk = ids[start:start + self.page]
+        nxt = str(start + self.page) if start + self.page < len(ids) else ""
+        return RunListPage(runs=[RunSummary(run_id=i, state=None if self.list_without_states else
+                                            parse_state(self.states[i])) for i in chunk],
+                           next_page_token=nxt or None)
 
     def list_tasks(self, run_id: str, *, page_size: int | None = None, page_token: str | None = None,
                    run: RunLog | None = None) -> TaskPage:
@@ -417,3 +436,53 @@ def test_a_post_cut_short_by_a_crash_is_checked_before_it_is_sent_again(store: W
     # Slack can tell (history scope): no repeat. It cannot: sent again, at least once rather than never.
     assert len(sent) == (1 if slack_can_tell else 2)
     assert store.deliverable(clock.now() + 3600) == []
+
+
+def test_many_runs_are_read_from_the_run_list_and_only_ended_ones_get_a_status_call(store: WatchStore,
+                                                                                   clock: FakeClock) -> None:
+    wes, poster = StubWes({f"r{i:03d}": "RUNNING" for i in range(300)}), RecordingPoster()
+    for run_id in wes.states:
+        subscribe(store, clock, run_id, f"C{run_id[-1]}")
+    watcher = make(store, wes, poster, clock)
+    stats = watcher.tick()
+    assert stats.swept == 300 and wes.status_calls == [] and stats.sweep_requests == 3
+    for i in range(0, 300, 10):
+        wes.states[f"r{i:03d}"] = "COMPLETE"
+    clock.advance(30)
+    stats = watcher.tick()
+    assert stats.swept == 270 and sorted(wes.status_calls) == sorted(f"r{i:03d}" for i in range(0, 300, 10))
+    assert stats.ended == 30 and stats.wes_requests == 3 + 30 * 2  # list pages, then status + details per end
+
+
+def test_an_unstable_list_order_never_causes_a_duplicate_or_a_missed_end(store: WatchStore, clock: FakeClock) -> None:
+    wes, poster = StubWes({f"r{i:03d}": "RUNNING" for i in range(200)}), RecordingPoster()
+    wes.shuffle_seed = 7  # each page request sees a differently ordered list: runs are skipped and repeated
+    for run_id in wes.states:
+        subscribe(store, clock, run_id, f"C{int(run_id[1:]) % 50}")
+    watcher = make(store, wes, poster, clock)
+    ended = {f"r{i:03d}" for i in range(0, 200, 4)}
+    for _ in range(3):
+        watcher.step()
+        clock.advance(30)
+    for run_id in ended:
+        wes.states[run_id] = "EXECUTOR_ERROR"
+    for _ in range(12):
+        watcher.step()
+        clock.advance(30)
+    notes = [p for p in poster.posts if p.method == "post" and " ended " in p.message["text"]]
+    assert sorted(p.message["text"].split()[1] for p in notes) == sorted(ended)
+
+
+def test_a_list_without_states_falls_back_to_status_calls(store: WatchStore, clock: FakeClock,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    wes, poster = StubWes({f"r{i:03d}": "RUNNING" for i in range(60)}), RecordingPoster()
+    wes.list_without_states = True
+    for run_id in wes.states:
+        subscribe(store, clock, run_id)
+    watcher = make(store, wes, poster, clock)
+    with caplog.at_level("INFO", logger="wesbot.watcher"):
+        stats = watcher.tick()
+        clock.advance(30)
+        watcher.tick()
+    assert stats.swept == 0 and len(wes.status_calls) == 120
+    assert sum("without their state" in r.getMessage() for r in caplog.records) == 1  # said once

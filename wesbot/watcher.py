@@ -30,7 +30,7 @@ from .slack.cards import FailedTask, RunOutcome, card, notice, notification, unr
 from .slack.poster import PostResult, SlackPoster
 from .store.watch import OutboxRow, Subscription, WatchedRun, WatchStore
 from .wes.errors import NotFound, WesAuthError, WesError
-from .wes.models import FAILED, RunLog, RunStatus, TaskPage, is_terminal, state_label
+from .wes.models import FAILED, RunListPage, RunLog, RunStatus, State, TaskPage, is_terminal, state_label
 
 logger = logging.getLogger("wesbot.watcher")
 
@@ -53,6 +53,7 @@ class WatchedWes(Protocol):
 
     @property
     def host(self) -> str: ...
+    def list_runs(self, *, page_size: int | None = None, page_token: str | None = None) -> RunListPage: ...
     def get_status(self, run_id: str) -> RunStatus: ...
     def get_run(self, run_id: str) -> RunLog: ...
     def list_tasks(self, run_id: str, *, page_size: int | None = None, page_token: str | None = None,
@@ -72,10 +73,18 @@ class WatcherSettings:
     pace_seconds: float = 1.0
     # Outbox retries back off up to this.
     retry_cap: float = 300.0
+    # With at least this many runs due, read their states from GET /runs pages first (one request per page
+    # instead of one per run); runs the list does not show, or shows as ended, still get a status call.
+    sweep_min_runs: int = 50
+    sweep_page_size: int = 1000
+    sweep_max_pages: int = 100
 
 
 @dataclass
 class TickStats:
+    due: int = 0
+    swept: int = 0  # runs whose state came from the list
+    sweep_requests: int = 0
     polled: int = 0
     changed: int = 0
     ended: int = 0
@@ -128,6 +137,9 @@ class Watcher:
         self.wake = threading.Event()
         self._pacing = _Pacing()
         self._next_tick = 0.0
+        # When a sweep does not pay (few of our runs per page read), skip sweeping for a few cycles.
+        self._skip_sweeps = 0
+        self._told_no_states = False
 
     # -- one poll cycle ---------------------------------------------------------------------------
 
@@ -136,19 +148,83 @@ class Watcher:
         stats = TickStats()
         now = self.clock.now()
         due = self.store.due_runs(now)
+        stats.due = len(due)
         if not due:
             return stats
-        polls = _parallel(self._poll, due, self.settings.concurrency, self.stop)
-        if len(polls) < len(due):
+        listed = self._sweep(due, stats)
+        # Runs the list showed as still going are settled; the rest (not listed, ended, no state) get a status call.
+        settled = [(run.run_id, listed[run.run_id]) for run in due
+                   if run.run_id in listed and listed[run.run_id] is not None and not is_terminal(listed[run.run_id])]
+        settled_ids = {run_id for run_id, _ in settled}
+        if settled:
+            try:
+                stats.changed += self.store.record_states(
+                    [(run_id, str(state)) for run_id, state in settled], now=now,
+                    next_poll_at=now + self.settings.poll_seconds)
+                stats.swept = len(settled)
+                self._auth_recovered()
+            except Exception:
+                logger.exception("could not record the states read from the run list")
+        to_poll = [run for run in due if run.run_id not in settled_ids]
+        polls = _parallel(self._poll, to_poll, self.settings.concurrency, self.stop)
+        if len(polls) < len(to_poll):
             stats.stopped = True
+        quiet = [p for p in polls if p.status is not None and p.outcome is None]
+        if quiet:
+            now = self.clock.now()
+            stats.changed += self.store.record_states(
+                [(p.run.run_id, None if p.status is None or p.status.state is None else str(p.status.state))
+                 for p in quiet], now=now, next_poll_at=now + self.settings.poll_seconds)
+            self._auth_recovered()
         for poll in polls:
             stats.polled += 1
             stats.wes_requests += poll.requests
+            if poll in quiet:
+                continue
             try:
                 self._apply(poll, self.clock.now(), stats)
             except Exception:  # one bad run must not stop the others (errbot's poller does the same)
                 logger.exception("could not record the poll of run %s", poll.run.run_id)
+        stats.wes_requests += stats.sweep_requests
         return stats
+
+    def _sweep(self, due: list[WatchedRun], stats: TickStats) -> dict[str, State]:
+        """States of due runs read from GET /runs pages, when that is cheaper than a status call per run."""
+        if len(due) < self.settings.sweep_min_runs:
+            return {}
+        if self._skip_sweeps > 0:
+            self._skip_sweeps -= 1
+            return {}
+        wanted = {run.run_id for run in due}
+        found: dict[str, State] = {}
+        seen: set[str | None] = {None}
+        token: str | None = None
+        stateless = 0
+        try:
+            for _ in range(self.settings.sweep_max_pages):
+                if self.stop.is_set():
+                    break
+                page = self.wes.list_runs(page_size=self.settings.sweep_page_size, page_token=token)
+                stats.sweep_requests += 1
+                for item in page.runs:
+                    if item.run_id in wanted and item.run_id not in found:
+                        found[item.run_id] = item.state
+                        stateless += item.state is None
+                nxt = page.next_page_token
+                if len(found) == len(wanted) or not page.runs or not nxt or nxt in seen:
+                    break
+                seen.add(nxt)
+                token = nxt
+        except WesError as error:
+            logger.info("reading the run list failed (%s); asking each run for its status", error)
+        if stateless and not self._told_no_states:
+            logger.info("the WES server lists runs without their state; asking each run for its status instead")
+            self._told_no_states = True
+        useful = len(found) - stateless
+        if stats.sweep_requests and useful < 2 * stats.sweep_requests:
+            # Most of what the list holds is not ours: status calls are cheaper. Try again in a while.
+            self._skip_sweeps = 10
+        return found
 
     def _poll(self, run: WatchedRun) -> _Poll:
         try:
@@ -209,7 +285,7 @@ class Watcher:
             stats.ended += 1
             self.wake.set()
             return
-        if poll.status is not None:
+        if poll.status is not None:  # recorded in bulk by tick(); kept for callers that apply one poll
             state = poll.status.state
             changed = self.store.record_state(run_id, state=None if state is None else str(state), now=now,
                                               next_poll_at=now + self.settings.poll_seconds)

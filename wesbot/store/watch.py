@@ -264,26 +264,22 @@ class WatchStore:
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    def record_state(
-        self,
-        run_id: str,
-        *,
-        state: str | None,
-        now: float,
-        next_poll_at: float,
-        exit_code: int | None = None,
-        start_time: str | None = None,
-        end_time: str | None = None,
-    ) -> bool:
+    def record_state(self, run_id: str, *, state: str | None, now: float, next_poll_at: float) -> bool:
         """Store a successful poll of a non-terminal state. True when the state changed (cards go stale)."""
+        return self.record_states([(run_id, state)], now=now, next_poll_at=next_poll_at) == 1
+
+    def record_states(self, polls: Iterable[tuple[str, str | None]], *, now: float, next_poll_at: float) -> int:
+        """:meth:`record_state` for many non-terminal runs in one transaction. Returns how many changed."""
+        changed = 0
         with self._tx() as db:
-            changed = self._set_state(db, run_id, state, now, exit_code, start_time, end_time)
-            db.execute(
-                "UPDATE watched_runs SET last_polled_at = ?, next_poll_at = ?, failures = 0, failing_since = NULL, "
-                "failing_reason = NULL, unreadable_reported = 0 WHERE run_id = ?",
-                [now, next_poll_at, run_id],
-            )
-            return changed
+            for run_id, state in polls:
+                changed += int(self._set_state(db, run_id, state, now, None, None, None))
+                db.execute(
+                    "UPDATE watched_runs SET last_polled_at = ?, next_poll_at = ?, failures = 0, failing_since = NULL, "
+                    "failing_reason = NULL, unreadable_reported = 0 WHERE run_id = ?",
+                    [now, next_poll_at, run_id],
+                )
+        return changed
 
     @staticmethod
     def _set_state(db: Database, run_id: str, state: str | None, now: float, exit_code: int | None,
