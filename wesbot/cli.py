@@ -20,6 +20,7 @@ from .store.watch import WatchStore
 from .textview import render_text
 from .watcher import Watcher, WatcherSettings
 from .wes.client import WesClient
+from .wes.logs import LogFetcher
 
 logger = logging.getLogger("wesbot")
 
@@ -68,6 +69,11 @@ def wes_client(settings: Settings) -> WesClient:
     return WesClient(settings.wes_url, auth=settings.wes_auth, token=settings.wes_token)
 
 
+def log_fetcher(settings: Settings) -> LogFetcher:
+    return LogFetcher(settings.wes_url, auth=settings.wes_auth, token=settings.wes_token,
+                      allowed_hosts=settings.log_hosts)
+
+
 def _settings(args: argparse.Namespace, **kwargs: bool) -> Settings:
     try:
         return load_settings(environment(), **kwargs)
@@ -81,8 +87,8 @@ def _settings(args: argparse.Namespace, **kwargs: bool) -> Settings:
 def cmd_ask(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging(settings, args.log_level or "warning")
-    with wes_client(settings) as wes:
-        result = run_text(" ".join(args.text), wes)
+    with wes_client(settings) as wes, log_fetcher(settings) as logs:
+        result = run_text(" ".join(args.text), wes, logs=logs)
         if args.json:
             print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
         else:
@@ -113,8 +119,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     wes = wes_client(settings)
     pool = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="wesbot-lookup")
     watcher = None if args.no_watcher else build_watcher(settings, store, wes)
+    logs = log_fetcher(settings)
+    if watcher is not None:
+        watcher.logs = logs
     deps = Deps(wes=wes, host=wes.host, pool=pool, store=store, subscription_days=settings.subscription_days,
-                wake=watcher.wake.set if watcher else None)
+                wake=watcher.wake.set if watcher else None, logs=logs)
     try:
         app = build_app(settings, deps, http_mode=http_mode)
     except (BoltError, SlackApiError) as error:
@@ -165,8 +174,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     open_db(settings.db_path).close()
     store = WatchStore(settings.db_path)
-    with wes_client(settings) as wes:
+    with wes_client(settings) as wes, log_fetcher(settings) as logs:
         watcher = build_watcher(settings, store, wes)
+        watcher.logs = logs
         install_stop_handlers(watcher.stop, raise_in_main=False, also=watcher.wake)
         watcher.run()
     return EXIT_OK

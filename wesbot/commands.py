@@ -55,6 +55,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand("task", "/wes task RUN_ID TASK_ID", "One task in full."),
     Subcommand(
+        "logs",
+        "/wes logs RUN_ID [TASK_ID] [stdout|stderr]",
+        "The last lines of a log (stderr by default): of the task, else of the first failed task, else of the run.",
+    ),
+    Subcommand(
         "subscribe",
         "/wes subscribe RUN_ID",
         "Watch the run, and post in this channel when it ends (mentioning you).",
@@ -116,6 +121,7 @@ class Command:
     state_filter: StateFilter | None = None
     only_failed: bool = False
     topic: str | None = None
+    stream: str | None = None
     page_token: str | None = None
     skip: int = 0
     share: bool = False
@@ -131,6 +137,8 @@ class Command:
             words.append(self.state_filter.label)
         if self.only_failed:
             words.append("failed")
+        if self.stream:
+            words.append(self.stream)
         if self.topic:
             words.append(self.topic)
         if page_token:
@@ -217,6 +225,17 @@ def parse(text: str) -> Command:
         return Command(
             name="tasks", run_id=_check_id("run id", args[0], name), only_failed=only_failed,
             share=share, page_token=page_token, skip=skip,
+        )
+    if name == "logs":
+        need(1, 3)
+        stream = None
+        if args[-1].lower() in ("stdout", "stderr") and len(args) > 1:
+            stream = args.pop().lower()
+        if len(args) > 2:
+            raise UsageError(f"unexpected {args[2][:40]!r}", usage(name))
+        return Command(
+            name="logs", run_id=_check_id("run id", args[0], name),
+            task_id=_check_id("task id", args[1], name) if len(args) == 2 else None, stream=stream, share=share,
         )
     # task
     need(2, 2)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .wes.logs import parse_allowed_hosts
+
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DB = "wesbot.db"
 
@@ -36,6 +38,8 @@ class Settings:
     slack_signing_secret: str | None = field(default=None, repr=False)
     slack_api_url: str = DEFAULT_SLACK_API_URL
     db_path: str = DEFAULT_DB
+    # WESBOT_LOG_HOSTS: hosts other than the WES server's whose log URLs wesbot may read (without credentials).
+    log_hosts: frozenset[str] = frozenset()
     poll_seconds: float = 30.0
     poll_concurrency: int = 16
     subscription_days: float = 14.0
@@ -193,9 +197,16 @@ def load_settings(
     subscription_days = number("WESBOT_SUBSCRIPTION_DAYS", 14.0, 0.00001, 3650)
     lease_seconds = number("WESBOT_LEASE_SECONDS", 30.0, 1, 3600)
 
+    log_hosts: frozenset[str] = frozenset()
+    try:
+        log_hosts = parse_allowed_hosts(get("WESBOT_LOG_HOSTS"))
+    except ValueError as error:
+        problems.append(f"WESBOT_LOG_HOSTS: {error}")
+
     if problems:
         raise ConfigError(problems)
     return Settings(
+        log_hosts=log_hosts,
         poll_seconds=poll_seconds,
         poll_concurrency=poll_concurrency,
         subscription_days=subscription_days,

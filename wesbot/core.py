@@ -18,7 +18,20 @@ from typing import Any, Generic, Protocol, TypeVar
 from .commands import SLACK_ONLY, SUBCOMMANDS, Command, UsageError, parse
 from .store.watch import Subscription, WatchStore
 from .wes.errors import NotFound, WesError
-from .wes.models import Log, RunListPage, RunLog, RunStatus, RunSummary, State, TaskLog, TaskPage, is_terminal
+from .wes.logs import LogTail
+from .wes.models import (
+    FAILED,
+    Log,
+    RunListPage,
+    RunLog,
+    RunState,
+    RunStatus,
+    RunSummary,
+    State,
+    TaskLog,
+    TaskPage,
+    is_terminal,
+)
 
 logger = logging.getLogger("wesbot.core")
 T = TypeVar("T")
@@ -29,6 +42,18 @@ TASKS_PER_REPLY = 25
 # How many server pages `/wes runs STATE` and `/wes tasks RUN failed` read before they give up.
 MAX_SCAN_PAGES = 20
 SERVER_PAGE_SIZE = 100
+
+
+class LogReader(Protocol):
+    """What the core needs to read a log's end (``wesbot.wes.logs.LogFetcher`` is one)."""
+
+    def tail(self, ref: str | None, *, what: str, lines: int = 30, max_chars: int = 2800,
+             relative_to: str | None = None) -> LogTail: ...
+
+
+# A failed run's details and failure notifications show this many lines of stderr; /wes logs shows 30.
+DETAILS_LOG_LINES = 10
+LOGS_LINES = 30
 
 
 class Wes(Protocol):
@@ -112,6 +137,11 @@ class DetailsResult(Result):
     # None when the number of tasks could not be told (the server lists them elsewhere, paged).
     task_count: int | None = None
     task_count_more: bool = False
+    # For a failed run: the end of the first failed task's stderr (or the run's), or why it is missing.
+    log_what: str | None = None
+    log_tail: LogTail | None = None
+    log_error: str | None = None
+    log_task_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,6 +157,16 @@ class TasksResult(Result):
 class TaskResult(Result):
     run_id: str
     task: Log
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogsResult(Result):
+    run_id: str
+    task_id: str | None
+    stream: str
+    # "stderr of task align", "stdout of run R"
+    what: str
+    tail: LogTail
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,23 +205,23 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def run_text(text: str, wes: Wes, ctx: Context | None = None) -> Result:
+def run_text(text: str, wes: Wes, ctx: Context | None = None, logs: LogReader | None = None) -> Result:
     """Parse and execute ``/wes`` text. Never raises for bad input or a failing server."""
     try:
         command = parse(text)
     except UsageError as error:
         return ErrorResult(command=None, message=error.message, usage=error.usage, kind="usage")
-    return execute(command, wes, ctx)
+    return execute(command, wes, ctx, logs)
 
 
-def execute(command: Command, wes: Wes, ctx: Context | None = None) -> Result:
+def execute(command: Command, wes: Wes, ctx: Context | None = None, logs: LogReader | None = None) -> Result:
     try:
-        return _execute(command, wes, ctx)
+        return _execute(command, wes, ctx, logs)
     except WesError as error:
         return ErrorResult(command=command, message=str(error), kind="wes")
 
 
-def _execute(command: Command, wes: Wes, ctx: Context | None) -> Result:
+def _execute(command: Command, wes: Wes, ctx: Context | None, logs: LogReader | None) -> Result:
     if command.name == "help":
         return HelpResult(command=command, topic=command.topic)
     if command.name in SLACK_ONLY:
@@ -197,7 +237,20 @@ def _execute(command: Command, wes: Wes, ctx: Context | None) -> Result:
     if command.name == "details":
         run = wes.get_run(command.run_id)
         count, more = _task_count(run, wes)
-        return DetailsResult(command=command, run=run, task_count=count, task_count_more=more)
+        result = DetailsResult(command=command, run=run, task_count=count, task_count_more=more)
+        if logs is not None and run_failed(run):
+            try:
+                ref, what, task_id = failed_log_ref(run, wes, "stderr")
+                result = dataclasses.replace(result, log_what=what, log_task_id=task_id)
+                tail = logs.tail(ref, what=what, lines=DETAILS_LOG_LINES, max_chars=1800)
+                result = dataclasses.replace(result, log_tail=tail)
+            except WesError as error:
+                result = dataclasses.replace(result, log_error=str(error))
+        return result
+    if command.name == "logs":
+        if logs is None:
+            return ErrorResult(command=command, message="reading logs is not set up here")
+        return _logs(command, wes, logs)
     if command.name == "tasks":
         return _tasks(command, wes)
     if command.name == "task":
@@ -238,6 +291,52 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
         ctx.wake()
     return SubscribeResult(command=command, run_id=run_id, state=status.state, created=outcome.created,
                            added_user=outcome.added_user, watchers=outcome.subscription.users)
+
+
+def run_failed(run: RunLog) -> bool:
+    """Failed: a failure state, or a non-zero exit code whatever the state (Arvados reports COMPLETE)."""
+    exit_code = run.run_log.exit_code
+    return run.state in FAILED or run.state == RunState.PREEMPTED or (
+        is_terminal(run.state) and exit_code is not None and exit_code not in (0, -1))
+
+
+class TaskLister(Protocol):
+    def list_tasks(
+        self, run_id: str, *, page_size: int | None = None, page_token: str | None = None,
+        run: RunLog | None = None,
+    ) -> TaskPage: ...
+
+
+def failed_log_ref(run: RunLog, wes: TaskLister, stream: str) -> tuple[str | None, str, str | None]:
+    """The log to show for a run: the first failed task's, else the run's. (field value, description, task id)"""
+    tasks = run.task_logs
+    if not tasks:
+        try:
+            tasks = wes.list_tasks(run.run_id, page_size=SERVER_PAGE_SIZE, run=run).tasks
+        except WesError as error:
+            logger.info("no task list for %s: %s", run.run_id, error)
+            tasks = []
+    for task in tasks or []:
+        if task.exit_code not in (None, 0):
+            name = task.name or task.id or "(unnamed)"
+            return getattr(task, stream), f"{stream} of task {name}", task.id
+    return getattr(run.run_log, stream), f"{stream} of run {run.run_id}", None
+
+
+def _logs(command: Command, wes: Wes, logs: LogReader) -> Result:
+    run_id = command.run_id
+    assert run_id is not None
+    stream = command.stream or "stderr"
+    ref: str | None
+    task_id: str | None
+    if command.task_id is not None:
+        task = wes.get_task(run_id, command.task_id)
+        ref, task_id = getattr(task, stream), command.task_id
+        what = f"{stream} of task {task.name or command.task_id}"
+    else:
+        ref, what, task_id = failed_log_ref(wes.get_run(run_id), wes, stream)
+    tail = logs.tail(ref, what=what, lines=LOGS_LINES, max_chars=2800)
+    return LogsResult(command=command, run_id=run_id, task_id=task_id, stream=stream, what=what, tail=tail)
 
 
 def _task_count(run: RunLog, wes: Wes) -> tuple[int | None, bool]:

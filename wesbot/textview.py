@@ -7,6 +7,7 @@ from .core import (
     DetailsResult,
     ErrorResult,
     HelpResult,
+    LogsResult,
     Result,
     RunsResult,
     StatusResult,
@@ -76,6 +77,14 @@ def render_text(result: Result, *, host: str) -> str:
             lines.append(f"(more: {_next_hint(result)})")
     elif isinstance(result, TaskResult):
         lines = _task(result.task)
+    elif isinstance(result, LogsResult):
+        lines = [f"{result.what}{' (the end)' if result.tail.truncated else ''}:"]
+        if result.tail.source == "path" or (not result.tail.text and result.tail.note):
+            lines += [f"  {_clean(result.tail.location or '')}", f"  ({_clean(result.tail.note or '')})"]
+        else:
+            lines += ["  " + line for line in result.tail.text.splitlines()]
+            if result.tail.note:
+                lines.append(f"({_clean(result.tail.note)})")
     elif isinstance(result, (SubscribeResult, UnsubscribeResult, SubscriptionsResult)):
         lines = [f"{type(result).__name__}: see Slack"]  # these subcommands run in Slack only
     else:  # pragma: no cover
@@ -126,6 +135,11 @@ def _details(result: DetailsResult) -> list[str]:
     if run.outputs not in (None, {}, []):
         outputs, _ = compact_json(run.outputs, 4000)
         lines += ["outputs:", *("  " + _clean(line) for line in outputs.splitlines())]
+    if result.log_what and result.log_tail is not None and result.log_tail.source != "inline":
+        lines.append(f"{result.log_what}:")
+        lines += ["  " + line for line in result.log_tail.text.splitlines()]
+    elif result.log_what and result.log_error:
+        lines.append(f"{result.log_what}: {_clean(result.log_error)}")
     return lines
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from .core import DETAILS_LOG_LINES, LogReader, failed_log_ref, run_failed
 from .slack.cards import FailedTask, RunOutcome, card, notice, notification, unreadable_text
 from .slack.poster import PostResult, SlackPoster
 from .store.watch import OutboxRow, Subscription, WatchedRun, WatchStore
@@ -135,6 +136,8 @@ class Watcher:
         self.owner = owner or f"wesbot-{uuid.uuid4().hex[:12]}"
         self.stop = threading.Event()
         self.wake = threading.Event()
+        # Reads the end of the first failed task's stderr for failure notifications (None: no tails).
+        self.logs: LogReader | None = None
         self._pacing = _Pacing()
         self._next_tick = 0.0
         # When a sweep does not pay (few of our runs per page read), skip sweeping for a few cycles.
@@ -250,8 +253,8 @@ class Watcher:
             return RunOutcome(run_id=run_id, state=state), requests
         failed_tasks: list[FailedTask] = []
         more = False
-        run_failed = status.state in FAILED or (log.run_log.exit_code not in (None, 0, -1))
-        if run_failed:
+        is_failure = status.state in FAILED or (log.run_log.exit_code not in (None, 0, -1))
+        if is_failure:
             tasks = log.task_logs
             if not tasks:
                 try:
@@ -264,8 +267,17 @@ class Watcher:
                 FailedTask(name=t.name or t.id or "(unnamed)", exit_code=t.exit_code, stderr=t.stderr, stdout=t.stdout)
                 for t in tasks or [] if t.exit_code not in (None, 0)
             ]
+        log_what = log_text = log_task_id = None
+        if self.logs is not None and run_failed(log):
+            try:
+                ref, log_what, log_task_id = failed_log_ref(log, self.wes, "stderr")
+                requests += 1
+                log_text = self.logs.tail(ref, what=log_what, lines=DETAILS_LOG_LINES, max_chars=1500).text or None
+            except WesError as error:
+                logger.info("no stderr tail for the notification of %s: %s", run_id, error)
         workflow = log.request.workflow_url
         return RunOutcome(
+            log_what=log_what, log_text=log_text, log_task_id=log_task_id,
             run_id=run_id, state=state, exit_code=log.run_log.exit_code, start_time=log.run_log.start_time,
             end_time=log.run_log.end_time, workflow=workflow.rsplit("/", 1)[-1] if workflow else None,
             stdout=log.run_log.stdout, stderr=log.run_log.stderr, failed_tasks=failed_tasks,

@@ -25,7 +25,7 @@ from slack_sdk import WebClient
 
 from ..commands import Command, UsageError, parse
 from ..config import Settings
-from ..core import Context, ErrorResult, Result, Wes, execute
+from ..core import Context, ErrorResult, LogReader, Result, Wes, execute
 from ..store.watch import WatchStore
 from .blocks import ACTION_PAGE, ACTION_RUN, ACTION_SHARE, Message, error_message, help_message, render
 
@@ -51,6 +51,8 @@ class Deps:
     subscription_days: float = 14.0
     # Wakes the watcher (a new subscription's card is posted at once).
     wake: Callable[[], None] | None = None
+    # Reads the end of logs for /wes logs and failed runs' details.
+    logs: LogReader | None = None
 
     def context(self, channel_id: str | None, user_id: str | None) -> Context | None:
         if self.store is None or not channel_id or not user_id:
@@ -125,7 +127,7 @@ def answer(
 
     notice = _SlowNotice(interim, deps.slow_notice_after)
     try:
-        result = execute(command, deps.wes, deps.context(channel_id, user_id))
+        result = execute(command, deps.wes, deps.context(channel_id, user_id), deps.logs)
         share = command.share and result.ok
         message: Message = render(result, host=deps.host, shared_by=user_id if share else None)
     except Exception:

@@ -16,6 +16,7 @@ from ..core import (
     DetailsResult,
     ErrorResult,
     HelpResult,
+    LogsResult,
     NextPage,
     Result,
     RunsResult,
@@ -38,6 +39,7 @@ from ..format import (
     tail_lines,
     task_state,
 )
+from ..wes.logs import LogTail
 from ..wes.models import Log, is_terminal, state_label
 
 Message = dict[str, Any]
@@ -76,9 +78,11 @@ def code(text: object, limit: int = 200) -> str:
 
 
 def code_block(text: str, limit: int) -> str:
-    """A code block of WES text that cannot be broken out of, within ``limit`` characters in total."""
-    body = escape(text).replace("```", "ˋˋˋ")
-    return "```" + shorten(body, max(limit - 6, 1)) + "```"
+    """A code block of WES text that cannot be broken out of, within ``limit`` characters in total.
+
+    Every backtick becomes a look-alike: even one next to the fences would end the block early."""
+    body = escape(text).replace("`", "ˋ")
+    return "```" + shorten(body or " ", max(limit - 6, 1)) + "```"
 
 
 def link(url: str, label: str) -> str:
@@ -197,6 +201,8 @@ def render(result: Result, *, host: str, shared_by: str | None = None) -> Messag
         message = _tasks(result, host, shared_by)
     elif isinstance(result, TaskResult):
         message = _task(result, host, shared_by)
+    elif isinstance(result, LogsResult):
+        message = _logs(result, host, shared_by)
     elif isinstance(result, SubscribeResult):
         message = _subscribe(result)
     elif isinstance(result, UnsubscribeResult):
@@ -326,7 +332,13 @@ def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message
     if run.outputs not in (None, {}, []):
         outputs, cut = compact_json(run.outputs, 1500)
         blocks.append(section(f"*Outputs*{' (shortened)' if cut else ''}:\n{code_block(outputs, 2000)}"))
+    more_logs = None
+    if result.log_what:
+        blocks += log_tail_blocks(result.log_what, result.log_tail, result.log_error)
+        more_logs = run_button("Show more logs", f"logs {run.run_id}" + (
+            f" {result.log_task_id}" if result.log_task_id else ""))
     blocks += actions(
+        more_logs,
         run_button("Tasks", f"tasks {run.run_id}"),
         run_button("Status", f"status {run.run_id}"),
         None if is_terminal(run.state) else run_button("Notify me when it ends", f"subscribe {run.run_id}"),
@@ -335,6 +347,35 @@ def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message
     blocks += _footer(host, shared_by)
     fallback = f"Run {escape(shorten(run.run_id, 120))}: {escape(state_with_exit(run.state, log.exit_code))}"
     return {"text": fallback, "blocks": blocks}
+
+
+def log_tail_blocks(what: str, tail: LogTail | None, error: str | None) -> list[Block]:
+    """The end of a log, in a code block; or where it is, or why it cannot be shown."""
+    title = what[0].upper() + what[1:]
+    if tail is None:
+        return [context(f":warning: {escape(error or 'no log')}")]
+    if tail.source == "path" or (not tail.text and tail.note):
+        where = f" {code(tail.location, 300)}" if tail.location else ""
+        return [section(f"*{escape(title)}*:{where}\n_{escape(tail.note or '')}_")]
+    last = " (the end)" if tail.truncated else ""
+    blocks = [section(f"*{escape(title)}*{last}:\n{code_block(tail.text or '(empty)', MAX_SECTION - 200)}")]
+    notes = [escape(tail.note)] if tail.note else []
+    if tail.location and is_url(tail.location):
+        notes.append(link(tail.location, "full log"))
+    if notes:
+        blocks.append(context(" · ".join(notes)))
+    return blocks
+
+
+def _logs(result: LogsResult, host: str, shared_by: str | None) -> Message:
+    command = result.command
+    blocks = log_tail_blocks(result.what, result.tail, None)
+    other = "stdout" if result.stream == "stderr" else "stderr"
+    target = f"logs {result.run_id}" + (f" {result.task_id}" if result.task_id else "") + f" {other}"
+    blocks += actions(run_button(f"Show {other}", target), run_button("Details", f"details {result.run_id}"),
+                      _share_button(command))
+    blocks += _footer(host, shared_by)
+    return {"text": escape(shorten(result.what[0].upper() + result.what[1:], 200)), "blocks": blocks}
 
 
 def _task_line(task: Log) -> str:

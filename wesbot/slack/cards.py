@@ -52,6 +52,10 @@ class RunOutcome:
     failed_tasks: list[FailedTask] = field(default_factory=list)
     more_failed_tasks: bool = False
     outputs: Any = None
+    # The end of the first failed task's stderr (or the run's), sanitized; what it is; which task.
+    log_what: str | None = None
+    log_text: str | None = None
+    log_task_id: str | None = None
 
 
 def mentions(users: tuple[str, ...]) -> str:
@@ -147,10 +151,18 @@ def notification(sub: Subscription, outcome: RunOutcome, *, host: str) -> Messag
                 if url and is_url(url)]
         if logs:
             blocks.append(section("*Run logs:* " + " · ".join(logs)))
+        if outcome.log_what and outcome.log_text:
+            title = outcome.log_what[0].upper() + outcome.log_what[1:]
+            blocks.append(section(f"*{escape(title)}* (the end):\n{code_block(outcome.log_text, 1800)}"))
     elif outcome.outputs not in (None, {}, []):
         outputs, cut = compact_json(_short_outputs(outcome.outputs), 900)
         blocks.append(section(f"*Outputs*{' (shortened)' if cut else ''}:\n{code_block(outputs, 1000)}"))
+    more_logs = None
+    if failed and outcome.log_what:
+        more_logs = button("Show more logs", f"{ACTION_RUN}:logs", f"logs {outcome.run_id}" + (
+            f" {outcome.log_task_id}" if outcome.log_task_id else ""))
     blocks += actions(
+        more_logs,
         button("Details", f"{ACTION_RUN}:details", f"details {outcome.run_id}"),
         button("Tasks", f"{ACTION_RUN}:tasks", f"tasks {outcome.run_id}" + (" failed" if failed else "")),
     )

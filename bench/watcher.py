@@ -1,0 +1,392 @@
+"""The watcher's benchmark. Run from the project root: `.venv/bin/python -m bench.watcher` (about two minutes).
+
+10,000 runs RUNNING on a fake WES (pages of at most 1,000), each watched by one subscription, spread over 500
+channels of a fake Slack; their cards are already posted. Measured, in one run:
+
+1. Quiet poll cycles (``Watcher.tick()`` over all 10,000 due runs, nothing ended): with the list sweep (GET /runs
+   pages), with the sweep off (one status call per run) and against a server that ignores ``page_size`` (all
+   10,000 runs in one answer). Wall time, CPU seconds of the watcher, WES requests (``TickStats.wes_requests``,
+   cross-checked with the requests the fake WES received).
+2. The cycle in which 1,000 runs end (2 per channel, half COMPLETE, half EXECUTOR_ERROR), run by the watcher's
+   own loop (``Watcher.step()``, waiting as ``Watcher.run()`` does) on the real clock. The runs are ended in the
+   fake right after a cycle has read them all as RUNNING, so each waits about a full poll period before the
+   watcher sees it: the worst case. Reported: the delay from the flip in the fake WES to the notification
+   reaching the fake Slack (median, p95), lost and duplicate notifications, and the peak RSS of the watcher.
+
+The fake WES and the fake Slack run in a separate process, so CPU time and RSS are the watcher's alone (the
+benchmark's own bookkeeping in the watcher's process is a few dicts of 1,000 entries). Everything is on
+127.0.0.1. The poll period is 5 s here (WESBOT_POLL_SECONDS defaults to 30) so the run stays short; the
+delay goal scales with it. The machines are shared and noisy: compare ratios measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from typing import Any
+
+from slack_sdk import WebClient
+
+from wesbot.slack.poster import SlackPoster
+from wesbot.store.watch import WatchStore
+from wesbot.watcher import DeliverStats, TickStats, Watcher, WatcherSettings
+from wesbot.wes.client import WesClient
+
+# Imported in the fakes' process only (tests.fakes, bench.run and what they pull in weigh ~20 MB of RSS):
+# the watcher's process holds the watcher and little else.
+
+BOT_TOKEN = "xoxb-test"
+DAY = 86400.0
+
+
+# -- the fakes' process ----------------------------------------------------------------------------
+
+
+def _kind(relative_path: str) -> str:
+    """The WES endpoint of a request path relative to the base path: list, status, run, tasks or other."""
+    parts = relative_path.split("?", 1)[0].strip("/").split("/")
+    if parts == ["runs"]:
+        return "list"
+    if len(parts) == 3 and parts[0] == "runs" and parts[2] == "status":
+        return "status"
+    if len(parts) == 2 and parts[0] == "runs":
+        return "run"
+    if len(parts) >= 3 and parts[0] == "runs" and parts[2] == "tasks":
+        return "tasks"
+    return "other"
+
+
+def _serve_fakes(conn: Connection) -> None:
+    """FakeWes and FakeSlack, driven by commands over ``conn``: each answered with (True, value) or (False, error)."""
+    from bench.run import machine
+    from tests.fakes.fake_slack import FakeSlack
+    from tests.fakes.fake_wes import FakeWes
+
+    class TimedSlack(FakeSlack):
+        """FakeSlack that notes when each end-of-run notification arrived (FakeSlack.calls has no times)."""
+
+        def __init__(self) -> None:
+            super().__init__(bot_token=BOT_TOKEN)
+            self.ended: list[tuple[str, str, float]] = []  # (run id, channel, time received)
+
+        def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+            answer = super()._post_message(args)
+            text = str(args.get("text", ""))
+            if answer.get("ok") and " ended " in text:  # "Run <id> ended <STATE> <@U...>"
+                self.ended.append((text.split()[1], str(args.get("channel")), time.time()))
+            return answer
+
+    wes = FakeWes(validate=False)
+    slack = TimedSlack()
+    wes.start()
+    slack.start()
+    counted = 0
+    kinds: Counter[str] = Counter()
+    try:
+        while True:
+            command, *args = conn.recv()
+            try:
+                value: Any = None
+                if command == "setup":
+                    runs, page_size = args
+                    wes.max_page_size = page_size
+                    wes.many_runs(runs, states=("RUNNING",), prefix="run")
+                    value = (wes.url, slack.api_url, machine())
+                elif command == "cards":  # one card message per channel given; their ts
+                    value = []
+                    for index, channel in enumerate(args[0]):
+                        ts = f"1600000000.{index:06d}"  # FakeSlack's own ts start at the current time
+                        slack.messages[ts] = {"type": "message", "text": "card", "ts": ts, "channel": channel}
+                        value.append(ts)
+                elif command == "end":  # [(run id, state)] -> {run id: time of the flip}
+                    value = {}
+                    for run_id, state in args[0]:
+                        end_time = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                        wes.set_state(run_id, state, exit_code=0 if state == "COMPLETE" else 1, end_time=end_time)
+                        value[run_id] = time.time()
+                elif command == "ignore_paging":
+                    wes.ignore_paging = bool(args[0])
+                elif command == "requests":  # requests the fake WES received so far, by endpoint
+                    paths = wes.request_paths()
+                    kinds.update(_kind(path) for path in paths[counted:])
+                    counted = len(paths)
+                    value = dict(kinds)
+                elif command == "notified":
+                    value = len(slack.ended)
+                elif command == "notifications":
+                    value = list(slack.ended)
+                elif command == "slack_calls":  # (method, ok) -> count
+                    value = Counter((call["method"], bool((call["response"] or {}).get("ok")))
+                                    for call in slack.calls)
+                elif command == "stop":
+                    conn.send((True, None))
+                    return
+                else:
+                    raise ValueError(f"unknown command {command!r}")
+                conn.send((True, value))
+            except Exception:
+                conn.send((False, traceback.format_exc()))
+    finally:
+        slack.stop()
+        wes.stop()
+
+
+class Fakes:
+    """The fakes' process, seen from the watcher's."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve_fakes, args=(child,), name="bench-fakes", daemon=True)
+        self._process.start()
+        child.close()
+
+    def call(self, *command: Any) -> Any:
+        self._conn.send(command)
+        ok, value = self._conn.recv()
+        if not ok:
+            raise RuntimeError(f"the fakes' process failed:\n{value}")
+        return value
+
+    def requests(self) -> Counter[str]:
+        return Counter(self.call("requests"))
+
+    def close(self) -> None:
+        try:
+            self.call("stop")
+        except (OSError, EOFError, RuntimeError):
+            pass
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+
+
+# -- the watcher's process -------------------------------------------------------------------------
+
+
+class BenchClock:
+    """The real clock, moved forward by ``advance`` to make every run due again without waiting."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass(frozen=True)
+class Cycle:
+    seconds: float
+    cpu: float
+    stats: TickStats
+    seen: Counter[str]  # requests the fake WES received during the cycle, by endpoint
+
+    def describe(self) -> str:
+        seen = sum(self.seen.values())
+        by_kind = ", ".join(f"{count} {kind}" for kind, count in sorted(self.seen.items()))
+        check = "" if seen == self.stats.wes_requests else " MISMATCH"
+        return (f"{self.seconds:.2f} s wall, {self.cpu:.2f} CPU s, {self.stats.wes_requests} WES requests "
+                f"(fake WES received {seen}: {by_kind or 'none'}{check})")
+
+
+def timed_tick(tick: Callable[[], TickStats], fakes: Fakes) -> Cycle:
+    before = fakes.requests()
+    wall, cpu = time.perf_counter(), time.process_time()
+    stats = tick()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return Cycle(wall, cpu, stats, fakes.requests() - before)
+
+
+def choose_ended(runs: int, channels: int, ended: int, seed: int) -> list[int]:
+    """``ended`` run indexes, spread evenly over the channels (run i is watched in channel i % channels)."""
+    rng = random.Random(seed)
+    per_channel = [rng.sample(range(c, runs, channels), len(range(c, runs, channels))) for c in range(channels)]
+    picked: list[int] = []
+    for depth in range(max(len(indexes) for indexes in per_channel)):
+        picked += [indexes[depth] for indexes in per_channel if depth < len(indexes)]
+    return picked[:ended]
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def verdict(ok: bool) -> str:
+    return "OK" if ok else "MISSED"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--ended", type=int, default=1_000)
+    parser.add_argument("--channels", type=int, default=500)
+    parser.add_argument("--poll-seconds", type=float, default=5.0)
+    parser.add_argument("--page-size", type=int, default=1000, help="the fake WES's max page size, and the sweep's")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the notifications")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    poll = args.poll_seconds
+
+    fakes = Fakes()
+    workdir = tempfile.mkdtemp(prefix="wesbot-bench-")
+    try:
+        wes_url, slack_api_url, machine_line = fakes.call("setup", args.runs, args.page_size)
+        print(f"machine: {machine_line}", flush=True)
+
+        clock = BenchClock()
+        store = WatchStore(os.path.join(workdir, "bench.db"))
+        wes = WesClient(wes_url)
+        poster = SlackPoster(WebClient(token=BOT_TOKEN, base_url=slack_api_url, timeout=10))
+        settings = WatcherSettings(poll_seconds=poll, sweep_page_size=args.page_size)
+        watcher = Watcher(store, wes, poster, host=wes.host, settings=settings, clock=clock)
+        per_run = Watcher(store, wes, poster, host=wes.host, clock=clock,
+                          settings=replace(settings, sweep_min_runs=10**9))
+
+        started = time.perf_counter()
+        channel_of = [f"C{i % args.channels:05d}" for i in range(args.runs)]
+        now = clock.now()
+        subscriptions = [
+            store.subscribe(run_id=f"run-{i:06d}", channel_id=channel_of[i], user_id=f"U{i % args.channels:05d}",
+                            now=now, expires_at=now + 14 * DAY, state="RUNNING", workflow="echo.cwl").subscription
+            for i in range(args.runs)
+        ]
+        # The cards are already in the channels: no 10,000 card posts, but chat.update finds them later.
+        for sub, ts in zip(subscriptions, fakes.call("cards", channel_of), strict=True):
+            store.set_card(sub.id, ts=ts, version=sub.card_version)
+        del subscriptions
+        setup_rss = rss_mb()
+        print(f"setup: {args.runs} runs RUNNING on the fake WES (pages of at most {args.page_size}), "
+              f"{args.runs} subscriptions in {args.channels} channels with their cards, "
+              f"in {time.perf_counter() - started:.1f} s; poll_seconds={poll:g} for this benchmark "
+              "(WESBOT_POLL_SECONDS defaults to 30)", flush=True)
+
+        # 1. Quiet cycles: every run due, nothing ended. The clock jumps a poll period between them.
+        sweep = timed_tick(watcher.tick, fakes)
+        print(f"quiet cycle, sweep (GET /runs pages): {sweep.describe()} "
+              f"(goal: < 10 s) {verdict(sweep.seconds < 10)}", flush=True)
+        clock.advance(poll)
+        status = timed_tick(per_run.tick, fakes)
+        print(f"quiet cycle, sweep off (a status call per run): {status.describe()} "
+              f"(goal: < 10 s) {verdict(status.seconds < 10)}", flush=True)
+        print(f"sweep vs a status call per run: {status.seconds / sweep.seconds:.1f}x faster, "
+              f"{status.cpu / max(sweep.cpu, 1e-9):.1f}x less CPU, "
+              f"{status.stats.wes_requests / max(sweep.stats.wes_requests, 1):.0f}x fewer requests", flush=True)
+        clock.advance(poll)
+        fakes.call("ignore_paging", True)
+        one_page = timed_tick(watcher.tick, fakes)
+        fakes.call("ignore_paging", False)
+        print(f"quiet cycle, server ignores page_size (all {args.runs} runs in one answer): {one_page.describe()} "
+              f"(goal: < 10 s) {verdict(one_page.seconds < 10)}", flush=True)
+        clock.advance(poll)
+
+        # 2. The watcher's loop on the real clock. Its first cycle is quiet; right after it, 1,000 runs end.
+        ended_runs = [f"run-{i:06d}" for i in choose_ended(args.runs, args.channels, args.ended, args.seed)]
+        ends = [(run_id, "COMPLETE" if n % 2 == 0 else "EXECUTOR_ERROR") for n, run_id in enumerate(ended_runs)]
+        ticks: list[Cycle] = []
+        delivered: list[tuple[float, float, DeliverStats]] = []
+        tick, deliver = watcher.tick, watcher.deliver
+
+        def recorded_tick() -> TickStats:
+            ticks.append(timed_tick(tick, fakes))
+            return ticks[-1].stats
+
+        def recorded_deliver(*, limit: int = 200) -> DeliverStats:
+            wall, cpu = time.perf_counter(), time.process_time()
+            stats = deliver(limit=limit)
+            delivered.append((time.perf_counter() - wall, time.process_time() - cpu, stats))
+            return stats
+
+        watcher.tick = recorded_tick  # type: ignore[method-assign]
+        watcher.deliver = recorded_deliver  # type: ignore[method-assign]
+        flips: dict[str, float] = {}
+        loop_cpu = time.process_time()
+        deadline = time.monotonic() + args.timeout
+        drained_at: float | None = None
+        while time.monotonic() < deadline:
+            wait = watcher.step()
+            if not flips:
+                flips = fakes.call("end", ends)
+                deadline = time.monotonic() + args.timeout
+            elif drained_at is None:
+                if fakes.call("notified") >= len(ends) and not store.pending_count() \
+                        and not store.cards_to_sync(limit=1):
+                    drained_at = time.monotonic()
+            elif time.monotonic() - drained_at > 2.0:  # a little longer, for any duplicate
+                break
+            if watcher.wake.wait(min(wait, 1.0)):
+                watcher.wake.clear()
+        loop_cpu = time.process_time() - loop_cpu
+        peak_rss = rss_mb()
+        watcher.tick, watcher.deliver = tick, deliver  # type: ignore[method-assign]
+
+        from bench.run import percentile  # only now: bench.run imports the fakes (RSS is measured already)
+
+        quiet_loop = ticks[0]
+        print(f"quiet cycle, sweep, in the watcher's loop: {quiet_loop.describe()} "
+              f"(goal: < 10 s) {verdict(quiet_loop.seconds < 10)}", flush=True)
+        end_cycles = [cycle for cycle in ticks[1:] if cycle.stats.ended or cycle.stats.polled]
+        if end_cycles:
+            end = end_cycles[0]
+            print(f"cycle in which {len(ends)} of {args.runs} runs end: {end.describe()}; ended {end.stats.ended}, "
+                  f"settled from the list {end.stats.swept}, status calls {end.stats.polled} "
+                  f"(goal: < 10 s) {verdict(end.seconds < 10)}", flush=True)
+        else:
+            print(f"cycle in which {len(ends)} runs end: it never came (timeout {args.timeout:g} s) MISSED")
+        more = sum(cycle.stats.ended for cycle in end_cycles[1:])
+        if more:
+            print(f"  ({more} more ends were seen in later cycles)")
+
+        notifications = fakes.call("notifications")
+        first: dict[str, float] = {}
+        count: Counter[str] = Counter()
+        for run_id, _channel, received in notifications:
+            count[run_id] += 1
+            first.setdefault(run_id, received)
+        delays = [first[run_id] - flipped for run_id, flipped in flips.items() if run_id in first]
+        lost = sum(1 for run_id in flips if run_id not in first)
+        duplicates = sum(n - 1 for n in count.values() if n > 1)
+        unexpected = sum(n for run_id, n in count.items() if run_id not in flips)
+        calls = fakes.call("slack_calls")
+        failed_calls = sum(n for (_method, ok), n in calls.items() if not ok)
+        deliver_wall = sum(wall for wall, _cpu, _stats in delivered)
+        deliver_cpu = sum(cpu for _wall, cpu, _stats in delivered)
+        print(f"delivery: {calls[('chat.postMessage', True)]} chat.postMessage and {calls[('chat.update', True)]} "
+              f"chat.update to the fake Slack ({failed_calls} refused); deliver() ran {len(delivered)} times, "
+              f"{deliver_wall:.2f} s wall, {deliver_cpu:.2f} CPU s in all; the whole loop: {loop_cpu:.2f} CPU s",
+              flush=True)
+        if delays:
+            p95 = percentile(delays, 95)
+            goal = poll + 2
+            print(f"notification delay, run ended in the fake WES -> notification at the fake Slack "
+                  f"({len(delays)} runs ended right after a cycle: each waits ~a poll period): "
+                  f"median {statistics.median(delays):.2f} s, p95 {p95:.2f} s, max {max(delays):.2f} s "
+                  f"(goal: p95 < poll {poll:g} s + 2 s = {goal:g} s) {verdict(p95 < goal)}")
+        print(f"lost notifications {lost}, duplicates {duplicates}, for runs that did not end {unexpected} "
+              f"(goal: 0, 0, 0) {verdict(lost == duplicates == unexpected == 0)}")
+        print(f"peak RSS of the watcher's process: {peak_rss:.0f} MB (after setup: {setup_rss:.0f} MB) "
+              f"(goal: < 150 MB) {verdict(peak_rss < 150)}")
+        wes.close()
+    finally:
+        fakes.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
