@@ -81,12 +81,19 @@ def _serve_fakes(conn: Connection) -> None:
         def __init__(self) -> None:
             super().__init__(bot_token=BOT_TOKEN)
             self.ended: list[tuple[str, str, float]] = []  # (run id, channel, time received)
+            self.updated: list[float] = []  # when each card update arrived
 
         def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
             answer = super()._post_message(args)
             text = str(args.get("text", ""))
             if answer.get("ok") and " ended " in text:  # "Run <id> ended <STATE> <@U...>"
                 self.ended.append((text.split()[1], str(args.get("channel")), time.time()))
+            return answer
+
+        def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+            answer = super()._update(args)
+            if answer.get("ok"):
+                self.updated.append(time.time())
             return answer
 
     wes = FakeWes(validate=False)
@@ -127,7 +134,7 @@ def _serve_fakes(conn: Connection) -> None:
                 elif command == "notified":
                     value = len(slack.ended)
                 elif command == "notifications":
-                    value = list(slack.ended)
+                    value = (list(slack.ended), list(slack.updated))
                 elif command == "slack_calls":  # (method, ok) -> count
                     value = Counter((call["method"], bool((call["response"] or {}).get("ok")))
                                     for call in slack.calls)
@@ -193,6 +200,7 @@ class BenchClock:
 
 @dataclass(frozen=True)
 class Cycle:
+    started: float  # time.time()
     seconds: float
     cpu: float
     stats: TickStats
@@ -208,10 +216,10 @@ class Cycle:
 
 def timed_tick(tick: Callable[[], TickStats], fakes: Fakes) -> Cycle:
     before = fakes.requests()
-    wall, cpu = time.perf_counter(), time.process_time()
+    started, wall, cpu = time.time(), time.perf_counter(), time.process_time()
     stats = tick()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return Cycle(wall, cpu, stats, fakes.requests() - before)
+    return Cycle(started, wall, cpu, stats, fakes.requests() - before)
 
 
 def choose_ended(runs: int, channels: int, ended: int, seed: int) -> list[int]:
@@ -232,6 +240,120 @@ def verdict(ok: bool) -> str:
     return "OK" if ok else "MISSED"
 
 
+@dataclass
+class EndPhase:
+    flips: dict[str, float]  # run id -> when the fake WES was told it ended
+    ticks: list[Cycle]  # every cycle of the loop: a quiet one, then the one that sees the ends...
+    delivered: list[tuple[float, float, DeliverStats]]  # (wall, CPU seconds, stats) of each deliver()
+    cpu: float  # of the whole loop
+    peak_rss: float  # MB
+
+
+def populate(store: WatchStore, fakes: Fakes, clock: BenchClock, runs: int, channels: int) -> None:
+    """A subscription per run (run i in channel i % channels), with its card already posted."""
+    channel_of = [f"C{i % channels:05d}" for i in range(runs)]
+    now = clock.now()
+    subscriptions = [
+        store.subscribe(run_id=f"run-{i:06d}", channel_id=channel_of[i], user_id=f"U{i % channels:05d}", now=now,
+                        expires_at=now + 14 * DAY, state="RUNNING", workflow="echo.cwl").subscription
+        for i in range(runs)
+    ]
+    # The cards are already in the channels: no 10,000 card posts, but chat.update finds them later.
+    for sub, ts in zip(subscriptions, fakes.call("cards", channel_of), strict=True):
+        store.set_card(sub.id, ts=ts, version=sub.card_version)
+
+
+def end_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, ends: list[tuple[str, str]],
+              timeout: float) -> EndPhase:
+    """The watcher's loop, as ``Watcher.run()`` turns it, until every notification is in and nothing is left
+    to post; the runs end in the fake WES right after its first cycle."""
+    phase = EndPhase(flips={}, ticks=[], delivered=[], cpu=0.0, peak_rss=0.0)
+    tick, deliver = watcher.tick, watcher.deliver
+
+    def recorded_tick() -> TickStats:
+        phase.ticks.append(timed_tick(tick, fakes))
+        return phase.ticks[-1].stats
+
+    def recorded_deliver(*, limit: int = 200) -> DeliverStats:
+        wall, cpu = time.perf_counter(), time.process_time()
+        stats = deliver(limit=limit)
+        phase.delivered.append((time.perf_counter() - wall, time.process_time() - cpu, stats))
+        return stats
+
+    watcher.tick = recorded_tick  # type: ignore[method-assign]
+    watcher.deliver = recorded_deliver  # type: ignore[method-assign]
+    cpu = time.process_time()
+    deadline = time.monotonic() + timeout
+    drained_at: float | None = None
+    while time.monotonic() < deadline:
+        wait = watcher.step()
+        if not phase.flips:
+            phase.flips = fakes.call("end", ends)
+            deadline = time.monotonic() + timeout
+        elif drained_at is None:
+            if fakes.call("notified") >= len(ends) and not store.pending_count() and not store.cards_to_sync(limit=1):
+                drained_at = time.monotonic()
+        elif time.monotonic() - drained_at > 2.0:  # a little longer, for any duplicate
+            break
+        if watcher.wake.wait(min(wait, 1.0)):
+            watcher.wake.clear()
+    phase.cpu = time.process_time() - cpu
+    phase.peak_rss = rss_mb()
+    watcher.tick, watcher.deliver = tick, deliver  # type: ignore[method-assign]
+    return phase
+
+
+def report_end(phase: EndPhase, fakes: Fakes, runs: int, poll: float) -> None:
+    from bench.run import percentile  # only now: bench.run imports the fakes (RSS is measured already)
+
+    quiet = phase.ticks[0]
+    print(f"quiet cycle, sweep, in the watcher's loop: {quiet.describe()} "
+          f"(goal: < 10 s) {verdict(quiet.seconds < 10)}")
+    ended = len(phase.flips)
+    end = next((cycle for cycle in phase.ticks[1:] if cycle.stats.ended), None)
+    if end is None:
+        print(f"cycle in which {ended} runs end: it never came MISSED")
+        return
+    print(f"cycle in which {ended} of {runs} runs end: {end.describe()}; {end.stats.ended} ended, "
+          f"{end.stats.swept} settled from the list, {end.stats.polled} polled "
+          f"(goal: < 10 s) {verdict(end.seconds < 10)}")
+    later = sum(cycle.stats.ended for cycle in phase.ticks if cycle.started > end.started)
+    if later:
+        print(f"  ({later} more ends were seen in later cycles)")
+
+    notifications, updates = fakes.call("notifications")
+    first: dict[str, float] = {}
+    count: Counter[str] = Counter()
+    for run_id, _channel, received in notifications:
+        count[run_id] += 1
+        first.setdefault(run_id, received)
+    calls = fakes.call("slack_calls")
+    refused = sum(n for (_method, ok), n in calls.items() if not ok)
+    seen_at = end.started + end.seconds
+    print(f"delivery: {calls[('chat.postMessage', True)]} chat.postMessage and {calls[('chat.update', True)]} "
+          f"chat.update reached the fake Slack ({refused} refused); the last notification "
+          f"{max(first.values(), default=seen_at) - seen_at:.2f} s and the last card update "
+          f"{max(updates, default=seen_at) - seen_at:.2f} s after the end cycle; deliver() ran "
+          f"{len(phase.delivered)} times, {sum(d[0] for d in phase.delivered):.2f} s wall, "
+          f"{sum(d[1] for d in phase.delivered):.2f} CPU s in all; the whole loop used {phase.cpu:.2f} CPU s")
+    delays = [first[run_id] - flipped for run_id, flipped in phase.flips.items() if run_id in first]
+    if delays:
+        p95, goal = percentile(delays, 95), poll + 2
+        after = [first[run_id] - seen_at for run_id in phase.flips if run_id in first]
+        waited = statistics.median(end.started - flipped for flipped in phase.flips.values())
+        print(f"notification delay, run ended in the fake WES -> its notification at the fake Slack: "
+              f"median {statistics.median(delays):.2f} s, p95 {p95:.2f} s, max {max(delays):.2f} s "
+              f"(goal: p95 < poll {poll:g} s + 2 s = {goal:g} s) {verdict(p95 < goal)}")
+        print(f"  = waiting for the next cycle {waited:.2f} s (the runs ended right after a cycle: the worst case) "
+              f"+ the end cycle {end.seconds:.2f} s + from its end to Slack: median {statistics.median(after):.2f} s, "
+              f"p95 {percentile(after, 95):.2f} s, max {max(after):.2f} s")
+    lost = sum(1 for run_id in phase.flips if run_id not in first)
+    duplicates = sum(n - 1 for n in count.values() if n > 1)
+    unexpected = sum(n for run_id, n in count.items() if run_id not in phase.flips)
+    print(f"lost notifications {lost}, duplicates {duplicates}, for runs that did not end {unexpected} "
+          f"(goal: 0, 0, 0) {verdict(lost == duplicates == unexpected == 0)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10_000)
@@ -249,7 +371,6 @@ def main() -> None:
     try:
         wes_url, slack_api_url, machine_line = fakes.call("setup", args.runs, args.page_size)
         print(f"machine: {machine_line}", flush=True)
-
         clock = BenchClock()
         store = WatchStore(os.path.join(workdir, "bench.db"))
         wes = WesClient(wes_url)
@@ -260,17 +381,7 @@ def main() -> None:
                           settings=replace(settings, sweep_min_runs=10**9))
 
         started = time.perf_counter()
-        channel_of = [f"C{i % args.channels:05d}" for i in range(args.runs)]
-        now = clock.now()
-        subscriptions = [
-            store.subscribe(run_id=f"run-{i:06d}", channel_id=channel_of[i], user_id=f"U{i % args.channels:05d}",
-                            now=now, expires_at=now + 14 * DAY, state="RUNNING", workflow="echo.cwl").subscription
-            for i in range(args.runs)
-        ]
-        # The cards are already in the channels: no 10,000 card posts, but chat.update finds them later.
-        for sub, ts in zip(subscriptions, fakes.call("cards", channel_of), strict=True):
-            store.set_card(sub.id, ts=ts, version=sub.card_version)
-        del subscriptions
+        populate(store, fakes, clock, args.runs, args.channels)
         setup_rss = rss_mb()
         print(f"setup: {args.runs} runs RUNNING on the fake WES (pages of at most {args.page_size}), "
               f"{args.runs} subscriptions in {args.channels} channels with their cards, "
@@ -296,92 +407,13 @@ def main() -> None:
               f"(goal: < 10 s) {verdict(one_page.seconds < 10)}", flush=True)
         clock.advance(poll)
 
-        # 2. The watcher's loop on the real clock. Its first cycle is quiet; right after it, 1,000 runs end.
-        ended_runs = [f"run-{i:06d}" for i in choose_ended(args.runs, args.channels, args.ended, args.seed)]
-        ends = [(run_id, "COMPLETE" if n % 2 == 0 else "EXECUTOR_ERROR") for n, run_id in enumerate(ended_runs)]
-        ticks: list[Cycle] = []
-        delivered: list[tuple[float, float, DeliverStats]] = []
-        tick, deliver = watcher.tick, watcher.deliver
-
-        def recorded_tick() -> TickStats:
-            ticks.append(timed_tick(tick, fakes))
-            return ticks[-1].stats
-
-        def recorded_deliver(*, limit: int = 200) -> DeliverStats:
-            wall, cpu = time.perf_counter(), time.process_time()
-            stats = deliver(limit=limit)
-            delivered.append((time.perf_counter() - wall, time.process_time() - cpu, stats))
-            return stats
-
-        watcher.tick = recorded_tick  # type: ignore[method-assign]
-        watcher.deliver = recorded_deliver  # type: ignore[method-assign]
-        flips: dict[str, float] = {}
-        loop_cpu = time.process_time()
-        deadline = time.monotonic() + args.timeout
-        drained_at: float | None = None
-        while time.monotonic() < deadline:
-            wait = watcher.step()
-            if not flips:
-                flips = fakes.call("end", ends)
-                deadline = time.monotonic() + args.timeout
-            elif drained_at is None:
-                if fakes.call("notified") >= len(ends) and not store.pending_count() \
-                        and not store.cards_to_sync(limit=1):
-                    drained_at = time.monotonic()
-            elif time.monotonic() - drained_at > 2.0:  # a little longer, for any duplicate
-                break
-            if watcher.wake.wait(min(wait, 1.0)):
-                watcher.wake.clear()
-        loop_cpu = time.process_time() - loop_cpu
-        peak_rss = rss_mb()
-        watcher.tick, watcher.deliver = tick, deliver  # type: ignore[method-assign]
-
-        from bench.run import percentile  # only now: bench.run imports the fakes (RSS is measured already)
-
-        quiet_loop = ticks[0]
-        print(f"quiet cycle, sweep, in the watcher's loop: {quiet_loop.describe()} "
-              f"(goal: < 10 s) {verdict(quiet_loop.seconds < 10)}", flush=True)
-        end_cycles = [cycle for cycle in ticks[1:] if cycle.stats.ended or cycle.stats.polled]
-        if end_cycles:
-            end = end_cycles[0]
-            print(f"cycle in which {len(ends)} of {args.runs} runs end: {end.describe()}; ended {end.stats.ended}, "
-                  f"settled from the list {end.stats.swept}, status calls {end.stats.polled} "
-                  f"(goal: < 10 s) {verdict(end.seconds < 10)}", flush=True)
-        else:
-            print(f"cycle in which {len(ends)} runs end: it never came (timeout {args.timeout:g} s) MISSED")
-        more = sum(cycle.stats.ended for cycle in end_cycles[1:])
-        if more:
-            print(f"  ({more} more ends were seen in later cycles)")
-
-        notifications = fakes.call("notifications")
-        first: dict[str, float] = {}
-        count: Counter[str] = Counter()
-        for run_id, _channel, received in notifications:
-            count[run_id] += 1
-            first.setdefault(run_id, received)
-        delays = [first[run_id] - flipped for run_id, flipped in flips.items() if run_id in first]
-        lost = sum(1 for run_id in flips if run_id not in first)
-        duplicates = sum(n - 1 for n in count.values() if n > 1)
-        unexpected = sum(n for run_id, n in count.items() if run_id not in flips)
-        calls = fakes.call("slack_calls")
-        failed_calls = sum(n for (_method, ok), n in calls.items() if not ok)
-        deliver_wall = sum(wall for wall, _cpu, _stats in delivered)
-        deliver_cpu = sum(cpu for _wall, cpu, _stats in delivered)
-        print(f"delivery: {calls[('chat.postMessage', True)]} chat.postMessage and {calls[('chat.update', True)]} "
-              f"chat.update to the fake Slack ({failed_calls} refused); deliver() ran {len(delivered)} times, "
-              f"{deliver_wall:.2f} s wall, {deliver_cpu:.2f} CPU s in all; the whole loop: {loop_cpu:.2f} CPU s",
-              flush=True)
-        if delays:
-            p95 = percentile(delays, 95)
-            goal = poll + 2
-            print(f"notification delay, run ended in the fake WES -> notification at the fake Slack "
-                  f"({len(delays)} runs ended right after a cycle: each waits ~a poll period): "
-                  f"median {statistics.median(delays):.2f} s, p95 {p95:.2f} s, max {max(delays):.2f} s "
-                  f"(goal: p95 < poll {poll:g} s + 2 s = {goal:g} s) {verdict(p95 < goal)}")
-        print(f"lost notifications {lost}, duplicates {duplicates}, for runs that did not end {unexpected} "
-              f"(goal: 0, 0, 0) {verdict(lost == duplicates == unexpected == 0)}")
-        print(f"peak RSS of the watcher's process: {peak_rss:.0f} MB (after setup: {setup_rss:.0f} MB) "
-              f"(goal: < 150 MB) {verdict(peak_rss < 150)}")
+        # 2. The watcher's loop on the real clock: a quiet cycle, then 1,000 runs end at once.
+        picked = choose_ended(args.runs, args.channels, args.ended, args.seed)
+        ends = [(f"run-{i:06d}", "COMPLETE" if n % 2 == 0 else "EXECUTOR_ERROR") for n, i in enumerate(picked)]
+        phase = end_phase(watcher, store, fakes, ends, args.timeout)
+        report_end(phase, fakes, args.runs, poll)
+        print(f"peak RSS of the watcher's process: {phase.peak_rss:.0f} MB (after setup: {setup_rss:.0f} MB) "
+              f"(goal: < 150 MB) {verdict(phase.peak_rss < 150)}")
         wes.close()
     finally:
         fakes.close()

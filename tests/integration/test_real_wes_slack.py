@@ -77,3 +77,12 @@ def test_tasks_and_task(bot: BotProcess, slack: FakeSlack, real_runs: RealRuns) 
     assert "no task endpoint" in blocks_text(tasks)
     task = ask_slack(bot, slack, f"task {real_runs.fail_id} nope", "task")
     assert task["text"] == f"Task nope of run {real_runs.fail_id} not found."
+
+
+def test_logs_of_a_failed_run(bot: BotProcess, slack: FakeSlack, real_runs: RealRuns) -> None:
+    """The reference server puts the whole cwltool log, with ANSI colours, in run_log.stderr."""
+    message = ask_slack(bot, slack, f"logs {real_runs.fail_id}", "logs")
+    text = blocks_text(message)
+    assert f"Stderr of run {real_runs.fail_id}" in text
+    assert "Final process status is permanentFail" in text and "oops" in text
+    assert "\\u001b" not in text

@@ -57,6 +57,9 @@ def test_subscribed_runs_are_notified_once_each(real_wes: RealWes, slack: FakeSl
         assert "ended COMPLETE (exit 0)" in by_channel["C1"]["text"]
         assert "ended EXECUTOR_ERROR (exit 1)" in by_channel["C2"]["text"]
         assert ":x:" in json.dumps(by_channel["C2"]["blocks"])
+        # The failure notification carries the end of the (inline) cwltool log, and a button for more.
+        assert "permanentFail" in json.dumps(by_channel["C2"]["blocks"])
+        assert f"logs {fail_id}" in json.dumps(by_channel["C2"]["blocks"])
         # The watcher read each run to its end, so the server's lost-child bug cannot flip them back.
         assert wait_until_terminal(real_wes.url, ok_id) == "COMPLETE"
         assert wait_until_terminal(real_wes.url, fail_id) == "EXECUTOR_ERROR"
