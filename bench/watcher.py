@@ -1,4 +1,4 @@
-"""The watcher's benchmark. Run from the project root: `.venv/bin/python -m bench.watcher` (about two minutes).
+"""The watcher's benchmark. Run from the project root: `.venv/bin/python -m bench.watcher` (about a minute).
 
 10,000 runs RUNNING on a fake WES (pages of at most 1,000), each watched by one subscription, spread over 500
 channels of a fake Slack; their cards are already posted. Measured, in one run:
@@ -45,8 +45,8 @@ from wesbot.store.watch import WatchStore
 from wesbot.watcher import DeliverStats, TickStats, Watcher, WatcherSettings
 from wesbot.wes.client import WesClient
 
-# Imported in the fakes' process only (tests.fakes, bench.run and what they pull in weigh ~20 MB of RSS):
-# the watcher's process holds the watcher and little else.
+# tests.fakes and bench.run are imported in the fakes' process only (with what they pull in, they would add
+# ~20 MB to the RSS measured): the watcher's process holds the watcher and little else.
 
 BOT_TOKEN = "xoxb-test"
 DAY = 86400.0
@@ -112,7 +112,7 @@ def _serve_fakes(conn: Connection) -> None:
                     wes.max_page_size = page_size
                     wes.many_runs(runs, states=("RUNNING",), prefix="run")
                     value = (wes.url, slack.api_url, machine())
-                elif command == "cards":  # one card message per channel given; their ts
+                elif command == "cards":  # a card message in each channel of the list; their ts
                     value = []
                     for index, channel in enumerate(args[0]):
                         ts = f"1600000000.{index:06d}"  # FakeSlack's own ts start at the current time

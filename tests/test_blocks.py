@@ -143,7 +143,7 @@ def test_status_buttons_have_unique_action_ids() -> None:
                      host="h")
     assert check_limits(message) == []
     ids = [e["action_id"] for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert ids == ["wes_run:details", "wes_run:tasks", "wes_run:subscribe", ACTION_SHARE]
+    assert ids == ["wes_run:details", "wes_run:tasks", "wes_run:subscribe", "wes_run:cancel", ACTION_SHARE]
     broken = {"text": "x", "blocks": [{"type": "actions", "elements": [
         {"type": "button", "action_id": "a", "value": "1", "text": {"type": "plain_text", "text": "A"}},
         {"type": "button", "action_id": "a", "value": "2", "text": {"type": "plain_text", "text": "B"}}]}]}

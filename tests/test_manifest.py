@@ -16,7 +16,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 
 from tests.fakes.spec import repo_root, shared_dir
 from wesbot.commands import SUBCOMMANDS
-from wesbot.slack.app import ACTIONS, COMMANDS, Deps, register
+from wesbot.slack.app import ALL_ACTIONS, COMMANDS, Deps, register
 
 MANIFEST = repo_root() / "manifest.yml"
 
@@ -59,7 +59,7 @@ def test_socket_mode_by_default_and_interactivity_on() -> None:
 
 def test_scopes_are_only_what_wesbot_uses() -> None:
     assert manifest()["oauth_config"]["scopes"]["bot"] == [
-        "commands", "chat:write", "chat:write.public", "channels:history", "groups:history"]
+        "commands", "chat:write", "chat:write.public", "channels:history", "groups:history", "usergroups:read"]
     # Every scope has its reason written next to it.
     text = MANIFEST.read_text(encoding="utf-8")
     comments = [row.strip() for row in text.splitlines() if row.strip().startswith("#")]
@@ -89,7 +89,7 @@ def test_every_declared_command_has_a_listener() -> None:
 
 
 def test_every_button_action_has_a_listener() -> None:
-    for action in (*ACTIONS, "wes_run:details", "wes_run:tasks"):
+    for action in (*ALL_ACTIONS, "wes_run:details", "wes_run:tasks", "wes_run:cancel"):
         payload = {"type": "block_actions", "team": {"id": "T1"}, "user": {"id": "U1"},
                    "actions": [{"action_id": action, "block_id": "b", "value": "status r", "type": "button"}]}
         assert _matched(urlencode({"payload": json.dumps(payload)})), action

@@ -118,7 +118,8 @@ def test_status_is_acked_then_answered_ephemerally_with_buttons(bot: BotProcess,
     assert "*RUNNING*" in mrkdwn(message) and check_limits(message) == []
     assert buttons(message) == {f"{ACTION_RUN}:details": "details run-status",
                                 f"{ACTION_RUN}:tasks": "tasks run-status",
-                                f"{ACTION_RUN}:subscribe": "subscribe run-status", ACTION_SHARE: "status run-status"}
+                                f"{ACTION_RUN}:subscribe": "subscribe run-status",
+                                f"{ACTION_RUN}:cancel": "cancel run-status", ACTION_SHARE: "status run-status"}
 
 
 def test_help_and_usage_mistakes_are_answered_in_the_ack(bot: BotProcess, fake_slack: FakeSlack) -> None:

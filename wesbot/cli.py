@@ -10,17 +10,23 @@ import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from . import __version__
+from .cancel import Cancelers
 from .commands import SUBCOMMANDS
 from .config import ConfigError, Settings, environment, load_settings
 from .core import run_text
 from .slack.poster import SlackPoster
+from .store.cancels import CancelStore
 from .store.watch import WatchStore
 from .textview import render_text
 from .watcher import Watcher, WatcherSettings
 from .wes.client import WesClient
 from .wes.logs import LogFetcher
+
+if TYPE_CHECKING:
+    from slack_sdk import WebClient
 
 logger = logging.getLogger("wesbot")
 
@@ -120,10 +126,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     pool = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="wesbot-lookup")
     watcher = None if args.no_watcher else build_watcher(settings, store, wes)
     logs = log_fetcher(settings)
+    cancels = CancelStore(store, settings.wes_url)
     if watcher is not None:
         watcher.logs = logs
+        watcher.cancels = cancels
+    client = slack_client(settings)
     deps = Deps(wes=wes, host=wes.host, pool=pool, store=store, subscription_days=settings.subscription_days,
-                wake=watcher.wake.set if watcher else None, logs=logs)
+                wake=watcher.wake.set if watcher else None, logs=logs, cancels=cancels,
+                cancelers=Cancelers(settings.cancelers, resolve_group=lambda group: list(
+                    client.usergroups_users_list(usergroup=group).get("users") or [])),
+                cancel_timeout=settings.cancel_timeout, poster=SlackPoster(client))
     try:
         app = build_app(settings, deps, http_mode=http_mode)
     except (BoltError, SlackApiError) as error:
@@ -154,12 +166,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_watcher(settings: Settings, store: WatchStore, wes: WesClient) -> Watcher:
+def slack_client(settings: Settings) -> WebClient:
     from slack_sdk import WebClient
 
-    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
+    return WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
+
+
+def build_watcher(settings: Settings, store: WatchStore, wes: WesClient) -> Watcher:
     return Watcher(
-        store, wes, SlackPoster(client), host=wes.host,
+        store, wes, SlackPoster(slack_client(settings)), host=wes.host,
         settings=WatcherSettings(poll_seconds=settings.poll_seconds, concurrency=settings.poll_concurrency,
                                  subscription_days=settings.subscription_days,
                                  lease_seconds=settings.lease_seconds),
@@ -177,8 +192,24 @@ def cmd_watch(args: argparse.Namespace) -> int:
     with wes_client(settings) as wes, log_fetcher(settings) as logs:
         watcher = build_watcher(settings, store, wes)
         watcher.logs = logs
+        watcher.cancels = CancelStore(store, settings.wes_url)
         install_stop_handlers(watcher.stop, raise_in_main=False, also=watcher.wake)
         watcher.run()
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from .core import AuditResult
+    from .store import open_db
+
+    open_db(settings.db_path).close()
+    rows = CancelStore(WatchStore(settings.db_path), settings.wes_url).recent_audit(args.run_id, limit=args.limit)
+    result = AuditResult(command=None, run_id=args.run_id, rows=rows)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(render_text(result, host=""))
     return EXIT_OK
 
 
@@ -218,6 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
         "WES_URL and its credentials. SIGTERM stops it within 5 seconds.",
     )
     watch.set_defaults(func=cmd_watch)
+
+    audit = sub.add_parser(
+        "audit", help="print the audit trail of cancel attempts",
+        description="Print recent cancel attempts from WESBOT_DB, most recent first: when, who (Slack user id), "
+        "which run, its state before, and the outcome (requested, denied, already-finished, already-requested, "
+        "wes-error, confirmed-canceled, ended-otherwise, no-effect).",
+    )
+    audit.add_argument("run_id", nargs="?", metavar="RUN_ID", help="only this run")
+    audit.add_argument("--limit", type=int, default=50, help="how many rows (default 50)")
+    audit.add_argument("--json", action="store_true", help="print JSON, for scripts")
+    audit.set_defaults(func=cmd_audit)
 
     usage_lines = "\n".join(f"  {s.usage.removeprefix('/wes ')}\n      {s.summary.replace('`', '')}"
                             for s in SUBCOMMANDS)

@@ -66,9 +66,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand("unsubscribe", "/wes unsubscribe RUN_ID", "Stop watching the run in this channel."),
     Subcommand("subscriptions", "/wes subscriptions", "The runs watched in this channel."),
+    Subcommand("cancel", "/wes cancel RUN_ID", "Cancel the run, after you confirm; the channel is told who did it."),
+    Subcommand("audit", "/wes audit [RUN_ID]", "Recent cancel attempts: who, when, which run, and what happened."),
 )
 # Subcommands that work in Slack only: they act on the channel and user that typed them.
-SLACK_ONLY = frozenset({"subscribe", "unsubscribe", "subscriptions"})
+SLACK_ONLY = frozenset({"subscribe", "unsubscribe", "subscriptions", "cancel", "audit"})
 OPTIONS_HELP = "Add `--share` to any lookup to post the answer in the channel instead of only to you."
 
 _BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
@@ -212,7 +214,10 @@ def parse(text: str) -> Command:
     if name == "subscriptions":
         need(0, 0)
         return Command(name=name, share=share)
-    if name in ("status", "details", "subscribe", "unsubscribe"):
+    if name == "audit":
+        need(0, 1)
+        return Command(name=name, run_id=_check_id("run id", args[0], name) if args else None, share=share)
+    if name in ("status", "details", "subscribe", "unsubscribe", "cancel"):
         need(1, 1)
         return Command(name=name, run_id=_check_id("run id", args[0], name), share=share)
     if name == "tasks":

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .cancel import parse_cancelers
 from .wes.logs import parse_allowed_hosts
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
@@ -40,6 +41,9 @@ class Settings:
     db_path: str = DEFAULT_DB
     # WESBOT_LOG_HOSTS: hosts other than the WES server's whose log URLs wesbot may read (without credentials).
     log_hosts: frozenset[str] = frozenset()
+    # WESBOT_CANCELERS: Slack user (U…) and user-group (S…) ids who may cancel; empty means anyone.
+    cancelers: tuple[str, ...] = ()
+    cancel_timeout: float = 600.0
     poll_seconds: float = 30.0
     poll_concurrency: int = 16
     subscription_days: float = 14.0
@@ -197,6 +201,13 @@ def load_settings(
     subscription_days = number("WESBOT_SUBSCRIPTION_DAYS", 14.0, 0.00001, 3650)
     lease_seconds = number("WESBOT_LEASE_SECONDS", 30.0, 1, 3600)
 
+    cancelers: tuple[str, ...] = ()
+    try:
+        cancelers = parse_cancelers(get("WESBOT_CANCELERS"))
+    except ValueError as error:
+        problems.append(f"WESBOT_CANCELERS: {error}")
+    cancel_timeout = number("WESBOT_CANCEL_TIMEOUT", 600.0, 1, 86400)
+
     log_hosts: frozenset[str] = frozenset()
     try:
         log_hosts = parse_allowed_hosts(get("WESBOT_LOG_HOSTS"))
@@ -206,6 +217,8 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
     return Settings(
+        cancelers=cancelers,
+        cancel_timeout=cancel_timeout,
         log_hosts=log_hosts,
         poll_seconds=poll_seconds,
         poll_concurrency=poll_concurrency,

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+from .cancel import Cancelers, CancelView
+from .cancel import prompt as cancel_prompt
 from .commands import SLACK_ONLY, SUBCOMMANDS, Command, UsageError, parse
+from .store.cancels import AuditRow, CancelStore
 from .store.watch import Subscription, WatchStore
 from .wes.errors import NotFound, WesError
 from .wes.logs import LogTail
@@ -69,6 +72,7 @@ class Wes(Protocol):
         run: RunLog | None = None,
     ) -> TaskPage: ...
     def get_task(self, run_id: str, task_id: str) -> TaskLog: ...
+    def cancel_run(self, run_id: str) -> str | None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +86,8 @@ class Context:
     subscription_days: float = 14.0
     # Called after a new subscription, so the watcher posts its card at once.
     wake: Callable[[], None] | None = None
+    cancels: CancelStore | None = None
+    cancelers: Cancelers | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,6 +173,17 @@ class LogsResult(Result):
     # "stderr of task align", "stdout of run R"
     what: str
     tail: LogTail
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelResult(Result):
+    view: CancelView
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditResult(Result):
+    run_id: str | None
+    rows: list[AuditRow]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,6 +277,15 @@ def _execute(command: Command, wes: Wes, ctx: Context | None, logs: LogReader | 
 
 
 def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
+    if command.name in ("cancel", "audit"):
+        if ctx.cancels is None or ctx.cancelers is None:
+            return ErrorResult(command=command, message="cancelling is not set up here")
+        if command.name == "audit":
+            return AuditResult(command=command, run_id=command.run_id, rows=ctx.cancels.recent_audit(command.run_id))
+        assert command.run_id is not None
+        view = cancel_prompt(wes, run_id=command.run_id, user_id=ctx.user_id, channel_id=ctx.channel_id,
+                             cancelers=ctx.cancelers, store=ctx.cancels, now=ctx.now)
+        return CancelResult(command=command, view=view)
     if command.name == "subscriptions":
         return SubscriptionsResult(command=command, channel_id=ctx.channel_id,
                                    subscriptions=ctx.store.channel_subscriptions(ctx.channel_id))

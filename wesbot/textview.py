@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from .commands import OPTIONS_HELP, SUBCOMMANDS
 from .core import (
+    AuditResult,
+    CancelResult,
     DetailsResult,
     ErrorResult,
     HelpResult,
@@ -85,7 +89,12 @@ def render_text(result: Result, *, host: str) -> str:
             lines += ["  " + line for line in result.tail.text.splitlines()]
             if result.tail.note:
                 lines.append(f"({_clean(result.tail.note)})")
-    elif isinstance(result, (SubscribeResult, UnsubscribeResult, SubscriptionsResult)):
+    elif isinstance(result, AuditResult):
+        lines = [f"{show_time(datetime.fromtimestamp(r.at, UTC).isoformat())}\t{r.user_id}\t{_clean(r.run_id)}\t"
+                 f"{_clean(r.state_before or '-')}\t{r.outcome}" + (f" ({r.wes_status})" if r.wes_status else "")
+                 + (f"\t{_clean(r.detail)}" if r.detail else "")
+                 for r in result.rows] or ["no cancel attempts recorded"]
+    elif isinstance(result, (SubscribeResult, UnsubscribeResult, SubscriptionsResult, CancelResult)):
         lines = [f"{type(result).__name__}: see Slack"]  # these subcommands run in Slack only
     else:  # pragma: no cover
         raise TypeError(type(result).__name__)

@@ -26,9 +26,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+import httpx
+
+from .cancel import follow as follow_cancel
+from .cancel import outcome_text as cancel_outcome_text
 from .core import DETAILS_LOG_LINES, LogReader, failed_log_ref, run_failed
+from .slack.blocks import section
 from .slack.cards import FailedTask, RunOutcome, card, notice, notification, unreadable_text
 from .slack.poster import PostResult, SlackPoster
+from .store.cancels import CancelStore
 from .store.watch import OutboxRow, Subscription, WatchedRun, WatchStore
 from .wes.errors import NotFound, WesAuthError, WesError
 from .wes.models import FAILED, RunListPage, RunLog, RunStatus, State, TaskPage, is_terminal, state_label
@@ -138,6 +144,8 @@ class Watcher:
         self.wake = threading.Event()
         # Reads the end of the first failed task's stderr for failure notifications (None: no tails).
         self.logs: LogReader | None = None
+        # Cancels requested from Slack, followed until their run ends (None: not followed here).
+        self.cancels: CancelStore | None = None
         self._pacing = _Pacing()
         self._next_tick = 0.0
         # When a sweep does not pay (few of our runs per page read), skip sweeping for a few cycles.
@@ -351,11 +359,68 @@ class Watcher:
 
         return len(self.store.expire_due(now, render))
 
+    # -- cancels ---------------------------------------------------------------------------------
+
+    def follow_cancels(self) -> int:
+        """Poll each requested cancel's run; once it ended (or the deadline passed), record the outcome."""
+        if self.cancels is None:
+            return 0
+        now = self.clock.now()
+        self.cancels.adopt_stale(now)
+        decided = 0
+        for cancel in self.cancels.to_follow(now):
+            if self.stop.is_set():
+                break
+            try:
+                status: RunStatus | None = self.wes.get_status(cancel.run_id)
+            except WesError as error:
+                logger.info("following the cancel of %s: %s", cancel.run_id, error)
+                status = None
+            verdict = follow_cancel(cancel, status, self.clock.now())
+            if verdict is None:
+                self.cancels.poll_later(cancel.run_id, self.clock.now() + min(self.settings.poll_seconds, 5.0))
+                continue
+            outcome, final_state = verdict
+            self.cancels.finish(cancel.run_id, final_state=final_state, outcome=outcome)
+            decided += 1
+        return decided
+
+    def _sync_cancels(self, stats: DeliverStats) -> None:
+        """Update each decided cancel's channel message in place (or tell the canceller, if it had none)."""
+        if self.cancels is None:
+            return
+        for cancel in self.cancels.to_sync():
+            if self.stop.is_set():
+                return
+            now = self.clock.now()
+            text = cancel_outcome_text(cancel, now)
+            message = {"text": text, "blocks": [section(text)]}
+            if cancel.message_ts and cancel.channel_id:
+                if not self._pacing.ready(cancel.channel_id, now):
+                    continue
+                result = self.poster.update(cancel.channel_id, cancel.message_ts, message)
+                self._pacing.used(cancel.channel_id, now + self.settings.pace_seconds)
+                if not result.ok and not result.permanent:
+                    continue  # retried on the next turn
+            elif cancel.response_url:
+                self._respond(cancel.response_url, {**message, "response_type": "ephemeral",
+                                                    "replace_original": False})
+            self.cancels.synced(cancel.run_id)
+            stats.cards += 1
+
+    @staticmethod
+    def _respond(response_url: str, body: dict[str, object]) -> None:
+        try:
+            httpx.post(response_url, json=body, timeout=10)
+        except httpx.HTTPError as error:
+            logger.info("could not send the cancel outcome to the canceller: %s", type(error).__name__)
+
     # -- posting ----------------------------------------------------------------------------------
 
     def deliver(self, *, limit: int = 200) -> DeliverStats:
         """Post the cards and the outbox rows that are due, paced per channel. Stops early on ``stop``."""
         stats = DeliverStats()
+        self._sync_cancels(stats)
         for sub in self.store.cards_to_sync():
             if self.stop.is_set():
                 return stats
@@ -465,6 +530,7 @@ class Watcher:
         if not self.store.acquire_lease(LEASE, self.owner, now=now, period=period):
             return max(period / 3, 0.2)
         self.expire()
+        self.follow_cancels()
         if now >= self._next_tick:
             stats = self.tick()
             # errbot's habit: the next cycle is set only once this one has finished.
@@ -482,6 +548,8 @@ class Watcher:
             waits.append(upcoming - now)
         if self.store.pending_count() or self.store.cards_to_sync(limit=1):
             waits.append(min(self.settings.pace_seconds, 1.0))
+        if self.cancels is not None and (self.cancels.following() or self.cancels.to_sync()):
+            waits.append(1.0)
         return max(min(waits), 0.05)
 
     def run(self) -> None:

@@ -23,11 +23,27 @@ from typing import Any
 from slack_bolt import Ack, App, BoltResponse, Respond
 from slack_sdk import WebClient
 
+from ..cancel import DEFAULT_CANCEL_TIMEOUT, Cancelers
+from ..cancel import confirm as confirm_cancel
 from ..commands import Command, UsageError, parse
 from ..config import Settings
 from ..core import Context, ErrorResult, LogReader, Result, Wes, execute
+from ..store.cancels import CancelStore
 from ..store.watch import WatchStore
-from .blocks import ACTION_PAGE, ACTION_RUN, ACTION_SHARE, Message, error_message, help_message, render
+from .blocks import (
+    ACTION_CANCEL,
+    ACTION_KEEP,
+    ACTION_PAGE,
+    ACTION_RUN,
+    ACTION_SHARE,
+    Message,
+    cancel_message,
+    error_message,
+    help_message,
+    render,
+    section,
+)
+from .poster import SlackPoster
 
 logger = logging.getLogger("wesbot.slack")
 
@@ -35,6 +51,8 @@ SLASH_COMMAND = "/wes"
 # Kept in one place so that a test can check that every command in manifest.yml has a listener.
 COMMANDS = (SLASH_COMMAND,)
 ACTIONS = (ACTION_RUN, ACTION_PAGE, ACTION_SHARE)
+# Every action id wesbot's messages carry (the cancel buttons have their own listeners).
+ALL_ACTIONS = (*ACTIONS, ACTION_CANCEL, ACTION_KEEP)
 
 
 @dataclass
@@ -53,12 +71,18 @@ class Deps:
     wake: Callable[[], None] | None = None
     # Reads the end of logs for /wes logs and failed runs' details.
     logs: LogReader | None = None
+    # Cancelling: the audit trail and in-flight cancels, who may, how long to follow, how to tell the channel.
+    cancels: CancelStore | None = None
+    cancelers: Cancelers | None = None
+    cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT
+    poster: SlackPoster | None = None
 
     def context(self, channel_id: str | None, user_id: str | None) -> Context | None:
         if self.store is None or not channel_id or not user_id:
             return None
         return Context(store=self.store, channel_id=channel_id, user_id=user_id, now=time.time(),
-                       subscription_days=self.subscription_days, wake=self.wake)
+                       subscription_days=self.subscription_days, wake=self.wake, cancels=self.cancels,
+                       cancelers=self.cancelers)
 
 
 def new_error_id() -> str:
@@ -200,6 +224,52 @@ def register(app: App, deps: Deps) -> None:
 
         run_action.__name__ = f"run_{action_id}"
         return run_action
+
+    def run_cancel(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        """The red "Cancel run" button: everything is checked again now, from who clicked, not from the button."""
+        user_id = str((body.get("user") or {}).get("id") or "")
+        channel_id = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+        try:
+            parsed = parse(str(action.get("value") or ""))
+        except UsageError as error:
+            _safe_respond(respond, response_type="ephemeral", replace_original=False,
+                          **error_message("That button is no longer valid: " + error.message + "."))
+            return
+        if parsed.name != "cancel" or parsed.run_id is None or deps.cancels is None or deps.cancelers is None:
+            _safe_respond(respond, response_type="ephemeral", replace_original=False,
+                          **error_message("That button is no longer valid."))
+            return
+        run_id = parsed.run_id
+
+        def announce(state_before: str) -> tuple[str | None, str | None]:
+            if deps.poster is None or not channel_id:
+                return None, "no channel"
+            safe_run = run_id.replace("`", "ˋ").replace("<", "&lt;").replace(">", "&gt;")
+            text = (f":octagonal_sign: <@{user_id}> requested cancellation of run `{safe_run}` "
+                    f"(was {state_before}). Following it…")
+            result = deps.poster.post(channel_id, {"text": text, "blocks": [section(text)]})
+            return (result.ts, None) if result.ok else (None, result.error or "error")
+
+        try:
+            view = confirm_cancel(
+                deps.wes, run_id=run_id, user_id=user_id, channel_id=channel_id, cancelers=deps.cancelers,
+                store=deps.cancels, now=time.time(), timeout=deps.cancel_timeout,
+                response_url=body.get("response_url"), announce=announce)
+        except Exception:
+            error_id = new_error_id()
+            logger.exception("error %s while cancelling", error_id)
+            _safe_respond(respond, response_type="ephemeral", replace_original=False,
+                          **error_message(f"Sorry, something went wrong (error id {error_id})."))
+            return
+        if deps.wake is not None:
+            deps.wake()  # the watcher follows the cancel from now on
+        _safe_respond(respond, response_type="ephemeral", replace_original=True, **cancel_message(view))
+
+    def run_keep(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        _safe_respond(respond, delete_original=True)
+
+    app.action(ACTION_CANCEL)(ack=ack_action, lazy=[run_cancel])
+    app.action(ACTION_KEEP)(ack=ack_action, lazy=[run_keep])
 
     for action_id in ACTIONS:
         # wes_run buttons carry the subcommand in their action_id (wes_run:details); the others are exact.

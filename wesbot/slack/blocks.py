@@ -11,8 +11,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from ..cancel import CancelView
 from ..commands import OPTIONS_HELP, SUBCOMMANDS, Command
 from ..core import (
+    AuditResult,
+    CancelResult,
     DetailsResult,
     ErrorResult,
     HelpResult,
@@ -60,6 +63,8 @@ MAX_CONTEXT_ELEMENTS = 10
 ACTION_RUN = "wes_run"  # run the command in the value, as a new ephemeral reply
 ACTION_PAGE = "wes_page"  # same, replacing the message the button is on
 ACTION_SHARE = "wes_share"  # post the result of the command in the channel
+ACTION_CANCEL = "wes_cancel"  # the red "Cancel run" button of a cancel confirmation
+ACTION_KEEP = "wes_keep"  # "Keep running": dismiss the confirmation
 
 _MENTIONS = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 
@@ -203,6 +208,10 @@ def render(result: Result, *, host: str, shared_by: str | None = None) -> Messag
         message = _task(result, host, shared_by)
     elif isinstance(result, LogsResult):
         message = _logs(result, host, shared_by)
+    elif isinstance(result, CancelResult):
+        message = cancel_message(result.view)
+    elif isinstance(result, AuditResult):
+        message = _audit(result)
     elif isinstance(result, SubscribeResult):
         message = _subscribe(result)
     elif isinstance(result, UnsubscribeResult):
@@ -282,6 +291,7 @@ def _status(result: StatusResult, host: str, shared_by: str | None) -> Message:
         run_button("Details", f"details {run_id}"),
         run_button("Tasks", f"tasks {run_id}"),
         None if is_terminal(status.state) else run_button("Notify me when it ends", f"subscribe {run_id}"),
+        None if is_terminal(status.state) else run_button("Cancel run…", f"cancel {run_id}"),
         _share_button(result.command),
     )
     blocks += _footer(host, shared_by)
@@ -342,6 +352,7 @@ def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message
         run_button("Tasks", f"tasks {run.run_id}"),
         run_button("Status", f"status {run.run_id}"),
         None if is_terminal(run.state) else run_button("Notify me when it ends", f"subscribe {run.run_id}"),
+        None if is_terminal(run.state) else run_button("Cancel run…", f"cancel {run.run_id}"),
         _share_button(result.command),
     )
     blocks += _footer(host, shared_by)
@@ -430,6 +441,63 @@ def _task(result: TaskResult, host: str, shared_by: str | None) -> Message:
     blocks += actions(run_button("All tasks", f"tasks {result.run_id}"), _share_button(result.command))
     blocks += _footer(host, shared_by)
     return {"text": f"Task {escape(shorten(name, 120))}: {escape(task_state(task))}", "blocks": blocks}
+
+
+def cancel_message(view: CancelView) -> Message:
+    """Each step of a cancel, as the canceller sees it (ephemeral)."""
+    run = code(view.run_id, 120)
+    state = escape(state_label(view.state))
+    if view.stage == "prompt":
+        facts = [f"*State:* {state}"]
+        if view.workflow:
+            facts.append(f"*Workflow:* {code(view.workflow, 200)}")
+        if view.running_for:
+            facts.append(f"*Running:* {escape(view.running_for)}")
+        facts.append(f"*Who may cancel:* {view.who_may}")
+        confirm = {
+            "title": {"type": "plain_text", "text": "Cancel this run?"},
+            "text": {"type": "plain_text",
+                     "text": f"Run {shorten(view.run_id, 100)} will be cancelled on the WES server. "
+                             "It cannot be undone."},
+            "confirm": {"type": "plain_text", "text": "Cancel the run"},
+            "deny": {"type": "plain_text", "text": "Keep it running"},
+            "style": "danger",
+        }
+        cancel = button("Cancel run", ACTION_CANCEL, f"cancel {view.run_id}", style="danger")
+        if cancel is not None:
+            cancel["confirm"] = confirm
+        blocks = [section(f":octagonal_sign: Cancel run {run}?\n" + "\n".join(facts))]
+        blocks += actions(cancel, button("Keep running", ACTION_KEEP, f"status {view.run_id}"))
+        return {"text": f"Cancel run {escape(shorten(view.run_id, 120))}?", "blocks": blocks}
+    when = f" at {show_time(_iso(view.at))}" if view.at else ""
+    text = {
+        "denied": f":no_entry: You may not cancel runs. Who may: {view.who_may}. Nothing was sent to the WES server.",
+        "already-finished": f"Run {run} has already ended: *{state}*. Nothing to cancel.",
+        "already-requested": f"<@{view.by_user}> already requested cancellation of run {run}{escape(when)}. "
+                             "Nothing more was sent to the WES server.",
+        "requested": f":octagonal_sign: Cancellation of run {run} requested (it was *{state}*). "
+                     "wesbot follows it and will say how it ends.",
+        "wes-error": f":warning: The cancel was not sent: {escape(view.detail or 'the WES server failed')}.",
+        "kept": f"Run {run} keeps running. Nothing was sent to the WES server.",
+    }.get(view.stage, escape(view.stage))
+    if view.stage == "requested" and view.channel_error:
+        text += (f"\n_wesbot could not tell the channel ({escape(view.channel_error)}); "
+                 "you will get the outcome here instead._")
+    return {"text": text, "blocks": [section(text)]}
+
+
+def _audit(result: AuditResult) -> Message:
+    if not result.rows:
+        text = "No cancel attempts recorded" + (f" for run {code(result.run_id)}." if result.run_id else ".")
+        return {"text": text, "blocks": [section(text)]}
+    lines = []
+    for row in result.rows:
+        status = f" ({row.wes_status})" if row.wes_status else ""
+        lines.append(f"{escape(show_time(_iso(row.at)))}  <@{row.user_id}>  {code(row.run_id, 80)}  "
+                     f"was {escape(row.state_before or '?')} → *{escape(row.outcome)}*{status}")
+    title = "Cancel attempts" + (f" for run {code(result.run_id)}" if result.run_id else " (most recent first)")
+    blocks = [section(f"*{title}*")] + [section(chunk) for chunk in chunk_lines(lines)]
+    return {"text": f"{len(result.rows)} cancel attempts", "blocks": blocks}
 
 
 def _subscribe(result: SubscribeResult) -> Message:

@@ -139,3 +139,48 @@ def m002_create_watch_tables(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m003_create_cancel_tables(db: Database) -> None:
+    """The audit trail of cancel attempts, and the cancels wesbot follows until the run ends."""
+    _script(
+        db,
+        """
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            user_id TEXT NOT NULL,
+            channel_id TEXT,
+            run_id TEXT NOT NULL,
+            wes_url TEXT NOT NULL,
+            state_before TEXT,
+            -- requested | denied | already-finished | already-requested | wes-error | confirmed-canceled
+            -- | ended-otherwise | no-effect
+            outcome TEXT NOT NULL,
+            wes_status INTEGER,
+            detail TEXT
+        );
+        CREATE INDEX audit_run ON audit (run_id, at);
+        CREATE TABLE cancels (
+            -- one cancel in flight per run: the primary key is what makes a double click send one cancel
+            run_id TEXT PRIMARY KEY,
+            -- requesting (claimed, POST in flight) | requested (WES said yes) | done
+            status TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            channel_id TEXT,
+            state_before TEXT,
+            requested_at REAL NOT NULL,
+            deadline REAL NOT NULL,
+            next_poll_at REAL NOT NULL DEFAULT 0,
+            message_ts TEXT,
+            message_error TEXT,
+            response_url TEXT,
+            audit_id INTEGER,
+            final_state TEXT,
+            outcome TEXT,
+            synced INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX cancels_status ON cancels (status, next_poll_at);
+        """,
+    )

@@ -1,0 +1,171 @@
+"""The audit trail of cancel attempts, and the cancels being followed until their run ends (SQLite)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .watch import WatchStore
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRow:
+    id: int
+    at: float
+    user_id: str
+    channel_id: str | None
+    run_id: str
+    wes_url: str
+    state_before: str | None
+    outcome: str
+    wes_status: int | None
+    detail: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cancel:
+    run_id: str
+    status: str
+    user_id: str
+    channel_id: str | None
+    state_before: str | None
+    requested_at: float
+    deadline: float
+    next_poll_at: float
+    message_ts: str | None
+    message_error: str | None
+    response_url: str | None
+    audit_id: int | None
+    final_state: str | None
+    outcome: str | None
+    synced: bool
+
+
+_CANCEL_COLUMNS = ("run_id, status, user_id, channel_id, state_before, requested_at, deadline, next_poll_at, "
+                   "message_ts, message_error, response_url, audit_id, final_state, outcome, synced")
+
+
+def _cancel(row: tuple[object, ...]) -> Cancel:
+    return Cancel(
+        run_id=str(row[0]), status=str(row[1]), user_id=str(row[2]), channel_id=row[3],  # type: ignore[arg-type]
+        state_before=row[4], requested_at=float(row[5]), deadline=float(row[6]),  # type: ignore[arg-type]
+        next_poll_at=float(row[7]), message_ts=row[8], message_error=row[9], response_url=row[10],  # type: ignore[arg-type]
+        audit_id=row[11], final_state=row[12], outcome=row[13], synced=bool(row[14]),  # type: ignore[arg-type]
+    )
+
+
+class CancelStore:
+    """Built on the same per-thread connections and transactions as :class:`WatchStore`."""
+
+    def __init__(self, store: WatchStore, wes_url: str) -> None:
+        self.store = store
+        self.wes_url = wes_url
+
+    # -- audit ------------------------------------------------------------------------------------
+
+    def audit(self, *, now: float, user_id: str, channel_id: str | None, run_id: str, state_before: str | None,
+              outcome: str, wes_status: int | None = None, detail: str | None = None) -> int:
+        with self.store._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO audit (at, user_id, channel_id, run_id, wes_url, state_before, outcome, wes_status, "
+                "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [now, user_id, channel_id, run_id, self.wes_url, state_before, outcome, wes_status,
+                 (detail or "")[:500] or None],
+            )
+            return int(cursor.lastrowid or 0)
+
+    def set_audit_outcome(self, audit_id: int, outcome: str, detail: str | None = None) -> None:
+        with self.store._tx() as db:
+            db.execute("UPDATE audit SET outcome = ?, detail = COALESCE(?, detail) WHERE id = ?",
+                       [outcome, detail, audit_id])
+
+    def recent_audit(self, run_id: str | None = None, limit: int = 20) -> list[AuditRow]:
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+        rows = self.store.db.execute(
+            "SELECT id, at, user_id, channel_id, run_id, wes_url, state_before, outcome, wes_status, detail "
+            f"FROM audit {where} ORDER BY at DESC, id DESC LIMIT ?", [*params, limit]
+        ).fetchall()
+        return [AuditRow(id=r[0], at=r[1], user_id=r[2], channel_id=r[3], run_id=r[4], wes_url=r[5],
+                         state_before=r[6], outcome=r[7], wes_status=r[8], detail=r[9]) for r in rows]
+
+    # -- the one cancel in flight per run ---------------------------------------------------------
+
+    def claim(self, *, run_id: str, user_id: str, channel_id: str | None, state_before: str | None, now: float,
+              deadline: float, response_url: str | None) -> Cancel | None:
+        """Claim the right to send this run's cancel. None when it is ours; else the cancel already in flight.
+
+        The run id is the primary key of ``cancels``: of two clicks at the same moment, one insert wins.
+        A finished follow-up ("done") is replaced: a run can be cancelled again if it was restarted.
+        """
+        with self.store._tx() as db:
+            db.execute("DELETE FROM cancels WHERE run_id = ? AND status = 'done'", [run_id])
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO cancels (run_id, status, user_id, channel_id, state_before, requested_at, "
+                "deadline, response_url) VALUES (?, 'requesting', ?, ?, ?, ?, ?, ?)",
+                [run_id, user_id, channel_id, state_before, now, deadline, response_url],
+            ).rowcount
+            if inserted == 1:
+                return None
+            row = db.execute(f"SELECT {_CANCEL_COLUMNS} FROM cancels WHERE run_id = ?", [run_id]).fetchone()
+            return _cancel(row)
+
+    def release(self, run_id: str) -> None:
+        """WES refused or failed: drop the claim so that someone may try again."""
+        with self.store._tx() as db:
+            db.execute("DELETE FROM cancels WHERE run_id = ? AND status = 'requesting'", [run_id])
+
+    def requested(self, run_id: str, *, audit_id: int, now: float, message_ts: str | None,
+                  message_error: str | None) -> None:
+        with self.store._tx() as db:
+            db.execute(
+                "UPDATE cancels SET status = 'requested', audit_id = ?, next_poll_at = ?, message_ts = ?, "
+                "message_error = ? WHERE run_id = ?",
+                [audit_id, now, message_ts, message_error, run_id],
+            )
+
+    def adopt_stale(self, now: float, after: float = 120.0) -> int:
+        """A claim left 'requesting' by a process that died mid-POST: WES may have it. Follow it like the rest."""
+        with self.store._tx() as db:
+            return int(db.execute(
+                "UPDATE cancels SET status = 'requested', next_poll_at = ?, "
+                "message_error = COALESCE(message_error, 'wesbot restarted while sending the cancel') "
+                "WHERE status = 'requesting' AND requested_at < ?",
+                [now, now - after],
+            ).rowcount)
+
+    def following(self) -> int:
+        return int(self.store.db.execute("SELECT COUNT(*) FROM cancels WHERE status = 'requested'").fetchone()[0])
+
+    def to_follow(self, now: float) -> list[Cancel]:
+        rows = self.store.db.execute(
+            f"SELECT {_CANCEL_COLUMNS} FROM cancels WHERE status = 'requested' AND next_poll_at <= ? "
+            "ORDER BY next_poll_at", [now]
+        ).fetchall()
+        return [_cancel(r) for r in rows]
+
+    def poll_later(self, run_id: str, next_poll_at: float) -> None:
+        with self.store._tx() as db:
+            db.execute("UPDATE cancels SET next_poll_at = ? WHERE run_id = ?", [next_poll_at, run_id])
+
+    def finish(self, run_id: str, *, final_state: str | None, outcome: str) -> None:
+        with self.store._tx() as db:
+            row = db.execute("SELECT audit_id FROM cancels WHERE run_id = ?", [run_id]).fetchone()
+            db.execute(
+                "UPDATE cancels SET status = 'done', final_state = ?, outcome = ?, synced = 0 WHERE run_id = ?",
+                [final_state, outcome, run_id],
+            )
+            if row and row[0]:
+                db.execute("UPDATE audit SET outcome = ? WHERE id = ?", [outcome, row[0]])
+
+    def to_sync(self) -> list[Cancel]:
+        rows = self.store.db.execute(
+            f"SELECT {_CANCEL_COLUMNS} FROM cancels WHERE status = 'done' AND synced = 0 ORDER BY requested_at"
+        ).fetchall()
+        return [_cancel(r) for r in rows]
+
+    def synced(self, run_id: str) -> None:
+        with self.store._tx() as db:
+            db.execute("UPDATE cancels SET synced = 1, response_url = NULL WHERE run_id = ?", [run_id])
+
+    def get(self, run_id: str) -> Cancel | None:
+        row = self.store.db.execute(f"SELECT {_CANCEL_COLUMNS} FROM cancels WHERE run_id = ?", [run_id]).fetchone()
+        return None if row is None else _cancel(row)
