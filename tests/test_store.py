@@ -26,3 +26,27 @@ def test_a_change_of_wes_server_is_noticed() -> None:
     assert record_wes_url(db, "http://a") is None
     assert record_wes_url(db, "http://a") is None
     assert record_wes_url(db, "http://b") == "http://a"
+
+
+def test_two_processes_creating_the_database_at_once(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "new.db"
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def opener() -> None:
+        barrier.wait()
+        try:
+            open_db(path).close()
+        except BaseException as error:  # pragma: no cover - the failure this test guards against
+            errors.append(error)
+
+    threads = [threading.Thread(target=opener) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert errors == []
+    db = open_db(path)
+    assert migrations.pending(db) == [] and "cancels" in db.table_names()

@@ -44,7 +44,15 @@ def open_db(path: str | Path | None = None, *, memory: bool = False, shared: boo
         # the last commits. It spares an fsync per transaction, which the watcher makes many of.
         db.execute("PRAGMA synchronous = NORMAL")
     db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    migrations.apply(db)
+    # Two processes (or threads) opening a new file at once must not both create the tables: migrate
+    # under the write lock, so the second one sees the first one's migrations as applied.
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        migrations.apply(db)
+    except BaseException:
+        db.conn.rollback()
+        raise
+    db.conn.execute("COMMIT")
     with db.atomic():
         db.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)",
