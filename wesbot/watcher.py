@@ -177,10 +177,13 @@ class Watcher:
             except Exception:
                 logger.exception("could not record the states read from the run list")
         to_poll = [run for run in due if run.run_id not in settled_ids]
-        polls = _parallel(self._poll, to_poll, self.settings.concurrency, self.stop)
+        listed_ended = {run_id for run_id, state in listed.items() if is_terminal(state)}
+        polls = _parallel(lambda run: self._poll(run, run.run_id in listed_ended), to_poll, self.settings.concurrency,
+                          self.stop)
         if len(polls) < len(to_poll):
             stats.stopped = True
         quiet = [p for p in polls if p.status is not None and p.outcome is None]
+        quiet_ids = {p.run.run_id for p in quiet}
         if quiet:
             now = self.clock.now()
             stats.changed += self.store.record_states(
@@ -190,7 +193,7 @@ class Watcher:
         for poll in polls:
             stats.polled += 1
             stats.wes_requests += poll.requests
-            if poll in quiet:
+            if poll.run.run_id in quiet_ids:
                 continue
             try:
                 self._apply(poll, self.clock.now(), stats)
@@ -237,8 +240,17 @@ class Watcher:
             self._skip_sweeps = 10
         return found
 
-    def _poll(self, run: WatchedRun) -> _Poll:
+    def _poll(self, run: WatchedRun, listed_ended: bool = False) -> _Poll:
+        """Read one run. When the run list already showed it ended, GET /runs/{id} confirms it and gives
+        the details in one request (its state is the confirmation); otherwise the cheap status call first."""
         try:
+            if listed_ended:
+                log = self.wes.get_run(run.run_id)
+                status = RunStatus(run_id=run.run_id, state=log.state)
+                if not is_terminal(status.state):
+                    return _Poll(run=run, status=status)
+                outcome, requests = self._outcome(run.run_id, status, log)
+                return _Poll(run=run, status=status, outcome=outcome, requests=requests)
             status = self.wes.get_status(run.run_id)
             if not is_terminal(status.state):
                 return _Poll(run=run, status=status)
@@ -250,15 +262,16 @@ class Watcher:
             logger.exception("polling run %s failed", run.run_id)
             return _Poll(run=run, error=WesError("wesbot could not poll the run (see its log)"))
 
-    def _outcome(self, run_id: str, status: RunStatus) -> tuple[RunOutcome, int]:
+    def _outcome(self, run_id: str, status: RunStatus, log: RunLog | None = None) -> tuple[RunOutcome, int]:
         """Details for the notification: best effort, the notification goes out without them if need be."""
         state = str(status.state)
         requests = 1
-        try:
-            log = self.wes.get_run(run_id)
-        except WesError as error:
-            logger.info("run %s ended %s, but its details could not be read: %s", run_id, state, error)
-            return RunOutcome(run_id=run_id, state=state), requests
+        if log is None:
+            try:
+                log = self.wes.get_run(run_id)
+            except WesError as error:
+                logger.info("run %s ended %s, but its details could not be read: %s", run_id, state, error)
+                return RunOutcome(run_id=run_id, state=state), requests
         failed_tasks: list[FailedTask] = []
         more = False
         is_failure = status.state in FAILED or (log.run_log.exit_code not in (None, 0, -1))
@@ -421,13 +434,18 @@ class Watcher:
         """Post the cards and the outbox rows that are due, paced per channel. Stops early on ``stop``."""
         stats = DeliverStats()
         self._sync_cancels(stats)
-        for sub in self.store.cards_to_sync():
+        # Notifications first: they are what people wait for; card updates take the channel's next slots.
+        self._send_outbox(stats, limit)
+        for sub in self.store.cards_to_sync(limit=1000):
             if self.stop.is_set():
                 return stats
             now = self.clock.now()
             if not self._pacing.ready(sub.channel_id, now):
                 continue
             self._sync_card(sub, now, stats)
+        return stats
+
+    def _send_outbox(self, stats: DeliverStats, limit: int) -> None:
         done = 0
         while done < limit and not self.stop.is_set():
             now = self.clock.now()
@@ -441,7 +459,6 @@ class Watcher:
                     continue
                 self._send(row, stats)
                 done += 1
-        return stats
 
     def _sync_card(self, sub: Subscription, now: float, stats: DeliverStats) -> None:
         message = card(sub, host=self.host)

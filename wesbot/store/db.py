@@ -192,3 +192,32 @@ def m003_create_cancel_tables(db: Database) -> None:
         CREATE INDEX cancels_status ON cancels (status, next_poll_at);
         """,
     )
+
+
+@migrations()
+def m004_create_channel_watches(db: Database) -> None:
+    """Channel-wide watches (every run that fails, or ends), and the last state the sweep saw of each run."""
+    _script(
+        db,
+        """
+        CREATE TABLE channel_watches (
+            id INTEGER PRIMARY KEY,
+            channel_id TEXT NOT NULL,
+            -- failed | finished
+            kind TEXT NOT NULL,
+            tag_key TEXT NOT NULL DEFAULT '',
+            tag_value TEXT NOT NULL DEFAULT '',
+            created_by TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            -- set by the first sweep after creation: runs that ended before are never announced
+            active_from REAL,
+            status TEXT NOT NULL DEFAULT 'active',
+            UNIQUE (channel_id, kind, tag_key, tag_value)
+        );
+        CREATE TABLE swept_runs (
+            run_id TEXT PRIMARY KEY,
+            state TEXT,
+            seen_at REAL NOT NULL
+        );
+        """,
+    )

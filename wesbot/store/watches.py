@@ -1,0 +1,134 @@
+"""Channel-wide watches, and the sweep's memory of each listed run's last state (SQLite)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .watch import WatchStore
+
+WATCH_KINDS = ("failed", "finished")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChannelWatch:
+    id: int
+    channel_id: str
+    kind: str
+    tag_key: str
+    tag_value: str
+    created_by: str
+    created_at: float
+    active_from: float | None
+
+    def matches_tags(self, tags: dict[str, str]) -> bool:
+        return not self.tag_key or tags.get(self.tag_key) == self.tag_value
+
+    def describe(self) -> str:
+        tag = f" tagged {self.tag_key}={self.tag_value}" if self.tag_key else ""
+        return f"every run{tag} that {'fails' if self.kind == 'failed' else 'ends'}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Owed:
+    """A message the sweep owes: ``skip`` rows only reserve their key (the run went into a digest)."""
+
+    key: str
+    channel_id: str
+    payload: dict[str, Any]
+    kind: str = "notification"
+    skip: bool = False
+
+
+_COLUMNS = "id, channel_id, kind, tag_key, tag_value, created_by, created_at, active_from"
+
+
+def _watch(row: tuple[Any, ...]) -> ChannelWatch:
+    return ChannelWatch(id=row[0], channel_id=row[1], kind=row[2], tag_key=row[3], tag_value=row[4],
+                        created_by=row[5], created_at=row[6], active_from=row[7])
+
+
+class WatchesStore:
+    def __init__(self, store: WatchStore) -> None:
+        self.store = store
+
+    def add(self, *, channel_id: str, kind: str, tag_key: str, tag_value: str, user_id: str,
+            now: float) -> tuple[ChannelWatch, bool]:
+        with self.store._tx() as db:
+            existing = db.execute(
+                f"SELECT {_COLUMNS}, status FROM channel_watches WHERE channel_id = ? AND kind = ? AND tag_key = ? "
+                "AND tag_value = ?", [channel_id, kind, tag_key, tag_value]).fetchone()
+            if existing is not None and existing[8] == "active":
+                return _watch(existing), False
+            if existing is not None:
+                db.execute("UPDATE channel_watches SET status = 'active', created_by = ?, created_at = ?, "
+                           "active_from = NULL WHERE id = ?", [user_id, now, existing[0]])
+                watch_id = existing[0]
+            else:
+                watch_id = db.execute(
+                    "INSERT INTO channel_watches (channel_id, kind, tag_key, tag_value, created_by, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", [channel_id, kind, tag_key, tag_value, user_id, now]).lastrowid
+            row = db.execute(f"SELECT {_COLUMNS} FROM channel_watches WHERE id = ?", [watch_id]).fetchone()
+            return _watch(row), True
+
+    def remove(self, *, channel_id: str, kind: str, tag_key: str, tag_value: str) -> bool:
+        with self.store._tx() as db:
+            return db.execute(
+                "UPDATE channel_watches SET status = 'removed' WHERE channel_id = ? AND kind = ? AND tag_key = ? "
+                "AND tag_value = ? AND status = 'active'", [channel_id, kind, tag_key, tag_value]).rowcount == 1
+
+    def of_channel(self, channel_id: str) -> list[ChannelWatch]:
+        rows = self.store.db.execute(
+            f"SELECT {_COLUMNS} FROM channel_watches WHERE channel_id = ? AND status = 'active' ORDER BY id",
+            [channel_id]).fetchall()
+        return [_watch(r) for r in rows]
+
+    def active(self) -> list[ChannelWatch]:
+        rows = self.store.db.execute(
+            f"SELECT {_COLUMNS} FROM channel_watches WHERE status = 'active' ORDER BY id").fetchall()
+        return [_watch(r) for r in rows]
+
+    def any_active(self) -> bool:
+        return self.store.db.execute("SELECT 1 FROM channel_watches WHERE status = 'active' LIMIT 1").fetchone() \
+            is not None
+
+    def swept_states(self) -> dict[str, str | None]:
+        return {r[0]: r[1] for r in self.store.db.execute("SELECT run_id, state FROM swept_runs").fetchall()}
+
+    def subscribed_channels(self, run_ids: Iterable[str]) -> set[tuple[str, str]]:
+        """(run, channel) pairs with an active run subscription: those channels hear about it from there."""
+        ids = list(run_ids)
+        pairs: set[tuple[str, str]] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            pairs.update((r[0], r[1]) for r in self.store.db.execute(
+                f"SELECT run_id, channel_id FROM subscriptions WHERE status = 'active' AND run_id IN ({marks})",
+                chunk).fetchall())
+        return pairs
+
+    def record_sweep(self, *, changes: list[tuple[str, str | None]], owed: list[Owed], now: float,
+                     activate: bool) -> int:
+        """In one transaction: the states seen, the messages they owe (deduplicated by key), and, after a
+        complete sweep, the activation of watches created before it. Returns how many messages were queued."""
+        queued = 0
+        with self.store._tx() as db:
+            db.conn.executemany(
+                "INSERT INTO swept_runs (run_id, state, seen_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_id) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at",
+                [(run_id, state, now) for run_id, state in changes],
+            )
+            for item in owed:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO outbox (dedupe_key, kind, channel_id, subscription_id, in_thread, payload, "
+                    "created_at, status) VALUES (?, ?, ?, NULL, 0, ?, ?, ?)",
+                    [item.key, item.kind, item.channel_id, json.dumps(item.payload), now,
+                     "skipped" if item.skip else "pending"],
+                )
+                queued += int(cursor.rowcount == 1 and not item.skip)
+            if activate:
+                db.execute("UPDATE channel_watches SET active_from = ? WHERE active_from IS NULL AND "
+                           "status = 'active' AND created_at <= ?", [now, now])
+        return queued
