@@ -20,6 +20,7 @@ from .core import run_text
 from .slack.poster import SlackPoster
 from .store.cancels import CancelStore
 from .store.watch import WatchStore
+from .store.watches import WatchesStore
 from .textview import render_text
 from .watcher import Watcher, WatcherSettings
 from .wes.client import WesClient
@@ -127,15 +128,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     watcher = None if args.no_watcher else build_watcher(settings, store, wes)
     logs = log_fetcher(settings)
     cancels = CancelStore(store, settings.wes_url)
+    watches = WatchesStore(store)
     if watcher is not None:
         watcher.logs = logs
         watcher.cancels = cancels
+        watcher.watches = watches
     client = slack_client(settings)
     deps = Deps(wes=wes, host=wes.host, pool=pool, store=store, subscription_days=settings.subscription_days,
                 wake=watcher.wake.set if watcher else None, logs=logs, cancels=cancels,
                 cancelers=Cancelers(settings.cancelers, resolve_group=lambda group: list(
                     client.usergroups_users_list(usergroup=group).get("users") or [])),
-                cancel_timeout=settings.cancel_timeout, poster=SlackPoster(client))
+                cancel_timeout=settings.cancel_timeout, poster=SlackPoster(client), watches=watches)
     try:
         app = build_app(settings, deps, http_mode=http_mode)
     except (BoltError, SlackApiError) as error:
@@ -193,6 +196,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         watcher = build_watcher(settings, store, wes)
         watcher.logs = logs
         watcher.cancels = CancelStore(store, settings.wes_url)
+        watcher.watches = WatchesStore(store)
         install_stop_handlers(watcher.stop, raise_in_main=False, also=watcher.wake)
         watcher.run()
     return EXIT_OK

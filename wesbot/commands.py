@@ -65,12 +65,19 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "Watch the run, and post in this channel when it ends (mentioning you).",
     ),
     Subcommand("unsubscribe", "/wes unsubscribe RUN_ID", "Stop watching the run in this channel."),
-    Subcommand("subscriptions", "/wes subscriptions", "The runs watched in this channel."),
+    Subcommand("subscriptions", "/wes subscriptions", "The runs and channel-wide watches of this channel."),
+    Subcommand(
+        "watch",
+        "/wes watch failed|finished | /wes watch tag KEY=VALUE [failed|finished]",
+        "Post in this channel whenever any run on the server fails (or ends), or only runs with that tag.",
+    ),
+    Subcommand("unwatch", "/wes unwatch failed|finished | /wes unwatch tag KEY=VALUE [failed|finished]",
+               "Remove a channel-wide watch (same arguments as watch)."),
     Subcommand("cancel", "/wes cancel RUN_ID", "Cancel the run, after you confirm; the channel is told who did it."),
     Subcommand("audit", "/wes audit [RUN_ID]", "Recent cancel attempts: who, when, which run, and what happened."),
 )
 # Subcommands that work in Slack only: they act on the channel and user that typed them.
-SLACK_ONLY = frozenset({"subscribe", "unsubscribe", "subscriptions", "cancel", "audit"})
+SLACK_ONLY = frozenset({"subscribe", "unsubscribe", "subscriptions", "cancel", "audit", "watch", "unwatch"})
 OPTIONS_HELP = "Add `--share` to any lookup to post the answer in the channel instead of only to you."
 
 _BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
@@ -124,6 +131,9 @@ class Command:
     only_failed: bool = False
     topic: str | None = None
     stream: str | None = None
+    # watch / unwatch: "failed" or "finished", and an optional (key, value) tag
+    watch_kind: str | None = None
+    tag: tuple[str, str] | None = None
     page_token: str | None = None
     skip: int = 0
     share: bool = False
@@ -141,6 +151,10 @@ class Command:
             words.append("failed")
         if self.stream:
             words.append(self.stream)
+        if self.tag:
+            words += ["tag", f"{self.tag[0]}={self.tag[1]}"]
+        if self.watch_kind:
+            words.append(self.watch_kind)
         if self.topic:
             words.append(self.topic)
         if page_token:
@@ -214,6 +228,22 @@ def parse(text: str) -> Command:
     if name == "subscriptions":
         need(0, 0)
         return Command(name=name, share=share)
+    if name in ("watch", "unwatch"):
+        need(1, 3)
+        tag = None
+        rest = list(args)
+        if rest[0].lower() == "tag":
+            if len(rest) < 2 or "=" not in rest[1] or rest[1].startswith("="):
+                raise UsageError("a tag is KEY=VALUE", usage(name))
+            key, _, value = rest[1].partition("=")
+            tag = (key[:100], value[:200])
+            rest = rest[2:]
+        if len(rest) > 1:
+            raise UsageError(f"unexpected {rest[1][:40]!r}", usage(name))
+        kind = rest[0].lower() if rest else "failed"
+        if kind not in ("failed", "finished"):
+            raise UsageError(f"{rest[0][:40]!r}: say failed or finished", usage(name))
+        return Command(name=name, watch_kind=kind, tag=tag, share=share)
     if name == "audit":
         need(0, 1)
         return Command(name=name, run_id=_check_id("run id", args[0], name) if args else None, share=share)

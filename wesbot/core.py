@@ -20,6 +20,7 @@ from .cancel import prompt as cancel_prompt
 from .commands import SLACK_ONLY, SUBCOMMANDS, Command, UsageError, parse
 from .store.cancels import AuditRow, CancelStore
 from .store.watch import Subscription, WatchStore
+from .store.watches import ChannelWatch, WatchesStore
 from .wes.errors import NotFound, WesError
 from .wes.logs import LogTail
 from .wes.models import (
@@ -88,6 +89,7 @@ class Context:
     wake: Callable[[], None] | None = None
     cancels: CancelStore | None = None
     cancelers: Cancelers | None = None
+    watches: WatchesStore | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,6 +211,15 @@ class UnsubscribeResult(Result):
 class SubscriptionsResult(Result):
     channel_id: str
     subscriptions: list[Subscription]
+    watches: list[ChannelWatch] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchResult(Result):
+    # "watch" or "unwatch"; changed: a watch was added (or removed), else it already was (or was not) there
+    action: str
+    changed: bool
+    description: str
 
 
 def _jsonable(value: Any) -> Any:
@@ -286,9 +297,25 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
         view = cancel_prompt(wes, run_id=command.run_id, user_id=ctx.user_id, channel_id=ctx.channel_id,
                              cancelers=ctx.cancelers, store=ctx.cancels, now=ctx.now)
         return CancelResult(command=command, view=view)
+    if command.name in ("watch", "unwatch"):
+        if ctx.watches is None:
+            return ErrorResult(command=command, message="channel-wide watches are not set up here")
+        kind = command.watch_kind or "failed"
+        key, value = command.tag or ("", "")
+        if command.name == "watch":
+            watch, created = ctx.watches.add(channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value,
+                                             user_id=ctx.user_id, now=ctx.now)
+            if ctx.wake is not None:
+                ctx.wake()
+            return WatchResult(command=command, action="watch", changed=created, description=watch.describe())
+        gone = ctx.watches.remove(channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value)
+        described = ChannelWatch(id=0, channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value,
+                                 created_by="", created_at=0, active_from=None).describe()
+        return WatchResult(command=command, action="unwatch", changed=gone, description=described)
     if command.name == "subscriptions":
         return SubscriptionsResult(command=command, channel_id=ctx.channel_id,
-                                   subscriptions=ctx.store.channel_subscriptions(ctx.channel_id))
+                                   subscriptions=ctx.store.channel_subscriptions(ctx.channel_id),
+                                   watches=ctx.watches.of_channel(ctx.channel_id) if ctx.watches else [])
     run_id = command.run_id
     assert run_id is not None
     if command.name == "unsubscribe":

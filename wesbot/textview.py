@@ -20,6 +20,7 @@ from .core import (
     TaskResult,
     TasksResult,
     UnsubscribeResult,
+    WatchResult,
 )
 from .format import (
     compact_json,
@@ -94,7 +95,7 @@ def render_text(result: Result, *, host: str) -> str:
                  f"{_clean(r.state_before or '-')}\t{r.outcome}" + (f" ({r.wes_status})" if r.wes_status else "")
                  + (f"\t{_clean(r.detail)}" if r.detail else "")
                  for r in result.rows] or ["no cancel attempts recorded"]
-    elif isinstance(result, (SubscribeResult, UnsubscribeResult, SubscriptionsResult, CancelResult)):
+    elif isinstance(result, (SubscribeResult, UnsubscribeResult, SubscriptionsResult, CancelResult, WatchResult)):
         lines = [f"{type(result).__name__}: see Slack"]  # these subcommands run in Slack only
     else:  # pragma: no cover
         raise TypeError(type(result).__name__)

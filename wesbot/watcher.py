@@ -32,12 +32,25 @@ from .cancel import follow as follow_cancel
 from .cancel import outcome_text as cancel_outcome_text
 from .core import DETAILS_LOG_LINES, LogReader, failed_log_ref, run_failed
 from .slack.blocks import section
-from .slack.cards import FailedTask, RunOutcome, card, notice, notification, unreadable_text
+from .slack.cards import FailedTask, RunOutcome, card, digest, notice, notification, unreadable_text
 from .slack.poster import PostResult, SlackPoster
 from .store.cancels import CancelStore
 from .store.watch import OutboxRow, Subscription, WatchedRun, WatchStore
+from .store.watches import ChannelWatch, Owed, WatchesStore
 from .wes.errors import NotFound, WesAuthError, WesError
-from .wes.models import FAILED, RunListPage, RunLog, RunStatus, State, TaskPage, is_terminal, state_label
+from .wes.models import (
+    FAILED,
+    RunListPage,
+    RunLog,
+    RunState,
+    RunStatus,
+    RunSummary,
+    State,
+    TaskPage,
+    is_terminal,
+    parse_state,
+    state_label,
+)
 
 logger = logging.getLogger("wesbot.watcher")
 
@@ -85,6 +98,9 @@ class WatcherSettings:
     sweep_min_runs: int = 50
     sweep_page_size: int = 1000
     sweep_max_pages: int = 100
+    # Channel-wide watches: a burst of more than this many ends in one channel in one sweep is one digest.
+    digest_after: int = 5
+    watch_max_pages: int = 2000
 
 
 @dataclass
@@ -99,6 +115,15 @@ class TickStats:
     gone: int = 0
     wes_requests: int = 0
     stopped: bool = False
+
+
+@dataclass
+class SweepStats:
+    listed: int = 0
+    requests: int = 0
+    queued: int = 0
+    digests: int = 0
+    confirmed: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -146,6 +171,9 @@ class Watcher:
         self.logs: LogReader | None = None
         # Cancels requested from Slack, followed until their run ends (None: not followed here).
         self.cancels: CancelStore | None = None
+        # Channel-wide watches (None: not swept here).
+        self.watches: WatchesStore | None = None
+        self._next_sweep = 0.0
         self._pacing = _Pacing()
         self._next_tick = 0.0
         # When a sweep does not pay (few of our runs per page read), skip sweeping for a few cycles.
@@ -372,6 +400,144 @@ class Watcher:
 
         return len(self.store.expire_due(now, render))
 
+    # -- channel-wide watches ----------------------------------------------------------------------
+
+    def sweep_watches(self) -> SweepStats:
+        """Read the whole run list once, compare each run's state with the last one stored, and queue a
+        notification for each run that moved into a watched terminal state, per watching channel.
+
+        Never announced: runs that had ended before a watch started (a watch is active only from the first
+        complete sweep after it was created), and runs that disappear from the list. A run that is new since
+        the last complete sweep and already ended is announced only when both sweeps read the list to its end.
+        Every end is confirmed with GET /runs/{id} before it is announced, and goes through the same outbox,
+        with the same dedupe keys, as run subscriptions.
+        """
+        stats = SweepStats()
+        if self.watches is None or not self.watches.any_active():
+            return stats
+        started = self.clock.now()
+        watches = self.watches.active()
+        known = self.watches.swept_states()
+        seen: dict[str, RunSummary] = {}
+        complete = False
+        token: str | None = None
+        tokens: set[str | None] = {None}
+        try:
+            for _ in range(self.settings.watch_max_pages):
+                if self.stop.is_set():
+                    return stats
+                page = self.wes.list_runs(page_size=self.settings.sweep_page_size, page_token=token)
+                stats.requests += 1
+                for item in page.runs:
+                    seen.setdefault(item.run_id, item)
+                nxt = page.next_page_token
+                if not page.runs or not nxt or nxt in tokens:
+                    complete = True
+                    break
+                tokens.add(nxt)
+                token = nxt
+        except WesError as error:
+            logger.info("sweeping the run list failed after %d pages: %s", stats.requests, error)
+        stats.listed = len(seen)
+        states: dict[str, State] = {run_id: item.state for run_id, item in seen.items()}
+        stateless = [run_id for run_id, state in states.items() if state is None]
+        if stateless:
+            if not self._told_no_states:
+                logger.info("the WES server lists runs without their state; asking each run for its status instead")
+                self._told_no_states = True
+            for run_id, status in zip(stateless, _parallel(self._status_or_none, stateless,
+                                                            self.settings.concurrency, self.stop), strict=False):
+                states[run_id] = status.state if status is not None else None
+                stats.requests += 1
+        previous_complete = self.store.get_notice("sweep_complete") == "1"
+        active = [w for w in watches if w.active_from is not None]
+        changes: list[tuple[str, str | None]] = []
+        ended: list[str] = []
+        for run_id, state in states.items():
+            label = None if state is None else str(state)
+            if run_id not in known:
+                changes.append((run_id, label))
+                if is_terminal(state) and known and previous_complete and complete:
+                    ended.append(run_id)
+            elif known[run_id] != label:
+                changes.append((run_id, label))
+                if is_terminal(state) and not is_terminal(parse_state(known[run_id])):
+                    ended.append(run_id)
+        owed = self._owed_by_watches(ended, seen, active, stats) if active else []
+        # A run whose end could not be confirmed keeps its old state, to be looked at again next sweep.
+        unconfirmed = {run_id for run_id in ended if run_id not in stats.confirmed}
+        changes = [(run_id, state) for run_id, state in changes if run_id not in unconfirmed]
+        stats.queued = self.watches.record_sweep(changes=changes, owed=owed, now=started, activate=complete)
+        self.store.set_notice("sweep_complete", "1" if complete else "0")
+        if stats.queued:
+            self.wake.set()
+        return stats
+
+    def _status_or_none(self, run_id: str) -> RunStatus | None:
+        try:
+            return self.wes.get_status(run_id)
+        except WesError:
+            return None
+
+    def _owed_by_watches(self, ended: list[str], seen: dict[str, RunSummary], watches: list[ChannelWatch],
+                         stats: SweepStats) -> list[Owed]:
+        interested: dict[str, list[ChannelWatch]] = {}
+        for run_id in ended:
+            tags = seen[run_id].tags if run_id in seen else {}
+            for watch in watches:
+                if watch.matches_tags(tags):
+                    interested.setdefault(run_id, []).append(watch)
+        if not interested:
+            stats.confirmed.update(ended)
+            return []
+        subscribed = self.watches.subscribed_channels(interested) if self.watches is not None else set()
+        confirmed = _parallel(self._confirm_end, list(interested), self.settings.concurrency, self.stop)
+        per_channel: dict[str, list[tuple[RunOutcome, ChannelWatch]]] = {}
+        for run_id, outcome in confirmed:
+            stats.requests += 1
+            if outcome is None:
+                continue
+            stats.confirmed.add(run_id)
+            failed = outcome.state in FAILED or outcome.state == RunState.PREEMPTED
+            channels_done: set[str] = set()
+            for watch in interested[run_id]:
+                if watch.kind == "failed" and not failed:
+                    continue
+                if watch.channel_id in channels_done or (run_id, watch.channel_id) in subscribed:
+                    continue  # one message per channel; a run subscription there says it, with mentions
+                channels_done.add(watch.channel_id)
+                per_channel.setdefault(watch.channel_id, []).append((outcome, watch))
+        stats.confirmed.update(run_id for run_id in ended if run_id not in interested)
+        owed: list[Owed] = []
+        for channel, items in per_channel.items():
+            keys = [f"end:{o.run_id}:{o.state}:{channel}" for o, _ in items]
+            if len(items) > self.settings.digest_after:
+                what = "failed" if all(o.state in FAILED or o.state == RunState.PREEMPTED for o, _ in items) \
+                    else "ended"
+                payload = digest([o for o, _ in items], what=what, host=self.host)
+                owed.append(Owed(key="digest:" + channel + ":" + ",".join(sorted(keys))[:2000], channel_id=channel,
+                                 payload=payload, kind="digest"))
+                owed += [Owed(key=key, channel_id=channel, payload={}, skip=True) for key in keys]
+                stats.digests += 1
+            else:
+                for (outcome, watch), key in zip(items, keys, strict=True):
+                    note = f"Posted because this channel watches {watch.describe()} (/wes unwatch to stop)"
+                    owed.append(Owed(key=key, channel_id=channel,
+                                     payload=notification(None, outcome, host=self.host, note=note)))
+        return owed
+
+    def _confirm_end(self, run_id: str) -> tuple[str, RunOutcome | None]:
+        """GET /runs/{id}: the end, confirmed, with the details for the notification (None: not confirmed)."""
+        try:
+            log = self.wes.get_run(run_id)
+        except WesError as error:
+            logger.info("the list shows run %s ended, but it could not be read: %s", run_id, error)
+            return run_id, None
+        if not is_terminal(log.state):
+            return run_id, None
+        outcome, _ = self._outcome(run_id, RunStatus(run_id=run_id, state=log.state), log)
+        return run_id, outcome
+
     # -- cancels ---------------------------------------------------------------------------------
 
     def follow_cancels(self) -> int:
@@ -548,6 +714,11 @@ class Watcher:
             return max(period / 3, 0.2)
         self.expire()
         self.follow_cancels()
+        if self.watches is not None and now >= self._next_sweep:
+            sweep = self.sweep_watches()
+            self._next_sweep = self.clock.now() + self.settings.poll_seconds
+            if sweep.listed:
+                logger.debug("sweep: %s", sweep)
         if now >= self._next_tick:
             stats = self.tick()
             # errbot's habit: the next cycle is set only once this one has finished.
@@ -560,6 +731,8 @@ class Watcher:
         self.deliver()
         now = self.clock.now()
         waits = [self._next_tick - now, period / 3]
+        if self.watches is not None:
+            waits.append(self._next_sweep - now)
         upcoming = self.store.next_outbox_time()
         if upcoming is not None:
             waits.append(upcoming - now)

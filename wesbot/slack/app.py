@@ -30,6 +30,7 @@ from ..config import Settings
 from ..core import Context, ErrorResult, LogReader, Result, Wes, execute
 from ..store.cancels import CancelStore
 from ..store.watch import WatchStore
+from ..store.watches import WatchesStore
 from .blocks import (
     ACTION_CANCEL,
     ACTION_KEEP,
@@ -76,13 +77,14 @@ class Deps:
     cancelers: Cancelers | None = None
     cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT
     poster: SlackPoster | None = None
+    watches: WatchesStore | None = None
 
     def context(self, channel_id: str | None, user_id: str | None) -> Context | None:
         if self.store is None or not channel_id or not user_id:
             return None
         return Context(store=self.store, channel_id=channel_id, user_id=user_id, now=time.time(),
                        subscription_days=self.subscription_days, wake=self.wake, cancels=self.cancels,
-                       cancelers=self.cancelers)
+                       cancelers=self.cancelers, watches=self.watches)
 
 
 def new_error_id() -> str:

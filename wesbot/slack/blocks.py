@@ -29,6 +29,7 @@ from ..core import (
     TaskResult,
     TasksResult,
     UnsubscribeResult,
+    WatchResult,
 )
 from ..format import (
     compact_json,
@@ -218,6 +219,8 @@ def render(result: Result, *, host: str, shared_by: str | None = None) -> Messag
         message = _unsubscribe(result)
     elif isinstance(result, SubscriptionsResult):
         message = _subscriptions(result, host)
+    elif isinstance(result, WatchResult):
+        message = _watch(result)
     else:  # pragma: no cover - every Result subclass is handled above
         raise TypeError(type(result).__name__)
     message["text"] = shorten(message["text"], MAX_FALLBACK)
@@ -529,12 +532,32 @@ def _unsubscribe(result: UnsubscribeResult) -> Message:
 MAX_SUBSCRIPTION_ROWS = 40
 
 
+def _watch(result: WatchResult) -> Message:
+    what = escape(result.description)
+    if result.action == "watch":
+        text = (f":eyes: This channel now hears about {what}. Runs that already ended are not announced."
+                if result.changed else f"This channel already hears about {what}.")
+    else:
+        text = (f"This channel no longer hears about {what}." if result.changed
+                else f"This channel had no watch for {what}.")
+    return {"text": text, "blocks": [section(text)]}
+
+
 def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
     subs = result.subscriptions
-    if not subs:
-        text = "No runs are watched in this channel. `/wes subscribe RUN_ID` watches one."
+    watch_lines = [f":eyes: {escape(w.describe())} — since {escape(show_time(_iso(w.created_at)))}, "
+                   f"by <@{w.created_by}>" for w in result.watches if re.fullmatch(r"[UW][A-Z0-9]{1,40}", w.created_by)]
+    if not subs and not watch_lines:
+        text = ("No runs are watched in this channel. `/wes subscribe RUN_ID` watches one; "
+                "`/wes watch failed` watches every run that fails.")
         return {"text": text, "blocks": [section(text)]}
-    blocks: list[Block] = [section(f"*{len(subs)} run{'s' if len(subs) != 1 else ''} watched in this channel*")]
+    blocks: list[Block] = []
+    if watch_lines:
+        blocks.append(section("*Channel-wide watches*\n" + "\n".join(watch_lines[:20])))
+    if not subs:
+        blocks.append(context(f"WES server: {escape(host)}"))
+        return {"text": f"{len(watch_lines)} channel-wide watches", "blocks": blocks}
+    blocks.append(section(f"*{len(subs)} run{'s' if len(subs) != 1 else ''} watched in this channel*"))
     for sub in subs[:MAX_SUBSCRIPTION_ROWS]:
         since = show_time(_iso(sub.created_at))
         who = " ".join(f"<@{u}>" for u in sub.users if re.fullmatch(r"[UW][A-Z0-9]{1,40}", u))

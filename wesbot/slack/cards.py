@@ -119,15 +119,16 @@ def card(sub: Subscription, *, host: str) -> Message:
     return {"text": text, "blocks": blocks}
 
 
-def notification(sub: Subscription, outcome: RunOutcome, *, host: str) -> Message:
-    """The message owed when a run ends: posted in the card's thread and to the channel, mentioning watchers."""
+def notification(sub: Subscription | None, outcome: RunOutcome, *, host: str, note: str | None = None) -> Message:
+    """The message owed when a run ends: posted in the card's thread and to the channel, mentioning watchers.
+    Without a subscription (a channel-wide watch), nobody is mentioned; ``note`` says why it was posted."""
     icon = state_icon(outcome.state, outcome.exit_code)
     state = _state_text(outcome.state, outcome.exit_code)
     took = duration(outcome.start_time, outcome.end_time) if outcome.start_time and outcome.end_time else None
     head = f"{icon} Run {code(outcome.run_id, 120)} ended *{state}*" + (f" after {escape(took)}" if took else "")
-    who = mentions(sub.users)
+    who = mentions(sub.users) if sub is not None else ""
     lines = [head + (f"\n{who}" if who else "")]
-    workflow = outcome.workflow or sub.workflow
+    workflow = outcome.workflow or (sub.workflow if sub is not None else None)
     if workflow:
         lines.append(f"*Workflow:* {code(workflow, 200)}")
     blocks = [section("\n".join(lines))]
@@ -166,9 +167,29 @@ def notification(sub: Subscription, outcome: RunOutcome, *, host: str) -> Messag
         button("Details", f"{ACTION_RUN}:details", f"details {outcome.run_id}"),
         button("Tasks", f"{ACTION_RUN}:tasks", f"tasks {outcome.run_id}" + (" failed" if failed else "")),
     )
-    blocks.append(context(f"WES server: {escape(host)}"))
+    blocks.append(context((f"{escape(note)} · " if note else "") + f"WES server: {escape(host)}"))
     text = f"Run {escape(shorten(outcome.run_id, 120))} ended {state}" + (f" {who}" if who else "")
     return {"text": text, "blocks": blocks}
+
+
+MAX_DIGEST_LINES = 40
+
+
+def digest(outcomes: list[RunOutcome], *, what: str, host: str) -> Message:
+    """One message for a burst: "12 runs failed in the last minute: …", as many as fit, then "and N more"."""
+    count = len(outcomes)
+    lines = []
+    for outcome in outcomes[:MAX_DIGEST_LINES]:
+        took = duration(outcome.start_time, outcome.end_time) if outcome.start_time and outcome.end_time else None
+        lines.append(f"{state_icon(outcome.state, outcome.exit_code)} {code(outcome.run_id, 80)} "
+                     f"*{_state_text(outcome.state, outcome.exit_code)}*" + (f" after {escape(took)}" if took else ""))
+    if count > MAX_DIGEST_LINES:
+        lines.append(f"…and {count - MAX_DIGEST_LINES} more.")
+    head = f"*{count} runs {escape(what)} since the last check*"
+    chunks = chunk_lines(lines, MAX_SECTION)
+    blocks = [section(head)] + [section(chunk) for chunk in chunks[:8]]
+    blocks.append(context(f"`/wes runs failed` lists them · WES server: {escape(host)}"))
+    return {"text": f"{count} runs {escape(what)}", "blocks": blocks}
 
 
 def _short_outputs(outputs: Any) -> Any:

@@ -38,8 +38,11 @@ def open_db(path: str | Path | None = None, *, memory: bool = False, shared: boo
     if memory:
         db = Database(sqlite3.connect(":memory:", check_same_thread=not shared))
     else:
-        db = Database(str(path))
-        db.enable_wal()
+        # The busy timeout is set on the connection itself, so that even switching to WAL mode, the first
+        # statement, waits for another process that holds the lock instead of failing.
+        db = Database(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000))
+        if db.journal_mode != "wal":
+            db.enable_wal()
         # In WAL mode, NORMAL survives any crash of the process (kill -9 included); only a power cut can lose
         # the last commits. It spares an fsync per transaction, which the watcher makes many of.
         db.execute("PRAGMA synchronous = NORMAL")
