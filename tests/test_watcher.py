@@ -59,6 +59,8 @@ class StubWes:
     page: int = 100
     list_without_states: bool = False
     shuffle_seed: int | None = None
+    repeat_last_token: bool = False
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def list_runs(self, *, page_size: int | None = None, page_token: str | None = None) -> RunListPage:
         """Pages of ``page`` runs; with ``shuffle_seed``, every call lists them in a different order."""
@@ -69,8 +71,11 @@ class StubWes:
         start = int(page_token or 0)
         chunk = ids[start:start + self.page]
         nxt = str(start + self.page) if start + self.page < len(ids) else ""
+        if not nxt and self.repeat_last_token:
+            nxt = page_token or ""  # the last page names itself as the next one, forever
         return RunListPage(runs=[RunSummary(run_id=i, state=None if self.list_without_states else
-                                            parse_state(self.states[i])) for i in chunk],
+                                            parse_state(self.states[i]), tags=self.tags.get(i, {}))
+                                 for i in chunk],
                            next_page_token=nxt or None)
 
     def list_tasks(self, run_id: str, *, page_size: int | None = None, page_token: str | None = None,

@@ -65,3 +65,25 @@ def test_subscribed_runs_are_notified_once_each(real_wes: RealWes, slack: FakeSl
         assert wait_until_terminal(real_wes.url, fail_id) == "EXECUTOR_ERROR"
     finally:
         assert bot.stop() == 0
+
+
+def test_a_channel_watch_hears_about_a_failing_run(real_wes: RealWes, slack: FakeSlack) -> None:
+    bot = BotProcess(wes_url=real_wes.url, slack_api_url=slack.api_url, http=True,
+                     extra_env={"WESBOT_POLL_SECONDS": "0.3"})
+    try:
+        bot.wait_http_ready()
+        body = form_body(slash_command_payload("watch failed", channel_id="C9",
+                                               response_url=slack.response_url("watch")))
+        httpx.post(bot.url + "/slack/events", content=body, headers=signed_request_headers(body))
+        slack.wait_for(lambda: next(iter(slack.responses_to("watch")), None), timeout=20)
+        time.sleep(1.5)  # the first sweeps: runs that already ended (the other tests') are not announced
+        fail_id = submit(real_wes.url, SLOW_FAIL_CWL, {"seconds": 1})
+        note = slack.wait_for(lambda: next((c["args"] for c in slack.calls_to("chat.postMessage")
+                                            if fail_id in c["args"].get("text", "")), None), timeout=60)
+        assert note["channel"] == "C9" and "ended EXECUTOR_ERROR" in note["text"]
+        assert wait_until_terminal(real_wes.url, fail_id) == "EXECUTOR_ERROR"
+        time.sleep(1.5)
+        announced = [c for c in slack.calls_to("chat.postMessage") if " ended " in c["args"].get("text", "")]
+        assert [c["args"]["text"].split()[1] for c in announced] == [fail_id]  # nothing old, nothing twice
+    finally:
+        assert bot.stop() == 0
