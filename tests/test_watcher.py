@@ -136,7 +136,8 @@ class RecordingPoster:
                 (p.method == "post" and "ended" in p.message.get("text", ""))]
 
 
-SETTINGS = WatcherSettings(poll_seconds=30, unreadable_after=600, lease_seconds=30, pace_seconds=1.0)
+SETTINGS = WatcherSettings(poll_seconds=30, unreadable_after=600, lease_seconds=30, pace_seconds=1.0,
+                           post_concurrency=1)
 
 
 @pytest.fixture

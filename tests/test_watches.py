@@ -11,7 +11,7 @@ from wesbot.store.watch import WatchStore
 from wesbot.store.watches import WatchesStore
 from wesbot.watcher import Watcher, WatcherSettings
 
-SETTINGS = WatcherSettings(poll_seconds=30, digest_after=5)
+SETTINGS = WatcherSettings(poll_seconds=30, digest_after=5, post_concurrency=1)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -91,6 +92,8 @@ class WatcherSettings:
     backoff_cap: float = 600.0
     # At most one post per channel per this many seconds.
     pace_seconds: float = 1.0
+    # Posts to different channels go out this many at a time.
+    post_concurrency: int = 8
     # Outbox retries back off up to this.
     retry_cap: float = 300.0
     # With at least this many runs due, read their states from GET /runs pages first (one request per page
@@ -133,6 +136,12 @@ class DeliverStats:
     retried: int = 0
     failed: int = 0
 
+    def add(self, other: DeliverStats) -> None:
+        self.sent += other.sent
+        self.cards += other.cards
+        self.retried += other.retried
+        self.failed += other.failed
+
 
 @dataclass(frozen=True, kw_only=True)
 class _Poll:
@@ -146,12 +155,15 @@ class _Poll:
 @dataclass
 class _Pacing:
     next_allowed: dict[str, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ready(self, channel: str, now: float) -> bool:
-        return self.next_allowed.get(channel, 0.0) <= now
+        with self.lock:
+            return self.next_allowed.get(channel, 0.0) <= now
 
     def used(self, channel: str, until: float) -> None:
-        self.next_allowed[channel] = max(self.next_allowed.get(channel, 0.0), until)
+        with self.lock:
+            self.next_allowed[channel] = max(self.next_allowed.get(channel, 0.0), until)
 
 
 class Watcher:
@@ -175,6 +187,10 @@ class Watcher:
         self.watches: WatchesStore | None = None
         self._next_sweep = 0.0
         self._pacing = _Pacing()
+        self._post_pool: ThreadPoolExecutor | None = None
+        # Set while this process holds the lease (the sender thread posts only then), and when posts are owed.
+        self._holding = threading.Event()
+        self._owed = threading.Event()
         self._next_tick = 0.0
         # When a sweep does not pay (few of our runs per page read), skip sweeping for a few cycles.
         self._skip_sweeps = 0
@@ -344,7 +360,7 @@ class Watcher:
                 end_time=outcome.end_time, render=lambda sub: notification(sub, outcome, host=self.host),
             )
             stats.ended += 1
-            self.wake.set()
+            self._owed.set()
             return
         if poll.status is not None:  # recorded in bulk by tick(); kept for callers that apply one poll
             state = poll.status.state
@@ -470,7 +486,7 @@ class Watcher:
         stats.queued = self.watches.record_sweep(changes=changes, owed=owed, now=started, activate=complete)
         self.store.set_notice("sweep_complete", "1" if complete else "0")
         if stats.queued:
-            self.wake.set()
+            self._owed.set()
         return stats
 
     def _status_or_none(self, run_id: str) -> RunStatus | None:
@@ -602,29 +618,50 @@ class Watcher:
         self._sync_cancels(stats)
         # Notifications first: they are what people wait for; card updates take the channel's next slots.
         self._send_outbox(stats, limit)
-        for sub in self.store.cards_to_sync(limit=1000):
-            if self.stop.is_set():
-                return stats
+        while not self.stop.is_set():
             now = self.clock.now()
-            if not self._pacing.ready(sub.channel_id, now):
-                continue
-            self._sync_card(sub, now, stats)
+            firsts: dict[str, Subscription] = {}
+            for sub in self.store.cards_to_sync(limit=2000):
+                if sub.channel_id not in firsts and self._pacing.ready(sub.channel_id, now):
+                    firsts[sub.channel_id] = sub
+            if not firsts:
+                break
+            for part in self._in_parallel(lambda s, st: self._sync_card(s, self.clock.now(), st),
+                                          list(firsts.values())):
+                stats.add(part)
         return stats
 
     def _send_outbox(self, stats: DeliverStats, limit: int) -> None:
+        """Post due rows: in each round, the oldest row of every channel that may post now, several channels
+        at once (``post_concurrency``); a channel's own rows go out one at a time, in order, paced."""
         done = 0
         while done < limit and not self.stop.is_set():
             now = self.clock.now()
-            rows = [r for r in self.store.deliverable(now, limit=100) if self._pacing.ready(r.channel_id, now)]
-            if not rows:
+            firsts: dict[str, OutboxRow] = {}
+            for row in self.store.deliverable(now, limit=1000):
+                if row.channel_id not in firsts and self._pacing.ready(row.channel_id, now):
+                    firsts[row.channel_id] = row
+            batch = list(firsts.values())[: limit - done]
+            if not batch:
                 break
-            for row in rows:
-                if self.stop.is_set() or done >= limit:
-                    break
-                if not self._pacing.ready(row.channel_id, self.clock.now()):
-                    continue
-                self._send(row, stats)
-                done += 1
+            for part in self._in_parallel(self._send, batch):
+                stats.add(part)
+            done += len(batch)
+
+    def _in_parallel(self, fn: Callable[[T, DeliverStats], None], items: list[T]) -> list[DeliverStats]:
+        """``fn(item, stats)`` for each item, up to ``post_concurrency`` at once; one stats object per item."""
+        results = [DeliverStats() for _ in items]
+        if self.settings.post_concurrency <= 1 or len(items) == 1:
+            for item, stats in zip(items, results, strict=True):
+                fn(item, stats)
+            return results
+        if self._post_pool is None:
+            self._post_pool = ThreadPoolExecutor(max_workers=self.settings.post_concurrency,
+                                                 thread_name_prefix="wesbot-post")
+        futures = [self._post_pool.submit(fn, item, stats) for item, stats in zip(items, results, strict=True)]
+        for future in futures:
+            future.result()
+        return results
 
     def _sync_card(self, sub: Subscription, now: float, stats: DeliverStats) -> None:
         message = card(sub, host=self.host)
@@ -706,12 +743,15 @@ class Watcher:
 
     # -- the loop ---------------------------------------------------------------------------------
 
-    def step(self) -> float:
-        """One turn of the loop; returns how long to wait before the next."""
+    def step(self, *, deliver: bool = True) -> float:
+        """One turn of the loop; returns how long to wait before the next. ``deliver=False`` when a sender
+        thread posts (:meth:`run`), so that posting starts while a long cycle is still reading runs."""
         now = self.clock.now()
         period = self.settings.lease_seconds
         if not self.store.acquire_lease(LEASE, self.owner, now=now, period=period):
+            self._holding.clear()
             return max(period / 3, 0.2)
+        self._holding.set()
         self.expire()
         self.follow_cancels()
         if self.watches is not None and now >= self._next_sweep:
@@ -728,7 +768,10 @@ class Watcher:
             next_due = self.store.next_due()
             if next_due is not None:
                 self._next_tick = min(self._next_tick, max(next_due, self.clock.now() + 0.5))
-        self.deliver()
+        if deliver:
+            self.deliver()
+        else:
+            self._owed.set()
         now = self.clock.now()
         waits = [self._next_tick - now, period / 3]
         if self.watches is not None:
@@ -742,14 +785,31 @@ class Watcher:
             waits.append(1.0)
         return max(min(waits), 0.05)
 
+    def _send_loop(self) -> None:
+        """The sender thread: posts whatever is owed while this process holds the lease."""
+        while not self.stop.is_set():
+            busy = False
+            if self._holding.is_set():
+                try:
+                    stats = self.deliver()
+                    busy = bool(stats.sent or stats.cards or stats.retried or stats.failed)
+                except Exception:
+                    logger.exception("delivering to Slack failed; trying again shortly")
+            pending = self.store.pending_count() > 0 or bool(self.store.cards_to_sync(limit=1))
+            if self._owed.wait(0.05 if busy else (0.25 if pending else 1.0)):
+                self._owed.clear()
+
     def run(self) -> None:
-        """Loop until :attr:`stop` is set; ``wake`` cuts a wait short (a new subscription's card)."""
+        """Loop until :attr:`stop` is set; ``wake`` cuts a wait short (a new subscription's card).
+        Polling runs in this thread, posting in a sender thread, so neither waits for the other."""
         logger.info("watcher %s started (poll every %g s)", self.owner, self.settings.poll_seconds)
         holding = False
+        sender = threading.Thread(target=self._send_loop, name="wesbot-sender", daemon=True)
+        sender.start()
         try:
             while not self.stop.is_set():
                 try:
-                    wait = self.step()
+                    wait = self.step(deliver=False)
                     holder = self.store.lease_holder(LEASE)
                     now_holding = holder is not None and holder[0] == self.owner
                     if now_holding != holding:
@@ -760,7 +820,10 @@ class Watcher:
                     wait = 5.0
                 if self.wake.wait(min(wait, 1.0)):
                     self.wake.clear()
+                    self._owed.set()
         finally:
+            self._owed.set()
+            sender.join(3.0)
             try:
                 self.store.release_lease(LEASE, self.owner)
             except Exception:
