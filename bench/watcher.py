@@ -29,6 +29,7 @@ import resource
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 import traceback
 from collections import Counter
@@ -285,8 +286,11 @@ def end_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, ends: list[tupl
     cpu = time.process_time()
     deadline = time.monotonic() + timeout
     drained_at: float | None = None
+    # As in Watcher.run(): polling in this thread, posting in the sender thread.
+    sender = threading.Thread(target=watcher._send_loop, name="bench-sender", daemon=True)
+    sender.start()
     while time.monotonic() < deadline:
-        wait = watcher.step()
+        wait = watcher.step(deliver=False)
         if not phase.flips:
             phase.flips = fakes.call("end", ends)
             deadline = time.monotonic() + timeout
@@ -297,6 +301,9 @@ def end_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, ends: list[tupl
             break
         if watcher.wake.wait(min(wait, 1.0)):
             watcher.wake.clear()
+    watcher.stop.set()
+    sender.join(5)
+    watcher.stop.clear()
     phase.cpu = time.process_time() - cpu
     phase.peak_rss = rss_mb()
     watcher.tick, watcher.deliver = tick, deliver  # type: ignore[method-assign]

@@ -9,8 +9,8 @@ Measured, in one run:
    (nothing changed) and, against a server that ignores ``page_size`` (all 10,000 runs in one answer), quiet
    ones again. Wall time, CPU seconds of the watcher, WES requests (``SweepStats.requests``, cross-checked with
    the requests the fake WES received).
-2. Two scenarios in which 300 runs fail (EXECUTOR_ERROR), each run by the watcher's own loop (``Watcher.step()``,
-   waiting as ``Watcher.run()`` does) on the real clock:
+2. Two scenarios in which 300 runs fail (EXECUTOR_ERROR), each run by the watcher's own loop as ``Watcher.run()``
+   turns it (``Watcher.step()`` in the main thread, posting in the sender thread) on the real clock:
    a. spread: 100 channels, each watching ``failed tag project=pK``; 3 runs of each project fail, so each
       channel sees 3 ends in the sweep, fewer than a digest takes (``digest_after``, 5): 300 single-run
       notifications, each end confirmed with GET /runs/{id};
@@ -39,6 +39,7 @@ import random
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 import traceback
 from collections import Counter
@@ -238,10 +239,10 @@ class Phase:
 
 
 def run_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, phase: Phase, timeout: float) -> Phase:
-    """The watcher's loop, as ``Watcher.run()`` turns it (``step()``, delivering in line): its first sweep is the
-    baseline (the watches are active already), the runs fail in the fake WES right after it. It goes on until
-    every run is accounted for at the fake Slack, nothing is left to post, and one more sweep has run (for any
-    duplicate)."""
+    """The watcher's loop, as ``Watcher.run()`` turns it (``step(deliver=False)`` here, posting in the sender
+    thread): its first sweep is the baseline (the watches are active already), the runs fail in the fake WES right
+    after it. It goes on until every run is accounted for at the fake Slack, nothing is left to post, and one more
+    sweep has run (for any duplicate)."""
     sweep_watches, deliver = watcher.sweep_watches, watcher.deliver
 
     def recorded_sweep() -> SweepStats:
@@ -261,8 +262,11 @@ def run_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, phase: Phase, t
     cpu = time.process_time()
     deadline = time.monotonic() + timeout
     drained: float | None = None  # time.time() when everything was accounted for
+    # As in Watcher.run() (and bench.watcher): sweeping in this thread, posting in the sender thread.
+    sender = threading.Thread(target=watcher._send_loop, name="bench-sender", daemon=True)
+    sender.start()
     while time.monotonic() < deadline:
-        wait = watcher.step()
+        wait = watcher.step(deliver=False)
         phase.steps += 1
         if phase.flips and drained is None:
             if (fakes.call("accounted", phase.first_message) >= len(phase.expected)
@@ -272,6 +276,9 @@ def run_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, phase: Phase, t
             break
         if watcher.wake.wait(min(wait, 1.0)):
             watcher.wake.clear()
+    watcher.stop.set()
+    sender.join(5)
+    watcher.stop.clear()
     phase.cpu = time.process_time() - cpu
     phase.peak_rss = rss_mb()
     watcher.sweep_watches, watcher.deliver = sweep_watches, deliver  # type: ignore[method-assign]

@@ -222,27 +222,31 @@ class Watcher:
                 logger.exception("could not record the states read from the run list")
         to_poll = [run for run in due if run.run_id not in settled_ids]
         listed_ended = {run_id for run_id, state in listed.items() if is_terminal(state)}
+        quiet: list[_Poll] = []
+
+        def arrived(poll: _Poll) -> None:
+            """Runs still going are recorded together at the end; an end is recorded (and can be posted by
+            the sender thread) as soon as it is read, not after the whole cycle."""
+            stats.polled += 1
+            stats.wes_requests += poll.requests
+            if poll.status is not None and poll.outcome is None:
+                quiet.append(poll)
+                return
+            try:
+                self._apply(poll, self.clock.now(), stats)
+            except Exception:  # one bad run must not stop the others (errbot's poller does the same)
+                logger.exception("could not record the poll of run %s", poll.run.run_id)
+
         polls = _parallel(lambda run: self._poll(run, run.run_id in listed_ended), to_poll, self.settings.concurrency,
-                          self.stop)
+                          self.stop, on_result=arrived)
         if len(polls) < len(to_poll):
             stats.stopped = True
-        quiet = [p for p in polls if p.status is not None and p.outcome is None]
-        quiet_ids = {p.run.run_id for p in quiet}
         if quiet:
             now = self.clock.now()
             stats.changed += self.store.record_states(
                 [(p.run.run_id, None if p.status is None or p.status.state is None else str(p.status.state))
                  for p in quiet], now=now, next_poll_at=now + self.settings.poll_seconds)
             self._auth_recovered()
-        for poll in polls:
-            stats.polled += 1
-            stats.wes_requests += poll.requests
-            if poll.run.run_id in quiet_ids:
-                continue
-            try:
-                self._apply(poll, self.clock.now(), stats)
-            except Exception:  # one bad run must not stop the others (errbot's poller does the same)
-                logger.exception("could not record the poll of run %s", poll.run.run_id)
         stats.wes_requests += stats.sweep_requests
         return stats
 
@@ -620,9 +624,12 @@ class Watcher:
         self._send_outbox(stats, limit)
         while not self.stop.is_set():
             now = self.clock.now()
+            # A channel with a notification waiting keeps its next slot for it, not for a card update.
+            waiting = {row.channel_id for row in self.store.deliverable(now + self.settings.pace_seconds, limit=5000)}
             firsts: dict[str, Subscription] = {}
             for sub in self.store.cards_to_sync(limit=2000):
-                if sub.channel_id not in firsts and self._pacing.ready(sub.channel_id, now):
+                if sub.channel_id not in firsts and sub.channel_id not in waiting and \
+                        self._pacing.ready(sub.channel_id, now):
                     firsts[sub.channel_id] = sub
             if not firsts:
                 break
@@ -831,8 +838,10 @@ class Watcher:
             logger.info("watcher %s stopped", self.owner)
 
 
-def _parallel(fn: Callable[[T], R], items: Iterable[T], workers: int, stop: threading.Event) -> list[R]:
+def _parallel(fn: Callable[[T], R], items: Iterable[T], workers: int, stop: threading.Event,
+              on_result: Callable[[R], None] | None = None) -> list[R]:
     """``map`` on daemon threads, at most ``workers`` at once; returns early (partial) when ``stop`` is set.
+    ``on_result`` is called in the calling thread with each result as soon as it arrives.
 
     Daemon threads, not a ThreadPoolExecutor: a read stuck on a slow WES server must not hold up exit.
     """
@@ -860,8 +869,12 @@ def _parallel(fn: Callable[[T], R], items: Iterable[T], workers: int, stop: thre
         if stop.is_set():
             break
         try:
-            out.append(results.get(timeout=0.1))
+            result = results.get(timeout=0.1)
         except queue.Empty:
             if not any(t.is_alive() for t in threads) and results.empty():
                 break
+            continue
+        out.append(result)
+        if on_result is not None:
+            on_result(result)
     return out
