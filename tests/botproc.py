@@ -10,10 +10,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from tests.fakes.fake_slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
+from tests.fakes.fake_slack import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    FakeSlack,
+    form_body,
+    signed_request_headers,
+    slash_command_payload,
+)
 
 
 def free_port() -> int:
@@ -103,3 +112,29 @@ class BotProcess:
         self.proc.wait()
         self._log.close()
         self.final_log = self.log_text()
+
+
+def post_signed(bot: BotProcess, payload: dict[str, Any], *, secret: str | None = None,
+                timestamp: int | None = None) -> httpx.Response:
+    """POST a slash command or an interactive payload to the bot, signed as Slack signs it."""
+    body = form_body(payload)
+    headers = signed_request_headers(body, secret or SIGNING_SECRET, timestamp)
+    return httpx.post(bot.url + "/slack/events", content=body, headers=headers, timeout=10)
+
+
+def final_answer(slack: FakeSlack, name: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The answer that reached response_url ``name``, after any "Looking up…" notice."""
+    found: dict[str, Any] = slack.wait_for(
+        lambda: next((r for r in slack.responses_to(name) if "Looking up" not in r.get("text", "")), None),
+        timeout=timeout, what=f"an answer at {name}")
+    return found
+
+
+def ask_bot(bot: BotProcess, slack: FakeSlack, text: str, *, name: str | None = None, channel_id: str = "C123",
+            user_id: str = "U123", timeout: float = 10.0) -> dict[str, Any]:
+    """Type ``/wes TEXT`` (signed, over HTTP) and return the answer that reaches its response_url."""
+    name = name or f"{text}-{channel_id}-{user_id}".replace(" ", "_")
+    payload = slash_command_payload(text, channel_id=channel_id, user_id=user_id,
+                                    response_url=slack.response_url(name))
+    assert post_signed(bot, payload).status_code == 200
+    return final_answer(slack, name, timeout)

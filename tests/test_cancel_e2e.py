@@ -9,15 +9,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.botproc import BotProcess
+from tests.botproc import BotProcess, final_answer, post_signed
 from tests.fakes.fake_slack import (
     FakeSlack,
     block_actions_payload,
-    form_body,
-    signed_request_headers,
     slash_command_payload,
 )
 from tests.fakes.fake_wes import FakeWes, html_error
@@ -51,14 +48,10 @@ def bot(wes: FakeWes, slack: FakeSlack) -> Iterator[BotProcess]:
 
 
 def post(bot: BotProcess, payload: dict[str, Any]) -> None:
-    body = form_body(payload)
-    assert httpx.post(bot.url + "/slack/events", content=body, headers=signed_request_headers(body)).status_code == 200
+    assert post_signed(bot, payload).status_code == 200
 
 
-def answer(slack: FakeSlack, name: str, timeout: float = 10) -> dict[str, Any]:
-    return slack.wait_for(  # type: ignore[no-any-return]
-        lambda: next((r for r in slack.responses_to(name) if "Looking up" not in r.get("text", "")), None),
-        timeout=timeout, what=name)
+answer = final_answer
 
 
 def click(bot: BotProcess, slack: FakeSlack, action: str, value: str, name: str, user: str = "U1") -> None:

@@ -7,11 +7,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.botproc import BotProcess
-from tests.fakes.fake_slack import FakeSlack, form_body, signed_request_headers, slash_command_payload
+from tests.botproc import BotProcess, ask_bot
+from tests.fakes.fake_slack import FakeSlack
 from tests.fakes.fake_wes import FakeWes, make_task
 from wesbot.slack.blocks import check_limits
 
@@ -47,11 +46,7 @@ def bot(wes: FakeWes, slack: FakeSlack) -> Iterator[BotProcess]:
 
 
 def ask(bot: BotProcess, slack: FakeSlack, text: str) -> dict[str, Any]:
-    name = text.replace(" ", "_")
-    body = form_body(slash_command_payload(text, response_url=slack.response_url(name)))
-    assert httpx.post(bot.url + "/slack/events", content=body, headers=signed_request_headers(body)).status_code == 200
-    message: dict[str, Any] = slack.wait_for(
-        lambda: next((r for r in slack.responses_to(name) if "Looking up" not in r["text"]), None), timeout=15)
+    message = ask_bot(bot, slack, text, timeout=15)
     assert check_limits(message) == []
     return message
 

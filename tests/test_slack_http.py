@@ -12,12 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.botproc import BotProcess
+from tests.botproc import BotProcess, final_answer, post_signed
 from tests.fakes.fake_slack import (
     FakeSlack,
     block_actions_payload,
-    form_body,
-    signed_request_headers,
     slash_command_payload,
 )
 from tests.fakes.fake_wes import FakeWes, html_error, make_task
@@ -55,12 +53,7 @@ def reset_knobs(fake_wes: FakeWes) -> Iterator[None]:
     fake_wes.overrides.clear()
 
 
-def post(bot: BotProcess, payload: dict[str, Any], *, secret: str | None = None,
-         timestamp: int | None = None) -> httpx.Response:
-    body = form_body(payload)
-    headers = signed_request_headers(body, timestamp=timestamp) if secret is None else \
-        signed_request_headers(body, secret, timestamp)
-    return httpx.post(bot.url + "/slack/events", content=body, headers=headers, timeout=10)
+post = post_signed
 
 
 def command(bot: BotProcess, slack: FakeSlack, text: str, name: str) -> httpx.Response:
@@ -72,16 +65,7 @@ def click(bot: BotProcess, slack: FakeSlack, action_id: str, value: str, name: s
     return post(bot, block_actions_payload(action_id, value, response_url=slack.response_url(name), user_id=user_id))
 
 
-def answer(slack: FakeSlack, name: str, timeout: float = 10.0) -> dict[str, Any]:
-    """The final answer sent to ``name``'s response_url (after any "Looking up…" notice)."""
-
-    def final() -> dict[str, Any] | None:
-        for message in slack.responses_to(name):
-            if "Looking up" not in message.get("text", ""):
-                return message  # type: ignore[no-any-return]
-        return None
-
-    return slack.wait_for(final, timeout=timeout, what=f"an answer to {name}")
+answer = final_answer
 
 
 def mrkdwn(message: dict[str, Any]) -> str:

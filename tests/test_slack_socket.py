@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from tests.botproc import BotProcess
+from tests.botproc import BotProcess, final_answer
 from tests.fakes.fake_slack import FakeSlack, block_actions_payload, slash_command_payload
 from tests.fakes.fake_wes import FakeWes
 from wesbot.slack.blocks import ACTION_PAGE, ACTION_SHARE
@@ -37,16 +36,6 @@ def bot(fake_wes: FakeWes, fake_slack: FakeSlack) -> Iterator[BotProcess]:
         code = proc.stop()
         assert code == 0, proc.log_text()
         assert proc.exit_seconds is not None and proc.exit_seconds < 5.0
-
-
-def final_answer(slack: FakeSlack, name: str) -> dict[str, Any]:
-    def final() -> dict[str, Any] | None:
-        for message in slack.responses_to(name):
-            if "Looking up" not in message.get("text", ""):
-                return message  # type: ignore[no-any-return]
-        return None
-
-    return slack.wait_for(final, timeout=10, what=f"an answer to {name}")
 
 
 def test_it_connects_with_the_app_token(bot: BotProcess, fake_slack: FakeSlack) -> None:

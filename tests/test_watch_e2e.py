@@ -12,11 +12,10 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.botproc import BotProcess
-from tests.fakes.fake_slack import FakeSlack, form_body, signed_request_headers, slash_command_payload
+from tests.botproc import BotProcess, ask_bot
+from tests.fakes.fake_slack import FakeSlack
 from tests.fakes.fake_wes import FakeWes, empty
 
 FAST = {"WESBOT_POLL_SECONDS": "0.3", "WESBOT_LEASE_SECONDS": "2"}
@@ -50,13 +49,7 @@ def start(wes: FakeWes, slack: FakeSlack, workdir: str, *, log: str = "bot.log",
 
 def slash(bot: BotProcess, slack: FakeSlack, text: str, *, channel: str = "C1", user: str = "U1",
           name: str | None = None) -> dict[str, Any]:
-    name = name or f"{text}-{channel}-{user}".replace(" ", "_")
-    body = form_body(slash_command_payload(text, channel_id=channel, user_id=user,
-                                           response_url=slack.response_url(name)))
-    assert httpx.post(bot.url + "/slack/events", content=body, headers=signed_request_headers(body)).status_code == 200
-    return slack.wait_for(  # type: ignore[no-any-return]
-        lambda: next((r for r in slack.responses_to(name) if "Looking up" not in r.get("text", "")), None),
-        timeout=10, what=name)
+    return ask_bot(bot, slack, text, name=name, channel_id=channel, user_id=user)
 
 
 def notifications(slack: FakeSlack) -> list[dict[str, Any]]:

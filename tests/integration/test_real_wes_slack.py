@@ -6,11 +6,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.botproc import BotProcess
-from tests.fakes.fake_slack import FakeSlack, form_body, signed_request_headers, slash_command_payload
+from tests.botproc import BotProcess, ask_bot
+from tests.fakes.fake_slack import FakeSlack
 from tests.realwes import ECHO_MESSAGE, RealRuns, RealWes
 from wesbot.slack.blocks import check_limits
 
@@ -34,17 +33,7 @@ def bot(real_wes: RealWes, slack: FakeSlack) -> Iterator[BotProcess]:
 
 
 def ask_slack(bot: BotProcess, slack: FakeSlack, text: str, name: str) -> dict[str, Any]:
-    body = form_body(slash_command_payload(text, response_url=slack.response_url(name)))
-    response = httpx.post(bot.url + "/slack/events", content=body, headers=signed_request_headers(body))
-    assert response.status_code == 200
-
-    def final() -> dict[str, Any] | None:
-        for message in slack.responses_to(name):
-            if "Looking up" not in message.get("text", ""):
-                return message  # type: ignore[no-any-return]
-        return None
-
-    message = slack.wait_for(final, timeout=20, what=name)
+    message = ask_bot(bot, slack, text, name=name, timeout=20)
     assert check_limits(message) == []
     return message
 

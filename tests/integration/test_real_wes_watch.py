@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.botproc import BotProcess
+from tests.botproc import BotProcess, ask_bot
 from tests.fakes.fake_slack import FakeSlack, form_body, signed_request_headers, slash_command_payload
 from tests.realwes import DATA_DIR, SLEEP_CWL, RealWes, submit, wait_until_terminal
 
@@ -28,12 +28,7 @@ def slack() -> Iterator[FakeSlack]:
 
 
 def subscribe(bot: BotProcess, slack: FakeSlack, run_id: str, channel: str) -> dict[str, Any]:
-    name = f"sub-{run_id}"
-    body = form_body(slash_command_payload(f"subscribe {run_id}", channel_id=channel,
-                                           response_url=slack.response_url(name)))
-    assert httpx.post(bot.url + "/slack/events", content=body, headers=signed_request_headers(body)).status_code == 200
-    return slack.wait_for(  # type: ignore[no-any-return]
-        lambda: next((r for r in slack.responses_to(name) if "Looking up" not in r["text"]), None), timeout=20)
+    return ask_bot(bot, slack, f"subscribe {run_id}", name=f"sub-{run_id}", channel_id=channel, timeout=20)
 
 
 def test_subscribed_runs_are_notified_once_each(real_wes: RealWes, slack: FakeSlack) -> None:
