@@ -192,6 +192,17 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
+def listen_overflows() -> int | None:
+    """Linux's count of connections dropped because a listen queue was full (the fakes listen with a backlog of
+    5): each costs the client a SYN retransmit, 1 s. None where /proc/net/netstat is not there."""
+    try:
+        with open("/proc/net/netstat", encoding="ascii") as handle:
+            lines = [line.split() for line in handle if line.startswith("TcpExt:")]
+        return int(dict(zip(lines[0], lines[1], strict=True))["ListenOverflows"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class Sweep:
     started: float  # time.time()
@@ -234,6 +245,7 @@ class Phase:
     sweeps: list[Sweep] = field(default_factory=list)
     delivered: list[tuple[float, float, DeliverStats]] = field(default_factory=list)  # (wall, CPU s, stats)
     steps: int = 0
+    overflows: int | None = None  # listen queue overflows during the loop (see listen_overflows)
     cpu: float = 0.0  # of the whole loop
     peak_rss: float = 0.0  # MB, at its end
 
@@ -259,7 +271,7 @@ def run_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, phase: Phase, t
 
     watcher.sweep_watches = recorded_sweep  # type: ignore[method-assign]
     watcher.deliver = recorded_deliver  # type: ignore[method-assign]
-    cpu = time.process_time()
+    cpu, overflows = time.process_time(), listen_overflows()
     deadline = time.monotonic() + timeout
     drained: float | None = None  # time.time() when everything was accounted for
     # As in Watcher.run() (and bench.watcher): sweeping in this thread, posting in the sender thread.
@@ -280,6 +292,8 @@ def run_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, phase: Phase, t
     sender.join(5)
     watcher.stop.clear()
     phase.cpu = time.process_time() - cpu
+    after = listen_overflows()
+    phase.overflows = None if overflows is None or after is None else after - overflows
     phase.peak_rss = rss_mb()
     watcher.sweep_watches, watcher.deliver = sweep_watches, deliver  # type: ignore[method-assign]
     return phase
@@ -311,7 +325,9 @@ def report_phase(phase: Phase, fakes: Fakes, poll: float, pace: float) -> None:
     print(f"  delivery: {kinds['notification']} notifications, {kinds['digest']} digests, {kinds['other']} other "
           f"messages reached the fake Slack ({refused} Slack calls refused in all); the last "
           f"{last - end.ended:.3f} s after the sweep's end; deliver() ran {len(phase.delivered)} times, "
-          f"{sum(d[0] for d in phase.delivered):.3f} s wall, {sum(d[1] for d in phase.delivered):.3f} CPU s in all")
+          f"{sum(d[0] for d in phase.delivered):.3f} s wall, {sum(d[1] for d in phase.delivered):.3f} CPU s in all; "
+          f"TCP listen queue overflows on this machine meanwhile: "
+          f"{'unknown' if phase.overflows is None else phase.overflows} (each a 1 s SYN retransmit)")
 
     named: Counter[tuple[str, str]] = Counter()
     first: dict[str, float] = {}
