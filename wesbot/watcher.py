@@ -17,6 +17,7 @@ a :class:`Clock`, so tests drive them with a fake one and no real sleeps.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -512,11 +513,14 @@ class Watcher:
             return []
         subscribed = self.watches.subscribed_channels(interested) if self.watches is not None else set()
         confirmed = _parallel(self._confirm_end, list(interested), self.settings.concurrency, self.stop)
+        logs: dict[str, RunLog] = {}
         per_channel: dict[str, list[tuple[RunOutcome, ChannelWatch]]] = {}
-        for run_id, outcome in confirmed:
+        for run_id, log in confirmed:
             stats.requests += 1
-            if outcome is None:
+            if log is None:
                 continue
+            logs[run_id] = log
+            outcome = _basic_outcome(log)
             stats.confirmed.add(run_id)
             failed = outcome.state in FAILED or outcome.state == RunState.PREEMPTED
             channels_done: set[str] = set()
@@ -528,6 +532,14 @@ class Watcher:
                 channels_done.add(watch.channel_id)
                 per_channel.setdefault(watch.channel_id, []).append((outcome, watch))
         stats.confirmed.update(run_id for run_id in ended if run_id not in interested)
+        # Runs announced one by one get the full details (failed tasks, the end of stderr); a digest needs none.
+        single = sorted({o.run_id for items in per_channel.values() if len(items) <= self.settings.digest_after
+                         for o, _ in items})
+        full: dict[str, RunOutcome] = {}
+        for run_id, outcome, requests in _parallel(self._full_outcome, [(r, logs[r]) for r in single],
+                                                   self.settings.concurrency, self.stop):
+            full[run_id] = outcome
+            stats.requests += requests
         owed: list[Owed] = []
         for channel, items in per_channel.items():
             keys = [f"end:{o.run_id}:{o.state}:{channel}" for o, _ in items]
@@ -535,28 +547,31 @@ class Watcher:
                 what = "failed" if all(o.state in FAILED or o.state == RunState.PREEMPTED for o, _ in items) \
                     else "ended"
                 payload = digest([o for o, _ in items], what=what, host=self.host)
-                owed.append(Owed(key="digest:" + channel + ":" + ",".join(sorted(keys))[:2000], channel_id=channel,
-                                 payload=payload, kind="digest"))
+                digest_key = hashlib.sha256(",".join(sorted(keys)).encode()).hexdigest()[:32]
+                owed.append(Owed(key=f"digest:{channel}:{digest_key}", channel_id=channel, payload=payload,
+                                 kind="digest"))
                 owed += [Owed(key=key, channel_id=channel, payload={}, skip=True) for key in keys]
                 stats.digests += 1
             else:
                 for (outcome, watch), key in zip(items, keys, strict=True):
                     note = f"Posted because this channel watches {watch.describe()} (/wes unwatch to stop)"
-                    owed.append(Owed(key=key, channel_id=channel,
-                                     payload=notification(None, outcome, host=self.host, note=note)))
+                    owed.append(Owed(key=key, channel_id=channel, payload=notification(
+                        None, full.get(outcome.run_id, outcome), host=self.host, note=note)))
         return owed
 
-    def _confirm_end(self, run_id: str) -> tuple[str, RunOutcome | None]:
-        """GET /runs/{id}: the end, confirmed, with the details for the notification (None: not confirmed)."""
+    def _full_outcome(self, item: tuple[str, RunLog]) -> tuple[str, RunOutcome, int]:
+        run_id, log = item
+        outcome, requests = self._outcome(run_id, RunStatus(run_id=run_id, state=log.state), log)
+        return run_id, outcome, requests - 1  # the GET /runs/{id} was counted when the end was confirmed
+
+    def _confirm_end(self, run_id: str) -> tuple[str, RunLog | None]:
+        """GET /runs/{id}: the end, confirmed (None: not confirmed, so not announced)."""
         try:
             log = self.wes.get_run(run_id)
         except WesError as error:
             logger.info("the list shows run %s ended, but it could not be read: %s", run_id, error)
             return run_id, None
-        if not is_terminal(log.state):
-            return run_id, None
-        outcome, _ = self._outcome(run_id, RunStatus(run_id=run_id, state=log.state), log)
-        return run_id, outcome
+        return run_id, (log if is_terminal(log.state) else None)
 
     # -- cancels ---------------------------------------------------------------------------------
 
@@ -836,6 +851,14 @@ class Watcher:
             except Exception:
                 logger.warning("could not release the watcher lease", exc_info=True)
             logger.info("watcher %s stopped", self.owner)
+
+
+def _basic_outcome(log: RunLog) -> RunOutcome:
+    """What GET /runs/{id} alone tells of an ended run (no task list, no log tail)."""
+    workflow = log.request.workflow_url
+    return RunOutcome(run_id=log.run_id, state=str(log.state), exit_code=log.run_log.exit_code,
+                      start_time=log.run_log.start_time, end_time=log.run_log.end_time,
+                      workflow=workflow.rsplit("/", 1)[-1] if workflow else None)
 
 
 def _parallel(fn: Callable[[T], R], items: Iterable[T], workers: int, stop: threading.Event,
