@@ -169,3 +169,15 @@ def test_inline_stderr_shows_the_tail_without_ansi() -> None:
     run = RunLog(run_id="r", state=RunState.EXECUTOR_ERROR, run_log=Log(stderr=stderr, exit_code=1))
     text = all_text(render(DetailsResult(command=parse("details r"), run=run), host="h"))
     assert "line 99" in text and "line 80" not in text and "\\u001b" not in text
+
+
+def test_a_digest_of_many_runs_fits_one_message() -> None:
+    from wesbot.slack.cards import RunOutcome, digest
+
+    outcomes = [RunOutcome(run_id=f"{i:08d}-aaaa-bbbb-cccc-{i:012d}", state="EXECUTOR_ERROR", exit_code=1,
+                           start_time="2026-01-01T00:00:00Z", end_time="2026-01-01T01:00:00Z") for i in range(500)]
+    message = digest(outcomes, what="failed", host="h")
+    assert check_limits(message) == []
+    text = all_text(message)
+    assert text.count("EXECUTOR_ERROR") >= 300 and "and 200 more" in text
+    assert len(text) < 40000

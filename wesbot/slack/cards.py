@@ -172,22 +172,27 @@ def notification(sub: Subscription | None, outcome: RunOutcome, *, host: str, no
     return {"text": text, "blocks": blocks}
 
 
-MAX_DIGEST_LINES = 40
+MAX_DIGEST_LINES = 300
+MAX_DIGEST_SECTIONS = 12  # with a 3000-character limit per section: well within one message
 
 
 def digest(outcomes: list[RunOutcome], *, what: str, host: str) -> Message:
-    """One message for a burst: "12 runs failed in the last minute: …", as many as fit, then "and N more"."""
+    """One message for a burst: "12 runs failed since the last check: …", as many as fit, then "and N more"."""
     count = len(outcomes)
     lines = []
     for outcome in outcomes[:MAX_DIGEST_LINES]:
         took = duration(outcome.start_time, outcome.end_time) if outcome.start_time and outcome.end_time else None
         lines.append(f"{state_icon(outcome.state, outcome.exit_code)} {code(outcome.run_id, 80)} "
                      f"*{_state_text(outcome.state, outcome.exit_code)}*" + (f" after {escape(took)}" if took else ""))
-    if count > MAX_DIGEST_LINES:
-        lines.append(f"…and {count - MAX_DIGEST_LINES} more.")
+    shown = len(lines)
+    while True:
+        listed = lines[:shown] + ([f"…and {count - shown} more."] if shown < count else [])
+        chunks = chunk_lines(listed, MAX_SECTION)
+        if len(chunks) <= MAX_DIGEST_SECTIONS or shown == 0:
+            break
+        shown = max(shown - 10, 0)
     head = f"*{count} runs {escape(what)} since the last check*"
-    chunks = chunk_lines(lines, MAX_SECTION)
-    blocks = [section(head)] + [section(chunk) for chunk in chunks[:8]]
+    blocks = [section(head)] + [section(chunk) for chunk in chunks]
     blocks.append(context(f"`/wes runs failed` lists them · WES server: {escape(host)}"))
     return {"text": f"{count} runs {escape(what)}", "blocks": blocks}
 
