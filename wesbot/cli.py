@@ -180,7 +180,7 @@ def build_watcher(settings: Settings, store: WatchStore, wes: WesClient) -> Watc
         store, wes, SlackPoster(slack_client(settings)), host=wes.host,
         settings=WatcherSettings(poll_seconds=settings.poll_seconds, concurrency=settings.poll_concurrency,
                                  subscription_days=settings.subscription_days,
-                                 lease_seconds=settings.lease_seconds),
+                                 lease_seconds=settings.lease_seconds, digest_after=settings.digest_after),
     )
 
 

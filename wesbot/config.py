@@ -48,6 +48,7 @@ class Settings:
     poll_concurrency: int = 16
     subscription_days: float = 14.0
     lease_seconds: float = 30.0
+    digest_after: int = 5
 
     @property
     def socket_mode(self) -> bool:
@@ -200,6 +201,7 @@ def load_settings(
     poll_concurrency = int(number("WESBOT_POLL_CONCURRENCY", 16, 1, 256, integer=True))
     subscription_days = number("WESBOT_SUBSCRIPTION_DAYS", 14.0, 0.00001, 3650)
     lease_seconds = number("WESBOT_LEASE_SECONDS", 30.0, 1, 3600)
+    digest_after = int(number("WESBOT_DIGEST_AFTER", 5, 1, 1000, integer=True))
 
     cancelers: tuple[str, ...] = ()
     try:
@@ -224,6 +226,7 @@ def load_settings(
         poll_concurrency=poll_concurrency,
         subscription_days=subscription_days,
         lease_seconds=lease_seconds,
+        digest_after=digest_after,
         wes_url=wes_url,
         wes_auth=wes_auth,
         wes_token=wes_token,
