@@ -95,3 +95,25 @@ def test_ask_on_thousands_of_runs_from_a_server_that_ignores_paging(tmp_path: Pa
     data = json.loads(out.stdout)
     assert len(data["runs"]) == 25 and all(r["state"] == "EXECUTOR_ERROR" for r in data["runs"])
     assert data["next_page"] == {"page_token": None, "skip": 100}
+
+
+def test_audit_prints_the_trail(tmp_path: Path) -> None:
+    from wesbot.store import open_db
+    from wesbot.store.cancels import CancelStore
+    from wesbot.store.watch import WatchStore
+
+    db_path = tmp_path / "wesbot.db"
+    open_db(db_path).close()
+    cancels = CancelStore(WatchStore(db_path), "http://127.0.0.1:9/ga4gh/wes/v1")
+    cancels.audit(now=1_800_000_000, user_id="U1", channel_id="C1", run_id="r1", state_before="RUNNING",
+                  outcome="requested")
+    cancels.audit(now=1_800_000_060, user_id="U2", channel_id="C1", run_id="r2", state_before="QUEUED",
+                  outcome="wes-error", wes_status=409, detail="WES server at h answered 409: busy")
+    env = clean_env(WES_URL="http://127.0.0.1:9/ga4gh/wes/v1", WESBOT_DB=str(db_path))
+    out = run(["audit"], env, tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 2 and "U2" in lines[0] and "wes-error (409)" in lines[0] and "answered 409" in lines[0]
+    assert "U1" in lines[1] and "RUNNING" in lines[1] and "requested" in lines[1]
+    data = json.loads(run(["audit", "--json", "r1"], env, tmp_path).stdout)
+    assert [row["outcome"] for row in data["rows"]] == ["requested"]

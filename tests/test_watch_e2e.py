@@ -208,3 +208,5 @@ def test_two_watchers_on_one_database_post_once_and_take_over(wes: FakeWes, slac
     finally:
         for proc in processes.values():
             proc.stop()
+    # SIGTERM stops the survivor within 5 seconds, and cleanly.
+    assert other.exit_seconds is not None and other.exit_seconds < 5 and other.proc.returncode == 0
