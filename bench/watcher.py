@@ -39,8 +39,6 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
-from slack_sdk import WebClient
-
 from wesbot.slack.poster import SlackPoster
 from wesbot.store.watch import WatchStore
 from wesbot.watcher import DeliverStats, TickStats, Watcher, WatcherSettings
@@ -381,7 +379,7 @@ def main() -> None:
         clock = BenchClock()
         store = WatchStore(os.path.join(workdir, "bench.db"))
         wes = WesClient(wes_url)
-        poster = SlackPoster(WebClient(token=BOT_TOKEN, base_url=slack_api_url, timeout=10))
+        poster = SlackPoster(BOT_TOKEN, slack_api_url)
         settings = WatcherSettings(poll_seconds=poll, sweep_page_size=args.page_size)
         watcher = Watcher(store, wes, poster, host=wes.host, settings=settings, clock=clock)
         per_run = Watcher(store, wes, poster, host=wes.host, clock=clock,

@@ -49,8 +49,6 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
-from slack_sdk import WebClient
-
 from bench.watcher import BOT_TOKEN, Fakes, rss_mb, verdict
 from wesbot.slack.poster import SlackPoster
 from wesbot.store.watch import WatchStore
@@ -394,7 +392,7 @@ def main() -> None:
         store = WatchStore(os.path.join(workdir, "bench.db"))
         watches = WatchesStore(store)
         wes = WesClient(wes_url)
-        poster = SlackPoster(WebClient(token=BOT_TOKEN, base_url=slack_api_url, timeout=10))
+        poster = SlackPoster(BOT_TOKEN, slack_api_url)
         settings = WatcherSettings(poll_seconds=poll, sweep_page_size=args.page_size)
         watcher = Watcher(store, wes, poster, host=wes.host, settings=settings)
         watcher.watches = watches

@@ -138,7 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 wake=watcher.wake.set if watcher else None, logs=logs, cancels=cancels,
                 cancelers=Cancelers(settings.cancelers, resolve_group=lambda group: list(
                     client.usergroups_users_list(usergroup=group).get("users") or [])),
-                cancel_timeout=settings.cancel_timeout, poster=SlackPoster(client), watches=watches)
+                cancel_timeout=settings.cancel_timeout, poster=slack_poster(settings), watches=watches)
     try:
         app = build_app(settings, deps, http_mode=http_mode)
     except (BoltError, SlackApiError) as error:
@@ -175,9 +175,14 @@ def slack_client(settings: Settings) -> WebClient:
     return WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url, timeout=10)
 
 
+def slack_poster(settings: Settings) -> SlackPoster:
+    assert settings.slack_bot_token is not None
+    return SlackPoster(settings.slack_bot_token, settings.slack_api_url)
+
+
 def build_watcher(settings: Settings, store: WatchStore, wes: WesClient) -> Watcher:
     return Watcher(
-        store, wes, SlackPoster(slack_client(settings)), host=wes.host,
+        store, wes, slack_poster(settings), host=wes.host,
         settings=WatcherSettings(poll_seconds=settings.poll_seconds, concurrency=settings.poll_concurrency,
                                  subscription_days=settings.subscription_days,
                                  lease_seconds=settings.lease_seconds, digest_after=settings.digest_after),

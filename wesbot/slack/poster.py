@@ -1,4 +1,9 @@
-"""Posting to the Slack Web API, with every failure sorted into: retry later, or give up for good."""
+"""Posting to the Slack Web API, with every failure sorted into: retry later, or give up for good.
+
+The watcher posts many messages (cards, notifications, digests), so it talks to the Web API over one pooled
+httpx client: slack_sdk's WebClient opens a new connection for every call, which costs several times the
+CPU per post. The Bolt app keeps slack_sdk for everything else.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+import httpx
 
 logger = logging.getLogger("wesbot.slack.poster")
 
@@ -23,8 +27,6 @@ PERMANENT_MESSAGE_ERRORS = frozenset({
     "message_not_found", "cant_update_message", "edit_window_closed", "invalid_arguments", "metadata_too_large",
     "invalid_metadata_format", "invalid_metadata_schema",
 })
-
-
 METADATA_EVENT = "wesbot_post"
 
 
@@ -42,26 +44,43 @@ class PostResult:
 
 
 class SlackPoster:
-    """chat.postMessage / chat.update, never raising: each call returns a :class:`PostResult`."""
+    """chat.postMessage / chat.update / a look for a post, never raising: each call returns what happened.
 
-    def __init__(self, client: WebClient) -> None:
-        self.client = client
+    Thread-safe (one httpx client shared by the sender's threads). ``api_url`` is ``SLACK_API_URL``.
+    """
+
+    def __init__(self, token: str, api_url: str, *, timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self._client = httpx.Client(
+            base_url=api_url.rstrip("/") + "/", timeout=timeout, transport=transport,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "wesbot"},
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+        )
+
+    def close(self) -> None:
+        self._client.close()
 
     def post(self, channel: str, message: dict[str, Any], *, thread_ts: str | None = None,
              broadcast: bool = False, key: str | None = None) -> PostResult:
         """Post ``message``. ``key`` goes in the message's metadata, so :meth:`find_posted` can tell later
         whether a post interrupted by a crash reached Slack."""
-        kwargs: dict[str, Any] = {"channel": channel, "text": message.get("text", ""), "unfurl_links": False,
-                                  "unfurl_media": False}
+        body: dict[str, Any] = {"channel": channel, "text": message.get("text", ""), "unfurl_links": False,
+                                "unfurl_media": False}
         if key:
-            kwargs["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
+            body["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
         if message.get("blocks"):
-            kwargs["blocks"] = message["blocks"]
+            body["blocks"] = message["blocks"]
         if thread_ts:
-            kwargs["thread_ts"] = thread_ts
+            body["thread_ts"] = thread_ts
             if broadcast:
-                kwargs["reply_broadcast"] = True
-        return self._call("chat_postMessage", kwargs)
+                body["reply_broadcast"] = True
+        return self._result(self._call("chat.postMessage", json=body))
+
+    def update(self, channel: str, ts: str, message: dict[str, Any]) -> PostResult:
+        body: dict[str, Any] = {"channel": channel, "ts": ts, "text": message.get("text", "")}
+        if message.get("blocks"):
+            body["blocks"] = message["blocks"]
+        return self._result(self._call("chat.update", json=body))
 
     def find_posted(self, channel: str, key: str, *, thread_ts: str | None, oldest: float) -> str | None | bool:
         """Whether a message posted with ``key`` is in ``channel`` (in ``thread_ts``'s thread if given).
@@ -69,45 +88,48 @@ class SlackPoster:
         Returns its ts when found, False when it is certainly not there, None when Slack cannot tell us
         (no history scope, a DM, an error): the caller then posts again, at least once rather than never.
         """
-        try:
-            if thread_ts:
-                response = self.client.conversations_replies(channel=channel, ts=thread_ts, limit=200,
-                                                             include_all_metadata=True)
-            else:
-                response = self.client.conversations_history(channel=channel, oldest=f"{oldest:.6f}", limit=200,
-                                                             include_all_metadata=True)
-        except SlackApiError as error:
-            logger.info("cannot check whether a post reached %s: %s", channel, error.response.get("error"))
+        if thread_ts:
+            answer = self._call("conversations.replies", data={
+                "channel": channel, "ts": thread_ts, "limit": "200", "include_all_metadata": "true"})
+        else:
+            answer = self._call("conversations.history", data={
+                "channel": channel, "oldest": f"{oldest:.6f}", "limit": "200", "include_all_metadata": "true"})
+        status, _, data = answer
+        if status != 200 or not isinstance(data, dict) or not data.get("ok"):
+            error = data.get("error") if isinstance(data, dict) else None
+            logger.info("cannot check whether a post reached %s: %s", channel, error or f"HTTP {status}")
             return None
-        except Exception as error:
-            logger.info("cannot check whether a post reached %s: %s", channel, type(error).__name__)
-            return None
-        for message in response.get("messages") or []:
+        for message in data.get("messages") or []:
             metadata = message.get("metadata") or {}
             if metadata.get("event_type") == METADATA_EVENT and (metadata.get("event_payload") or {}).get("key") == key:
                 return str(message.get("ts") or "") or True
         return False
 
-    def update(self, channel: str, ts: str, message: dict[str, Any]) -> PostResult:
-        kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": message.get("text", "")}
-        if message.get("blocks"):
-            kwargs["blocks"] = message["blocks"]
-        return self._call("chat_update", kwargs)
-
-    def _call(self, method: str, kwargs: dict[str, Any]) -> PostResult:
+    def _call(self, method: str, *, json: dict[str, Any] | None = None,
+              data: dict[str, str] | None = None) -> tuple[int, httpx.Headers, Any]:
+        """POST one Web API method: (HTTP status, headers, parsed body); status 0 when nothing came back."""
         try:
-            response = getattr(self.client, method)(**kwargs)
-        except SlackApiError as error:
-            return classify(error.response.status_code, error.response.headers, error.response.data)
-        except Exception as error:  # connection refused, timeout, DNS: slack_sdk raises urllib's errors
+            response = self._client.post(method, json=json, data=data)
+        except httpx.HTTPError as error:
             logger.info("Slack %s failed: %s", method, type(error).__name__)
-            return PostResult(ok=False, error=f"connection error ({type(error).__name__})")
-        ts = response.get("ts")
-        return PostResult(ok=True, ts=str(ts) if ts else None)
+            return 0, httpx.Headers(), {"error": f"connection error ({type(error).__name__})"}
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        return response.status_code, response.headers, body
+
+    @staticmethod
+    def _result(answer: tuple[int, httpx.Headers, Any]) -> PostResult:
+        status, headers, data = answer
+        if status == 200 and isinstance(data, dict) and data.get("ok"):
+            ts = data.get("ts")
+            return PostResult(ok=True, ts=str(ts) if ts else None)
+        return classify(status, headers, data)
 
 
 def classify(status: int, headers: Any, data: Any) -> PostResult:
-    """Sort a failed Web API call: 429 (retry after), 5xx (retry), or Slack's error code."""
+    """Sort a failed Web API call: 429 (retry after), 5xx or no answer (retry), or Slack's error code."""
     if status == 429:
         retry_after = _header(headers, "retry-after")
         try:
@@ -115,8 +137,9 @@ def classify(status: int, headers: Any, data: Any) -> PostResult:
         except ValueError:
             seconds = 30.0
         return PostResult(ok=False, error="rate limited (429)", retry_after=max(seconds, 1.0))
-    if status >= 500:
-        return PostResult(ok=False, error=f"Slack answered {status}")
+    if status == 0 or status >= 500:
+        error = data.get("error") if isinstance(data, dict) and status == 0 else None
+        return PostResult(ok=False, error=error or f"Slack answered {status}")
     error = data.get("error") if isinstance(data, dict) else None
     error = str(error or f"HTTP {status}")
     if error in PERMANENT_CHANNEL_ERRORS:
