@@ -640,16 +640,15 @@ class Watcher:
         while not self.stop.is_set():
             now = self.clock.now()
             # A channel with a notification waiting keeps its next slot for it, not for a card update.
-            waiting = {row.channel_id for row in self.store.deliverable(now + self.settings.pace_seconds, limit=5000)}
-            firsts: dict[str, Subscription] = {}
-            for sub in self.store.cards_to_sync(limit=2000):
-                if sub.channel_id not in firsts and sub.channel_id not in waiting and \
-                        self._pacing.ready(sub.channel_id, now):
-                    firsts[sub.channel_id] = sub
+            waiting = self.store.pending_channels(now + self.settings.pace_seconds)
+            firsts: dict[str, int] = {}
+            for sub_id, channel in self.store.card_candidates():
+                if channel not in firsts and channel not in waiting and self._pacing.ready(channel, now):
+                    firsts[channel] = sub_id
             if not firsts:
                 break
-            for part in self._in_parallel(lambda s, st: self._sync_card(s, self.clock.now(), st),
-                                          list(firsts.values())):
+            subs = [self.store.subscription(sub_id) for sub_id in firsts.values()]
+            for part in self._in_parallel(lambda s, st: self._sync_card(s, self.clock.now(), st), subs):
                 stats.add(part)
         return stats
 

@@ -501,14 +501,23 @@ class WatchStore:
 
     def cards_to_sync(self, limit: int = 50) -> list[Subscription]:
         """Cards to post (active, none yet) or to update (changed since last synced)."""
-        ids = [r[0] for r in self.db.execute(
-            "SELECT id FROM subscriptions WHERE card_failed IS NULL AND ("
+        db = self.db
+        return [self._subscription(db, i) for i, _ in self.card_candidates(limit)]
+
+    def card_candidates(self, limit: int = 5000) -> list[tuple[int, str]]:
+        """(subscription id, channel) of the cards to post or update, oldest first; cheap to call often."""
+        return [(int(r[0]), str(r[1])) for r in self.db.execute(
+            "SELECT id, channel_id FROM subscriptions WHERE card_failed IS NULL AND ("
             "(card_ts IS NULL AND status = 'active') OR (card_ts IS NOT NULL AND card_synced < card_version)) "
             "ORDER BY id LIMIT ?",
             [limit],
         ).fetchall()]
-        db = self.db
-        return [self._subscription(db, i) for i in ids]
+
+    def pending_channels(self, before: float) -> set[str]:
+        """Channels with an outbox row that may be sent before ``before``."""
+        return {r[0] for r in self.db.execute(
+            "SELECT DISTINCT channel_id FROM outbox WHERE status IN ('pending', 'sending') AND not_before <= ?",
+            [before]).fetchall()}
 
     def set_card(self, sub_id: int, *, ts: str | None, version: int) -> None:
         with self._tx() as db:
