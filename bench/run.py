@@ -13,36 +13,16 @@ The machines are shared and noisy, so compare the ratio and the difference measu
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from bench.stats import machine, percentile
 from tests.botproc import BotProcess
 from tests.fakes.fake_slack import FakeSlack, form_body, signed_request_headers, slash_command_payload
 from tests.fakes.fake_wes import FakeWes
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {platform.system()}"
 
 
 def ack_latency(requests: int, in_flight: int, wes_delay: float) -> tuple[float, float, float]:

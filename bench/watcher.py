@@ -70,7 +70,7 @@ def _kind(relative_path: str) -> str:
 
 def _serve_fakes(conn: Connection) -> None:
     """FakeWes and FakeSlack, driven by commands over ``conn``: each answered with (True, value) or (False, error)."""
-    from bench.run import machine
+    from bench.stats import machine
     from tests.fakes.fake_slack import FakeSlack
     from tests.fakes.fake_wes import FakeWes
 
@@ -153,10 +153,11 @@ def _serve_fakes(conn: Connection) -> None:
 class Fakes:
     """The fakes' process, seen from the watcher's."""
 
-    def __init__(self) -> None:
+    def __init__(self, serve: Callable[[Connection], None] | None = None) -> None:
+        """``serve``: the function run in the fakes' process (this benchmark's, unless another passes its own)."""
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve_fakes, args=(child,), name="bench-fakes", daemon=True)
+        self._process = context.Process(target=serve or _serve_fakes, args=(child,), name="bench-fakes", daemon=True)
         self._process.start()
         child.close()
 
@@ -309,7 +310,7 @@ def end_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, ends: list[tupl
 
 
 def report_end(phase: EndPhase, fakes: Fakes, runs: int, poll: float) -> None:
-    from bench.run import percentile  # only now: bench.run imports the fakes (RSS is measured already)
+    from bench.stats import percentile
 
     quiet = phase.ticks[0]
     print(f"quiet cycle, sweep, in the watcher's loop: {quiet.describe()} "

@@ -33,7 +33,6 @@ delay goal scales with it. The machines are shared and noisy: compare figures me
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import random
 import shutil
@@ -49,7 +48,8 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.watcher import BOT_TOKEN, Fakes, rss_mb, verdict
+from bench.stats import percentile
+from bench.watcher import BOT_TOKEN, Fakes, _kind, rss_mb, verdict
 from wesbot.slack.poster import SlackPoster
 from wesbot.store.watch import WatchStore
 from wesbot.store.watches import WatchesStore
@@ -64,26 +64,12 @@ BURST_CHANNEL = "CBURST"
 # -- the fakes' process ----------------------------------------------------------------------------
 
 
-def _kind(relative_path: str) -> str:
-    """The WES endpoint of a request path: list, status, run, tasks or other (as bench.watcher's ``_kind``)."""
-    parts = relative_path.split("?", 1)[0].strip("/").split("/")
-    if parts == ["runs"]:
-        return "list"
-    if len(parts) == 3 and parts[0] == "runs" and parts[2] == "status":
-        return "status"
-    if len(parts) == 2 and parts[0] == "runs":
-        return "run"
-    if len(parts) >= 3 and parts[0] == "runs" and parts[2] == "tasks":
-        return "tasks"
-    return "other"
-
-
 def _serve_fakes(conn: Connection) -> None:
     """FakeWes and FakeSlack, driven by commands over ``conn``: each answered with (True, value) or (False, error)."""
     import json
     import re
 
-    from bench.run import machine
+    from bench.stats import machine
     from tests.fakes.fake_slack import FakeSlack
     from tests.fakes.fake_wes import FakeWes
 
@@ -169,25 +155,7 @@ def _serve_fakes(conn: Connection) -> None:
         wes.stop()
 
 
-class WatchFakes(Fakes):
-    """bench.watcher's Fakes (call, requests, close), serving this benchmark's commands."""
-
-    def __init__(self) -> None:  # not Fakes.__init__: it would start bench.watcher's process
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve_fakes, args=(child,), name="bench-fakes", daemon=True)
-        self._process.start()
-        child.close()
-
-
 # -- the watcher's process -------------------------------------------------------------------------
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """As bench.run's (importing bench.run would load the fakes into the process whose RSS is measured)."""
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
 
 
 def listen_overflows() -> int | None:
@@ -384,7 +352,7 @@ def main() -> None:
     poll = args.poll_seconds
     began = time.perf_counter()
 
-    fakes = WatchFakes()
+    fakes = Fakes(_serve_fakes)
     workdir = tempfile.mkdtemp(prefix="wesbot-bench-")
     try:
         wes_url, slack_api_url, machine_line = fakes.call("setup", args.runs, args.page_size, args.projects)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,7 @@ class WatchStore:
     def _tx(self) -> Iterator[Database]:
         """A write transaction. BEGIN IMMEDIATE takes the write lock up front, so two processes sharing the
         file wait for each other (busy timeout) instead of failing on a read-to-write upgrade."""
-        with self._memory_lock if self._memory_db is not None else _nullcontext():
+        with self._memory_lock if self._memory_db is not None else nullcontext():
             db = self.db
             db.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -548,7 +548,3 @@ class WatchStore:
         row = self.db.execute("SELECT owner, expires_at FROM leases WHERE name = ?", [name]).fetchone()
         return None if row is None else (str(row[0]), float(row[1]))
 
-
-@contextmanager
-def _nullcontext() -> Iterator[None]:
-    yield
