@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Sequence
@@ -41,18 +42,27 @@ LOOKUP_THREADS = 32
 WATCHER_JOIN_SECONDS = 2.0
 
 
+# A response_url lets anyone who has it answer in the channel for 30 minutes: a credential. Its value after the
+# key (in a dict's repr, JSON or a form body), and any URL on Slack's hooks host (plain or form-encoded).
+_RESPONSE_URLS = re.compile(
+    r"(?P<key>response_url[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]+"
+    r"|https?(?::|%3A)(?://|%2F%2F)hooks\.slack\.com[^\s\"'&,}]*", re.IGNORECASE)
+
+
+def _redact_response_urls(text: str) -> str:
+    return _RESPONSE_URLS.sub(lambda m: (m.group("key") or "") + "[redacted]", text)
+
+
 class RedactSecrets(logging.Filter):
-    """Defence in depth: replace any configured secret that would reach a log line."""
+    """Defence in depth: replace any configured secret, and any response_url, that would reach a log line."""
 
     def __init__(self, secrets: list[str]) -> None:
         super().__init__()
         self.secrets = sorted(set(secrets), key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
         message = record.getMessage()
-        redacted = message
+        redacted = _redact_response_urls(message) if "response_url" in message or "hooks" in message else message
         for secret in self.secrets:
             redacted = redacted.replace(secret, "[redacted]")
         if redacted != message:
@@ -114,6 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .server import serve_http, serve_socket_mode
     from .slack.app import Deps, build_app
+    from .slack.gate import response_origins
     from .store import open_db
     from .store.db import record_wes_url
 
@@ -138,7 +149,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 wake=watcher.wake.set if watcher else None, logs=logs, cancels=cancels,
                 cancelers=Cancelers(settings.cancelers, resolve_group=lambda group: list(
                     client.usergroups_users_list(usergroup=group).get("users") or [])),
-                cancel_timeout=settings.cancel_timeout, poster=slack_poster(settings), watches=watches)
+                cancel_timeout=settings.cancel_timeout, poster=slack_poster(settings), watches=watches,
+                response_origins=response_origins(settings.slack_api_url))
     try:
         app = build_app(settings, deps, http_mode=http_mode)
     except (BoltError, SlackApiError) as error:
@@ -156,7 +168,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         if http_mode:
             port = args.port if args.port is not None else int(os.environ.get("PORT") or 3000)
-            serve_http(app, pool, host=args.host, port=port, stop=stop)
+            serve_http(app, pool, host=args.host, port=port, stop=stop,
+                       signing_secret=settings.slack_signing_secret or "")
         else:
             assert settings.slack_app_token is not None
             serve_socket_mode(app, pool, app_token=settings.slack_app_token, stop=stop)

@@ -15,6 +15,8 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from .slack.gate import MAX_BODY_BYTES, guard
+
 logger = logging.getLogger("wesbot.server")
 
 EVENTS_PATH = "/slack/events"
@@ -29,9 +31,11 @@ class Stopping(Exception):
     """Raised in the main thread by the SIGTERM/SIGINT handler to leave the server loop."""
 
 
-def make_wsgi(app: App, healthy: Callable[[], bool]) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """POST /slack/events goes to Bolt; GET /healthz answers 200 while healthy; anything else is 404."""
-    bolt = SlackRequestHandler(app, path=EVENTS_PATH)
+def make_wsgi(app: App, healthy: Callable[[], bool],
+              signing_secret: str) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """POST /slack/events goes to Bolt once its signature verifies (see ``slack.gate``); GET /healthz answers
+    200 while healthy; anything else is 404."""
+    bolt = guard(SlackRequestHandler(app, path=EVENTS_PATH), signing_secret)
 
     def wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -42,7 +46,7 @@ def make_wsgi(app: App, healthy: Callable[[], bool]) -> Callable[[dict[str, Any]
                            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
             return [body]
         if path == EVENTS_PATH:
-            return bolt(environ, start_response)  # type: ignore[no-any-return]
+            return bolt(environ, start_response)
         body = b"not found\n"
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"),
                                          ("Content-Length", str(len(body)))])
@@ -78,13 +82,15 @@ def drain(pool: ThreadPoolExecutor, seconds: float = DRAIN_SECONDS) -> bool:
 
 
 def serve_http(app: App, pool: ThreadPoolExecutor, *, host: str, port: int, stop: threading.Event,
-               ready: Callable[[str, int], None] | None = None) -> None:
+               signing_secret: str, ready: Callable[[str, int], None] | None = None) -> None:
     """Serve HTTP mode with waitress until SIGTERM/SIGINT."""
     from waitress import create_server  # imported here: Socket Mode does not need it
 
-    wsgi = make_wsgi(app, healthy=lambda: not stop.is_set())
-    # A few threads are plenty: listeners only ack here; lookups run on ``pool``.
-    server = create_server(wsgi, host=host, port=port, threads=8, ident="wesbot")
+    wsgi = make_wsgi(app, healthy=lambda: not stop.is_set(), signing_secret=signing_secret)
+    # A few threads are plenty: listeners only ack here; lookups run on ``pool``. Waitress refuses a body over
+    # the gate's limit before buffering it (its own default is 1 GB).
+    server = create_server(wsgi, host=host, port=port, threads=8, ident="wesbot",
+                           max_request_body_size=MAX_BODY_BYTES)
     actual_port = server.effective_port
     logger.info("wesbot listening on http://%s:%s%s (health: %s)", host, actual_port, EVENTS_PATH, HEALTH_PATH)
     if ready is not None:

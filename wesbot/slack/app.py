@@ -44,6 +44,7 @@ from .blocks import (
     render,
     section,
 )
+from .gate import response_origins, response_url_allowed
 from .poster import SlackPoster
 
 logger = logging.getLogger("wesbot.slack")
@@ -54,6 +55,8 @@ COMMANDS = (SLASH_COMMAND,)
 ACTIONS = (ACTION_RUN, ACTION_PAGE, ACTION_SHARE)
 # Every action id wesbot's messages carry (the cancel buttons have their own listeners).
 ALL_ACTIONS = (*ACTIONS, ACTION_CANCEL, ACTION_KEEP)
+# Set in a request's context once it passed verification and the response_url check.
+CHECKED = "wesbot_checked"
 
 
 @dataclass
@@ -78,6 +81,8 @@ class Deps:
     cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT
     poster: SlackPoster | None = None
     watches: WatchesStore | None = None
+    # Where a payload's response_url may point (see slack.gate); anything else is refused before any listener.
+    response_origins: frozenset[str] = response_origins("https://slack.com/api/")
 
     def context(self, channel_id: str | None, user_id: str | None) -> Context | None:
         if self.store is None or not channel_id or not user_id:
@@ -181,6 +186,17 @@ def answer(
 def register(app: App, deps: Deps) -> None:
     """Register the ``/wes`` command, its buttons and the global error handler on ``app``."""
 
+    @app.middleware
+    def only_slack_response_urls(body: dict[str, Any], context: dict[str, Any],
+                                 next: Callable[[], BoltResponse]) -> BoltResponse:
+        """Runs after Bolt's signature check: a response_url that is not Slack's is refused, never answered."""
+        urls = [body.get("response_url")] if isinstance(body, dict) and "response_url" in body else []
+        if not all(response_url_allowed(url, deps.response_origins) for url in urls):
+            logger.warning("refused a payload whose response_url is not on Slack's hooks host")
+            return BoltResponse(status=400, body="")
+        context[CHECKED] = True
+        return next()
+
     def ack_command(ack: Ack, command: dict[str, Any]) -> None:
         try:
             parsed = parse(command.get("text") or "")
@@ -279,10 +295,12 @@ def register(app: App, deps: Deps) -> None:
         app.action(matcher)(ack=ack_action, lazy=[make_action_runner(action_id)])
 
     @app.error
-    def on_error(error: Exception, body: dict[str, Any], respond: Respond | None = None) -> BoltResponse | None:
+    def on_error(error: Exception, body: dict[str, Any], context: dict[str, Any],
+                 respond: Respond | None = None) -> BoltResponse | None:
         error_id = new_error_id()
         logger.error("error %s in a Slack listener", error_id, exc_info=error)
-        if respond is not None and isinstance(body, dict) and body.get("response_url"):
+        # Only a request that passed verification and the response_url check is ever answered.
+        if respond is not None and context.get(CHECKED) and isinstance(body, dict) and body.get("response_url"):
             _safe_respond(respond, response_type="ephemeral", replace_original=False,
                           **error_message(f"Sorry, something went wrong (error id {error_id})."))
         return None
