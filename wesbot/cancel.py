@@ -17,12 +17,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .format import duration, human_duration
 from .store.cancels import Cancel, CancelStore
 from .wes.errors import WesError, WesHTTPError
 from .wes.models import RunLog, RunStatus, State, is_terminal, state_label
+
+if TYPE_CHECKING:
+    from .slack.poster import PostResult
 
 logger = logging.getLogger("wesbot.cancel")
 
@@ -175,20 +178,51 @@ def confirm(wes: CancelWes, *, run_id: str, user_id: str, channel_id: str | None
                     outcome="already-requested", detail=f"by {existing.user_id}")
         return CancelView(stage="already-requested", run_id=run_id, state=status.state, by_user=existing.user_id,
                           at=existing.requested_at)
+    claim = store.get(run_id)
+    audit_id = claim.audit_id if claim is not None and claim.audit_id else 0
+    # From here on the claim and its "sending" audit row exist: if this process dies, recover() finishes.
     try:
         wes.cancel_run(run_id)
     except WesError as error:
         store.release(run_id)
         code = error.status_code if isinstance(error, WesHTTPError) else None
-        store.audit(now=now, user_id=user_id, channel_id=channel_id, run_id=run_id, state_before=before,
-                    outcome="wes-error", wes_status=code, detail=str(error))
+        store.set_audit_outcome(audit_id, "wes-error", str(error), wes_status=code)
         return CancelView(stage="wes-error", run_id=run_id, state=status.state, detail=str(error))
-    audit_id = store.audit(now=now, user_id=user_id, channel_id=channel_id, run_id=run_id, state_before=before,
-                           outcome="requested")
+    store.set_audit_outcome(audit_id, "requested")
     ts, channel_error = announce(before)
     store.requested(run_id, audit_id=audit_id, now=now, message_ts=ts, message_error=channel_error)
     return CancelView(stage="requested", run_id=run_id, state=status.state, by_user=user_id, at=now,
                       channel_error=channel_error)
+
+
+RESTARTED = "wesbot restarted while sending the cancel"
+
+
+def recover(store: CancelStore, post: Callable[[str, dict[str, Any]], PostResult], now: float,
+            after: float = 120.0) -> int:
+    """Finish the cancels a dead process started: claimed (and audited "sending") but never followed.
+
+    Whether WES got the POST is not known, so the attempt is recorded as requested and followed like any
+    other (the follow-up reads the run's state and records confirmed-canceled, no-effect…); the channel is
+    told, once, if it never was. A claim younger than ``after`` seconds may still be in flight: left alone.
+    """
+    recovered = 0
+    for cancel in store.stale_claims(now - after):
+        ts, error = cancel.message_ts, cancel.message_error
+        if ts is None and cancel.channel_id:
+            text = outcome_text(cancel, now)
+            result = post(cancel.channel_id, {"text": text, "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
+            ts, error = (result.ts, None) if result.ok else (None, result.error or "error")
+        if not store.adopt(cancel.run_id, now=now, message_ts=ts, message_error=error):
+            continue
+        if cancel.audit_id:
+            store.set_audit_outcome(cancel.audit_id, "requested", RESTARTED)
+        else:  # claimed before audit rows were written with the claim
+            store.audit(now=cancel.requested_at, user_id=cancel.user_id, channel_id=cancel.channel_id,
+                        run_id=cancel.run_id, state_before=cancel.state_before, outcome="requested", detail=RESTARTED)
+        recovered += 1
+    return recovered
 
 
 def follow(cancel: Cancel, status: RunStatus | None, now: float) -> tuple[str, str | None] | None:

@@ -249,7 +249,8 @@ def parse(text: str) -> Command:
         return Command(name=name, run_id=_check_id("run id", args[0], name) if args else None, share=share)
     if name in ("status", "details", "subscribe", "unsubscribe", "cancel"):
         need(1, 1)
-        return Command(name=name, run_id=_check_id("run id", args[0], name), share=share)
+        # A cancel confirmation is never shared: its red button stays with whoever asked.
+        return Command(name=name, run_id=_check_id("run id", args[0], name), share=share and name != "cancel")
     if name == "tasks":
         need(1, 2)
         only_failed = False

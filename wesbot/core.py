@@ -97,6 +97,11 @@ class Result:
     command: Command | None
     ok: bool = True
 
+    @property
+    def shareable(self) -> bool:
+        """May ``--share`` (or a Share button) post this in the channel?"""
+        return self.ok
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = _jsonable(dataclasses.asdict(self))
         data["kind"] = type(self).__name__.removesuffix("Result").lower()
@@ -181,11 +186,17 @@ class LogsResult(Result):
 class CancelResult(Result):
     view: CancelView
 
+    @property
+    def shareable(self) -> bool:
+        return False  # a cancel confirmation (its red button) is only ever shown to whoever asked
+
 
 @dataclass(frozen=True, kw_only=True)
 class AuditResult(Result):
     run_id: str | None
     rows: list[AuditRow]
+    # Slack's /wes audit shows the attempts made in the channel it is typed in; None: all (the terminal)
+    channel_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -292,7 +303,8 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
         if ctx.cancels is None or ctx.cancelers is None:
             return ErrorResult(command=command, message="cancelling is not set up here")
         if command.name == "audit":
-            return AuditResult(command=command, run_id=command.run_id, rows=ctx.cancels.recent_audit(command.run_id))
+            rows = ctx.cancels.recent_audit(command.run_id, channel_id=ctx.channel_id)  # never other channels
+            return AuditResult(command=command, run_id=command.run_id, rows=rows, channel_id=ctx.channel_id)
         assert command.run_id is not None
         view = cancel_prompt(wes, run_id=command.run_id, user_id=ctx.user_id, channel_id=ctx.channel_id,
                              cancelers=ctx.cancelers, store=ctx.cancels, now=ctx.now)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
 
+from .wes.logs import sanitize_text
 from .wes.models import Log, State, state_label
 
 ELLIPSIS = "…"
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
 
 
 def shorten(text: str, limit: int) -> str:
@@ -32,29 +33,38 @@ def tail_lines(text: str, lines: int, limit: int) -> tuple[str, bool]:
     return out, cut
 
 
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
-
-
 def parse_time(value: str | None) -> datetime | None:
+    """A server time in UTC; None when it is missing, not ISO 8601, or not representable in UTC
+    (``0001-01-01T00:00:00+14:00`` would overflow): such a time is unknown, never an error."""
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def epoch_iso(epoch: float | None) -> str:
+    """An epoch time as ISO 8601 UTC, or "" when it is missing or out of range (NaN, 1e300)."""
+    try:
+        return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else ""
+    except (ValueError, OverflowError, OSError):
+        return ""
 
 
 def show_time(value: str | None) -> str:
-    """A server time, shown compactly in UTC when it parses, as the server wrote it otherwise."""
+    """A server time, shown compactly in UTC when it parses, as the server wrote it (cleaned) otherwise."""
     parsed = parse_time(value)
     if parsed is None:
-        return shorten(value, 40) if value else "—"
-    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return shorten(sanitize_text(value, multiline=False), 40) if value else "—"
+    return parsed.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def human_duration(seconds: float) -> str:
+    """``3h 5m``; a negative duration counts as 0s, and NaN or infinity as unknown ("—")."""
+    if not math.isfinite(seconds):
+        return "—"
     seconds = int(max(seconds, 0))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
@@ -75,6 +85,8 @@ def duration(start: str | None, end: str | None, *, now: datetime | None = None)
         return None
     finished = parse_time(end)
     if finished is None:
+        if end:
+            return None  # an end that is not a time we can read: unknown, not "still running"
         return "for " + human_duration(((now or datetime.now(UTC)) - begun).total_seconds()) + " so far"
     return human_duration((finished - begun).total_seconds())
 
@@ -107,7 +119,8 @@ def compact_json(value: Any, limit: int) -> tuple[str, bool]:
 
 
 def is_url(value: str | None) -> bool:
-    return bool(value) and re.match(r"^https?://\S+$", value or "") is not None
+    """An http(s) URL of printable ASCII only: no control or bidi character can ride in a link."""
+    return bool(value) and re.match(r"^https?://[!-~]+$", value or "") is not None
 
 
 def log_is_inline(value: str | None) -> bool:

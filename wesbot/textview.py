@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from .commands import OPTIONS_HELP, SUBCOMMANDS
 from .core import (
     AuditResult,
@@ -25,26 +23,26 @@ from .core import (
 from .format import (
     compact_json,
     duration,
+    epoch_iso,
     log_is_inline,
     show_time,
     state_with_exit,
-    strip_ansi,
-    tail_lines,
     task_state,
 )
+from .wes.logs import sanitize_log_text, sanitize_text
 from .wes.models import Log, State, state_label
 
 
 def _clean(text: object) -> str:
     """Terminal-safe: no escape sequences from WES reach the operator's terminal."""
-    return "".join(ch if ch.isprintable() or ch == "\n" else "?" for ch in strip_ansi(str(text)))
+    return sanitize_text(str(text))
 
 
 def _log(label: str, value: str | None) -> list[str]:
     if not value:
         return []
     if log_is_inline(value):
-        tail, cut = tail_lines(_clean(value), 10, 4000)
+        tail, cut = sanitize_log_text(value, lines=10, max_chars=4000)
         return [f"{label}{' (last 10 lines)' if cut else ''}:", *("  " + line for line in tail.splitlines())]
     return [f"{label}: {_clean(value)}"]
 
@@ -91,7 +89,7 @@ def render_text(result: Result, *, host: str) -> str:
             if result.tail.note:
                 lines.append(f"({_clean(result.tail.note)})")
     elif isinstance(result, AuditResult):
-        lines = [f"{show_time(datetime.fromtimestamp(r.at, UTC).isoformat())}\t{r.user_id}\t{_clean(r.run_id)}\t"
+        lines = [f"{show_time(epoch_iso(r.at))}\t{r.user_id}\t{_clean(r.run_id)}\t"
                  f"{_clean(r.state_before or '-')}\t{r.outcome}" + (f" ({r.wes_status})" if r.wes_status else "")
                  + (f"\t{_clean(r.detail)}" if r.detail else "")
                  for r in result.rows] or ["no cancel attempts recorded"]

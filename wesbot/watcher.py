@@ -32,6 +32,7 @@ import httpx
 
 from .cancel import follow as follow_cancel
 from .cancel import outcome_text as cancel_outcome_text
+from .cancel import recover as recover_cancels
 from .core import DETAILS_LOG_LINES, LogReader, failed_log_ref, run_failed
 from .slack.blocks import section
 from .slack.cards import FailedTask, RunOutcome, card, digest, notice, notification, unreadable_text
@@ -57,6 +58,8 @@ from .wes.models import (
 logger = logging.getLogger("wesbot.watcher")
 
 LEASE = "watcher"
+# Slack refuses the bot token: try again this often (a person has to fix the token).
+TOKEN_RETRY = 300.0
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -196,6 +199,8 @@ class Watcher:
         # When a sweep does not pay (few of our runs per page read), skip sweeping for a few cycles.
         self._skip_sweeps = 0
         self._told_no_states = False
+        self._failing_steps: set[str] = set()
+        self._token_refused_since: float | None = None
 
     # -- one poll cycle ---------------------------------------------------------------------------
 
@@ -580,7 +585,7 @@ class Watcher:
         if self.cancels is None:
             return 0
         now = self.clock.now()
-        self.cancels.adopt_stale(now)
+        recover_cancels(self.cancels, self.poster.post, now)
         decided = 0
         for cancel in self.cancels.to_follow(now):
             if self.stop.is_set():
@@ -731,6 +736,7 @@ class Watcher:
         done = self.clock.now()
         self._pacing.used(row.channel_id, done + self.settings.pace_seconds)
         if result.ok:
+            self._token_refused_since = None
             self.store.mark_sent(row.id, ts=result.ts, now=done)
             stats.sent += 1
             return
@@ -741,12 +747,25 @@ class Watcher:
         elif result.permanent:
             self.store.mark_failed(row.id, error=result.error or "error")
             stats.failed += 1
+        elif result.token_error:
+            self._token_refused(result)
+            self.store.mark_retry(row.id, not_before=done + TOKEN_RETRY, error=result.error or "error")
+            self._pacing.used(row.channel_id, done + TOKEN_RETRY)
+            stats.retried += 1
         else:
+            self._token_refused_since = None
             wait = result.retry_after or min(2.0 ** min(row.attempts + 1, 12), self.settings.retry_cap)
             self.store.mark_retry(row.id, not_before=done + wait, error=result.error or "error")
             if result.retry_after:
                 self._pacing.used(row.channel_id, done + wait)
             stats.retried += 1
+
+    def _token_refused(self, result: PostResult) -> None:
+        """Slack refuses the bot token: loud, once per episode; every row stays owed."""
+        if self._token_refused_since is None:
+            self._token_refused_since = self.clock.now()
+            logger.error("Slack rejects the bot token (%s): fix SLACK_BOT_TOKEN; %d notifications waiting",
+                         result.error, self.store.pending_count())
 
     def _channel_failed(self, channel: str, result: PostResult, now: float) -> None:
         """Slack will not take posts in ``channel``: end its subscriptions and tell their subscribers by DM."""
@@ -773,24 +792,25 @@ class Watcher:
             self._holding.clear()
             return max(period / 3, 0.2)
         self._holding.set()
-        self.expire()
-        self.follow_cancels()
-        if self.watches is not None and now >= self._next_sweep:
-            sweep = self.sweep_watches()
-            self._next_sweep = self.clock.now() + self.settings.poll_seconds
-            if sweep.listed:
-                logger.debug("sweep: %s", sweep)
+        self._contained("expiring subscriptions", self.expire)
+        self._contained("following cancels", self.follow_cancels)
         if now >= self._next_tick:
-            stats = self.tick()
+            # Subscriptions first: a long or failing channel-wide sweep must not hold up their polling.
+            stats = self._contained("polling subscribed runs", self.tick)
             # errbot's habit: the next cycle is set only once this one has finished.
             self._next_tick = self.clock.now() + self.settings.poll_seconds
-            if stats.polled:
+            if stats is not None and stats.polled:
                 logger.debug("tick: %s", stats)
             next_due = self.store.next_due()
             if next_due is not None:
                 self._next_tick = min(self._next_tick, max(next_due, self.clock.now() + 0.5))
+        if self.watches is not None and now >= self._next_sweep:
+            sweep = self._contained("sweeping channel watches", self.sweep_watches)
+            self._next_sweep = self.clock.now() + self.settings.poll_seconds
+            if sweep is not None and sweep.listed:
+                logger.debug("sweep: %s", sweep)
         if deliver:
-            self.deliver()
+            self._contained("delivering to Slack", self.deliver)
         else:
             self._owed.set()
         now = self.clock.now()
@@ -805,6 +825,21 @@ class Watcher:
         if self.cancels is not None and (self.cancels.following() or self.cancels.to_sync()):
             waits.append(1.0)
         return max(min(waits), 0.05)
+
+    def _contained(self, what: str, fn: Callable[[], T]) -> T | None:
+        """Run one step of the loop so that its failure (a bug, a hostile body's RecursionError) never stops
+        the others. Logged with its traceback once per episode, not every cycle."""
+        try:
+            result = fn()
+        except Exception:
+            if what not in self._failing_steps:
+                self._failing_steps.add(what)
+                logger.exception("%s failed; the other steps go on, and it is tried again next cycle", what)
+            return None
+        if what in self._failing_steps:
+            self._failing_steps.discard(what)
+            logger.info("%s works again", what)
+        return result
 
     def _send_loop(self) -> None:
         """The sender thread: posts whatever is owed while this process holds the lease."""

@@ -159,7 +159,7 @@ def answer(
     notice = _SlowNotice(interim, deps.slow_notice_after)
     try:
         result = execute(command, deps.wes, deps.context(channel_id, user_id), deps.logs)
-        share = command.share and result.ok
+        share = command.share and result.shareable
         message: Message = render(result, host=deps.host, shared_by=user_id if share else None)
     except Exception:
         # A bug in wesbot, not a user's or a server's doing: the traceback goes to the log, with an id

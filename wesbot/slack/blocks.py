@@ -8,7 +8,6 @@ Every message stays within Block Kit's limits (see :func:`check_limits`), shorte
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from ..cancel import CancelView
@@ -34,16 +33,15 @@ from ..core import (
 from ..format import (
     compact_json,
     duration,
+    epoch_iso,
     is_url,
     log_is_inline,
     shorten,
     show_time,
     state_with_exit,
-    strip_ansi,
-    tail_lines,
     task_state,
 )
-from ..wes.logs import LogTail
+from ..wes.logs import LogTail, sanitize_log_text, sanitize_text
 from ..wes.models import Log, is_terminal, state_label
 
 Message = dict[str, Any]
@@ -70,9 +68,10 @@ ACTION_KEEP = "wes_keep"  # "Keep running": dismiss the confirmation
 _MENTIONS = re.compile(r"@(channel|here|everyone)\b", re.IGNORECASE)
 
 
-def escape(text: object) -> str:
-    """Make text from WES inert in mrkdwn: no links, no mentions, no broadcasts."""
-    out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def escape(text: object, *, multiline: bool = False) -> str:
+    """Make text from WES inert in mrkdwn: no links, no mentions, no broadcasts; and no control or
+    bidi characters or terminal escapes (:func:`~wesbot.wes.logs.sanitize_text`)."""
+    out = sanitize_text(str(text), multiline=multiline).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     # A bare @channel is not a mention without link_names, but make sure no client parses it as one.
     return _MENTIONS.sub("@\u200b\\1", out)
 
@@ -87,7 +86,7 @@ def code_block(text: str, limit: int) -> str:
     """A code block of WES text that cannot be broken out of, within ``limit`` characters in total.
 
     Every backtick becomes a look-alike: even one next to the fences would end the block early."""
-    body = escape(text).replace("`", "ˋ")
+    body = escape(text, multiline=True).replace("`", "ˋ")
     return "```" + shorten(body or " ", max(limit - 6, 1)) + "```"
 
 
@@ -113,6 +112,7 @@ def fields_section(pairs: list[tuple[str, str]]) -> Block:
 
 
 def header(text: str) -> Block:
+    text = sanitize_text(text, multiline=False)
     return {"type": "header", "text": {"type": "plain_text", "text": shorten(text, MAX_HEADER), "emoji": False}}
 
 
@@ -308,7 +308,7 @@ def _log_field(label: str, value: str | None, lines: int = 10) -> list[Block]:
     if is_url(value):
         return [section(f"*{label}:* {link(value, 'open ' + label)}")]
     if log_is_inline(value):
-        tail, cut = tail_lines(strip_ansi(value), lines, 1500)
+        tail, cut = sanitize_log_text(value, lines=lines, max_chars=1500)
         note = f" (last {lines} lines)" if cut else ""
         return [section(f"*{label}*{note}:\n{code_block(tail, 2000)}")]
     return [section(f"*{label}:* {code(value, 300)}")]
@@ -439,7 +439,7 @@ def _task(result: TaskResult, host: str, shared_by: str | None) -> Message:
     blocks += _log_field("stdout", task.stdout)
     blocks += _log_field("stderr", task.stderr)
     if task.system_logs:
-        logs, _ = tail_lines("\n".join(task.system_logs), 10, 1500)
+        logs, _ = sanitize_log_text("\n".join(task.system_logs), lines=10, max_chars=1500)
         blocks.append(section(f"*System logs:*\n{code_block(logs, 2000)}"))
     blocks += actions(run_button("All tasks", f"tasks {result.run_id}"), _share_button(result.command))
     blocks += _footer(host, shared_by)
@@ -491,14 +491,16 @@ def cancel_message(view: CancelView) -> Message:
 
 def _audit(result: AuditResult) -> Message:
     if not result.rows:
-        text = "No cancel attempts recorded" + (f" for run {code(result.run_id)}." if result.run_id else ".")
+        where = " in this channel" if result.channel_id else ""
+        text = f"No cancel attempts recorded{where}" + (f" for run {code(result.run_id)}." if result.run_id else ".")
         return {"text": text, "blocks": [section(text)]}
     lines = []
     for row in result.rows:
         status = f" ({row.wes_status})" if row.wes_status else ""
         lines.append(f"{escape(show_time(_iso(row.at)))}  <@{row.user_id}>  {code(row.run_id, 80)}  "
                      f"was {escape(row.state_before or '?')} → *{escape(row.outcome)}*{status}")
-    title = "Cancel attempts" + (f" for run {code(result.run_id)}" if result.run_id else " (most recent first)")
+    title = ("Cancel attempts" + (" in this channel" if result.channel_id else "")
+             + (f" for run {code(result.run_id)}" if result.run_id else " (most recent first)"))
     blocks = [section(f"*{title}*")] + [section(chunk) for chunk in chunk_lines(lines)]
     return {"text": f"{len(result.rows)} cancel attempts", "blocks": blocks}
 
@@ -574,8 +576,7 @@ def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
     return {"text": f"{len(subs)} runs watched in this channel", "blocks": blocks}
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
+_iso = epoch_iso
 
 
 def check_limits(message: Message) -> list[str]:

@@ -17,9 +17,14 @@ logger = logging.getLogger("wesbot.slack.poster")
 
 # Errors after which posting to that channel cannot succeed until a person changes something.
 PERMANENT_CHANNEL_ERRORS = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "account_inactive", "restricted_action",
-    "cannot_dm_bot", "user_not_found", "user_disabled", "team_access_not_granted", "missing_scope",
-    "not_authed", "invalid_auth", "token_revoked", "token_expired", "no_permission", "ekm_access_denied",
+    "channel_not_found", "not_in_channel", "is_archived", "restricted_action",
+    "cannot_dm_bot", "user_not_found", "user_disabled", "team_access_not_granted", "ekm_access_denied",
+})
+# Errors about the bot's token or installation, not the channel: nothing is given up, posting resumes once
+# someone fixes SLACK_BOT_TOKEN (account_inactive is about the token's user, so it is one of them).
+TOKEN_ERRORS = frozenset({
+    "invalid_auth", "token_revoked", "not_authed", "account_inactive", "missing_scope", "token_expired",
+    "no_permission",
 })
 # Errors about this one message: retrying it unchanged cannot help.
 PERMANENT_MESSAGE_ERRORS = frozenset({
@@ -41,6 +46,8 @@ class PostResult:
     permanent: bool = False
     # The error is about the channel (every message there will fail), not this message.
     channel_error: bool = False
+    # The token is refused: retry everything later, with a long backoff (see TOKEN_ERRORS).
+    token_error: bool = False
 
 
 class SlackPoster:
@@ -142,6 +149,8 @@ def classify(status: int, headers: Any, data: Any) -> PostResult:
         return PostResult(ok=False, error=error or f"Slack answered {status}")
     error = data.get("error") if isinstance(data, dict) else None
     error = str(error or f"HTTP {status}")
+    if error in TOKEN_ERRORS:
+        return PostResult(ok=False, error=error, token_error=True)
     if error in PERMANENT_CHANNEL_ERRORS:
         return PostResult(ok=False, error=error, permanent=True, channel_error=True)
     if error in PERMANENT_MESSAGE_ERRORS:

@@ -73,13 +73,20 @@ class CancelStore:
             )
             return int(cursor.lastrowid or 0)
 
-    def set_audit_outcome(self, audit_id: int, outcome: str, detail: str | None = None) -> None:
+    def set_audit_outcome(self, audit_id: int, outcome: str, detail: str | None = None,
+                          wes_status: int | None = None) -> None:
         with self.store._tx() as db:
-            db.execute("UPDATE audit SET outcome = ?, detail = COALESCE(?, detail) WHERE id = ?",
-                       [outcome, detail, audit_id])
+            db.execute("UPDATE audit SET outcome = ?, detail = COALESCE(?, detail), "
+                       "wes_status = COALESCE(?, wes_status) WHERE id = ?",
+                       [outcome, detail[:500] if detail else None, wes_status, audit_id])
 
-    def recent_audit(self, run_id: str | None = None, limit: int = 20) -> list[AuditRow]:
-        where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+    def recent_audit(self, run_id: str | None = None, limit: int = 20,
+                     channel_id: str | None = None) -> list[AuditRow]:
+        """The latest attempts, of one run and/or typed in one channel (None: every channel, for the terminal)."""
+        filters = [("run_id = ?", run_id), ("channel_id = ?", channel_id)]
+        kept = [(sql, value) for sql, value in filters if value]
+        where = ("WHERE " + " AND ".join(sql for sql, _ in kept)) if kept else ""
+        params: list[object] = [value for _, value in kept]
         rows = self.store.db.execute(
             "SELECT id, at, user_id, channel_id, run_id, wes_url, state_before, outcome, wes_status, detail "
             f"FROM audit {where} ORDER BY at DESC, id DESC LIMIT ?", [*params, limit]
@@ -95,6 +102,8 @@ class CancelStore:
 
         The run id is the primary key of ``cancels``: of two clicks at the same moment, one insert wins.
         A finished follow-up ("done") is replaced: a run can be cancelled again if it was restarted.
+        The claim and its audit row ("sending") are written together, before the POST: a process that dies
+        during the POST leaves both, for :meth:`stale_claims` to find.
         """
         with self.store._tx() as db:
             db.execute("DELETE FROM cancels WHERE run_id = ? AND status = 'done'", [run_id])
@@ -104,6 +113,12 @@ class CancelStore:
                 [run_id, user_id, channel_id, state_before, now, deadline, response_url],
             ).rowcount
             if inserted == 1:
+                audit_id = db.execute(
+                    "INSERT INTO audit (at, user_id, channel_id, run_id, wes_url, state_before, outcome) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'sending')",
+                    [now, user_id, channel_id, run_id, self.wes_url, state_before],
+                ).lastrowid
+                db.execute("UPDATE cancels SET audit_id = ? WHERE run_id = ?", [audit_id, run_id])
                 return None
             row = db.execute(f"SELECT {_CANCEL_COLUMNS} FROM cancels WHERE run_id = ?", [run_id]).fetchone()
             return _cancel(row)
@@ -121,6 +136,21 @@ class CancelStore:
                 "message_error = ? WHERE run_id = ?",
                 [audit_id, now, message_ts, message_error, run_id],
             )
+
+    def stale_claims(self, before: float) -> list[Cancel]:
+        """Claims left 'requesting' since before ``before``: their process most likely died mid-POST."""
+        rows = self.store.db.execute(
+            f"SELECT {_CANCEL_COLUMNS} FROM cancels WHERE status = 'requesting' AND requested_at < ?", [before]
+        ).fetchall()
+        return [_cancel(r) for r in rows]
+
+    def adopt(self, run_id: str, *, now: float, message_ts: str | None, message_error: str | None) -> bool:
+        """Follow a stale claim from now on (False: it was no longer 'requesting')."""
+        with self.store._tx() as db:
+            return db.execute(
+                "UPDATE cancels SET status = 'requested', next_poll_at = ?, message_ts = ?, message_error = ? "
+                "WHERE run_id = ? AND status = 'requesting'", [now, message_ts, message_error, run_id],
+            ).rowcount == 1
 
     def adopt_stale(self, now: float, after: float = 120.0) -> int:
         """A claim left 'requesting' by a process that died mid-POST: WES may have it. Follow it like the rest."""

@@ -52,6 +52,7 @@ __all__ = [
     "LogUnavailable",
     "parse_allowed_hosts",
     "sanitize_log_text",
+    "sanitize_text",
     "shown_url",
 ]
 
@@ -80,7 +81,7 @@ _ESCAPES = re.compile(
     r"|\x1b[ -/]*[0-~]"
 )
 # Bidirectional embeddings, overrides and isolates ("Trojan Source") and the direction marks.
-_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 LogSource = Literal["inline", "url", "path"]
 
@@ -137,21 +138,35 @@ def _keep_char(ch: str) -> bool:
     return unicodedata.category(ch) not in ("Cc", "Cs")
 
 
+def sanitize_text(text: str, *, multiline: bool = True) -> str:
+    """Untrusted text from WES made safe to show: the one rule for every WES-provided string.
+
+    Terminal escape sequences (ANSI colours, OSC titles and hyperlinks...) are removed, and every
+    C0/C1 control character, lone surrogate and bidi override/isolate/mark. Multi-line text keeps
+    ``\\n`` and ``\\t`` (``\\r\\n``, U+2028 and U+2029 become ``\\n``; a line rewritten with ``\\r``
+    keeps its last version); single-line text gets a space for each of them instead.
+    """
+    text = _ESCAPES.sub("", text)
+    text = text.replace("\r\n", "\n").replace("\u2028", "\n").replace("\u2029", "\n")
+    if multiline:
+        text = "\n".join(_drop_carriage_returns(line) for line in text.split("\n"))
+    else:
+        text = re.sub(r"[\n\t\r\v\f\x85]", " ", text)
+    return "".join(ch for ch in text if _keep_char(ch))
+
+
 def sanitize_log_text(text: str, *, lines: int, max_chars: int) -> tuple[str, bool]:
     """The readable end of a log: ``(text, truncated)``.
 
     Terminal escape sequences are removed (colours, cursor moves, titles, hyperlinks), ``\\r\\n``
     becomes ``\\n`` and a line rewritten with ``\\r`` keeps its last version, every other control
-    character but ``\\n`` and ``\\t`` is dropped (and the bidi overrides). Then the last ``lines``
-    lines are kept (trailing empty lines do not count), and at most ``max_chars`` characters
-    (code points; a cut in the middle of a line is marked with ``…``, which counts). ``truncated``
+    character but ``\\n`` and ``\\t`` is dropped (and the bidi overrides): :func:`sanitize_text`.
+    Then the last ``lines`` lines are kept (trailing empty lines do not count), and at most
+    ``max_chars`` characters (code points; a cut in the middle of a line is marked with ``…``, which
+    counts). ``truncated``
     tells whether anything but escapes, control characters and trailing blank lines was dropped.
     """
-    text = _ESCAPES.sub("", text)
-    text = text.replace("\r\n", "\n").replace("\u2028", "\n").replace("\u2029", "\n")
-    text = "\n".join(_drop_carriage_returns(line) for line in text.split("\n"))
-    text = "".join(ch for ch in text if _keep_char(ch))
-    text = text.rstrip("\n")
+    text = sanitize_text(text).rstrip("\n")
     if not text:
         return "", False
     if lines <= 0 or max_chars <= 0:
