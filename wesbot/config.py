@@ -7,11 +7,12 @@ never part of a message, a ``repr`` or a log line.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .cancel import parse_cancelers
 from .wes.logs import parse_allowed_hosts
@@ -68,8 +69,11 @@ class Settings:
         values = [self.wes_token, self.slack_bot_token, self.slack_app_token, self.slack_signing_secret]
         if self.wes_auth:
             values.append(self.wes_auth[1])
-            values.append(f"{self.wes_auth[0]}:{self.wes_auth[1]}")
-        return [v for v in values if v and len(v) >= 4]
+            pair = f"{self.wes_auth[0]}:{self.wes_auth[1]}"
+            # As an echoed Authorization header shows it, and percent-encoded as in a URL.
+            values += [pair, base64.b64encode(pair.encode("utf-8")).decode("ascii"),
+                       quote(self.wes_auth[1], safe=""), quote(pair, safe="")]
+        return list(dict.fromkeys(v for v in values if v and len(v) >= 4))
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

@@ -22,6 +22,7 @@ Security notes:
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -145,6 +146,7 @@ class _Body:
     text: str
     data: Any = _NO_JSON  # the decoded JSON, or _NO_JSON
     html: bool = False
+    too_deep: bool = False  # JSON nested too deeply to decode
 
     @property
     def empty(self) -> bool:
@@ -158,6 +160,8 @@ class _Body:
         """What was sent instead of JSON."""
         if self.empty:
             return "an empty answer"
+        if self.too_deep:
+            return "JSON nested too deeply to read"
         if self.html:
             return "an HTML page"
         return "text that is not JSON"
@@ -170,7 +174,9 @@ def _read_body(response: httpx.Response) -> _Body:
     text = response.text
     try:
         return _Body(text=text, data=json.loads(content))
-    except ValueError:  # includes UnicodeDecodeError
+    except RecursionError:
+        return _Body(text=text, too_deep=True)
+    except (ValueError, MemoryError):  # ValueError includes UnicodeDecodeError
         pass
     content_type = response.headers.get("content-type", "").lower()
     return _Body(text=text, html="html" in content_type or text.lstrip().startswith("<"))
@@ -308,7 +314,9 @@ class WesClient:
         self._credential_var = "WES_TOKEN" if token is not None else "WES_AUTH" if auth is not None else None
         secrets = [token] if token else []
         if auth is not None and auth[1]:
-            secrets += [auth[1], f"{auth[0]}:{auth[1]}"]
+            pair = f"{auth[0]}:{auth[1]}"
+            # The base64 form is what an Authorization header echoed by a server shows.
+            secrets += [auth[1], pair, base64.b64encode(pair.encode("utf-8")).decode("ascii")]
         # Masked in every message: as sent, and as they would appear percent-encoded in a path; longest
         # first, so that "user:password" is masked whole. Secrets shorter than MIN_MASKED_SECRET are
         # not masked: masking every "a" in a message would hide the message and protect nothing.
