@@ -164,21 +164,57 @@ def test_timeouts_are_passed(make: Factory) -> None:
     assert timeout["read"] == 7.0
 
 
-def test_credentials_not_sent_across_origins_on_redirect(make: Factory) -> None:
+def test_redirect_to_another_origin_is_refused_unread(make: Factory) -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         if request.url.host == "wes.test":
             return httpx.Response(302, headers={"location": "http://elsewhere.test/runs"})
-        return js({"runs": []})
+        return text("INTERNAL-ONLY: db password hunter2", 500)
 
     client = WesClient(BASE, token=TOKEN, transport=httpx.MockTransport(handler), sleep=lambda _: None)
     make.clients.append(client)
-    client.list_runs()
-    assert [r.url.host for r in seen] == ["wes.test", "elsewhere.test"]
-    assert "authorization" in seen[0].headers
-    assert "authorization" not in seen[1].headers
+    with pytest.raises(WesProtocolError) as info:
+        client.list_runs()
+    assert [r.url.host for r in seen] == ["wes.test"]
+    assert str(info.value) == (
+        "WES server at wes.test redirected GET /runs to another host (elsewhere.test); wesbot follows "
+        "redirects only on wes.test: if the server moved, set WES_URL to its new address")
+
+
+@pytest.mark.parametrize("location", [
+    BASE + "/v2/runs",                                     # same origin
+    "/ga4gh/wes/v1/v2/runs",                               # relative
+    "https://wes.test/ga4gh/wes/v1/v2/runs",               # http -> https on the same host
+    "http://wes.test:80/ga4gh/wes/v1/v2/runs",             # the default port spelled out
+])
+def test_redirect_on_the_same_origin_is_followed_with_credentials(make: Factory, location: str) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if "/v2/" not in request.url.path:
+            return httpx.Response(307, headers={"location": location})
+        return js({"runs": [{"run_id": "a", "state": "RUNNING"}]})
+
+    client = WesClient(BASE, token=TOKEN, transport=httpx.MockTransport(handler), sleep=lambda _: None)
+    make.clients.append(client)
+    assert [run.run_id for run in client.list_runs().runs] == ["a"]
+    assert len(seen) == 2 and all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in seen)
+
+
+@pytest.mark.parametrize("location", [
+    "https://wes.test:8443/x",          # another port
+    "http://wes.test.evil.example/x",   # a look-alike host
+    "http://user:pw@wes.test/x",        # credentials in the URL
+    "https://elsewhere.test/x",
+])
+def test_redirects_off_the_origin_are_refused(make: Factory, location: str) -> None:
+    router = Router({"GET /runs/r1/status": httpx.Response(302, headers={"location": location})})
+    with pytest.raises(WesProtocolError, match="wesbot follows redirects only on wes.test"):
+        make(router).get_status("r1")
+    assert len(router.requests) == 1
 
 
 # ---- run lists and paging -------------------------------------------------------------------------

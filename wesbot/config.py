@@ -7,15 +7,15 @@ never part of a message, a ``repr`` or a log line.
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from .cancel import parse_cancelers
 from .wes.logs import parse_allowed_hosts
+from .wes.secrets import secret_forms
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DB = "wesbot.db"
@@ -65,15 +65,9 @@ class Settings:
         return None
 
     def secrets(self) -> list[str]:
-        """Every secret value, so that log filters can redact them."""
-        values = [self.wes_token, self.slack_bot_token, self.slack_app_token, self.slack_signing_secret]
-        if self.wes_auth:
-            values.append(self.wes_auth[1])
-            pair = f"{self.wes_auth[0]}:{self.wes_auth[1]}"
-            # As an echoed Authorization header shows it, and percent-encoded as in a URL.
-            values += [pair, base64.b64encode(pair.encode("utf-8")).decode("ascii"),
-                       quote(self.wes_auth[1], safe=""), quote(pair, safe="")]
-        return list(dict.fromkeys(v for v in values if v and len(v) >= 4))
+        """Every form of every secret value (see :mod:`wesbot.wes.secrets`), so that log filters can redact them."""
+        others = (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret)
+        return secret_forms(auth=self.wes_auth, token=self.wes_token, others=others)
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

@@ -124,6 +124,9 @@ class Reply:
     content_type: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     close_connection: bool = False
+    # A hostile server: send the body one byte every ``drip_seconds``, or chunked with no Content-Length.
+    drip_seconds: float = 0.0
+    chunked: bool = False
 
 
 def reply(status: int, body: Any = None, content_type: str | None = None) -> Reply:
@@ -212,6 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", answer.content_type)
         for name, value in answer.headers.items():
             self.send_header(name, value)
+        if answer.drip_seconds or answer.chunked:
+            self._send_slowly(answer)
+            return
         self.send_header("Content-Length", str(len(answer.body)))
         # end_headers() would send the head and the body in two writes, and Nagle's algorithm with
         # delayed ACKs then stalls every answer for 40 ms: send both in one write.
@@ -221,6 +227,22 @@ class _Handler(BaseHTTPRequestHandler):
             buffered.append(answer.body)
         self.wfile.write(b"".join(buffered))
         self._headers_buffer = []
+
+    def _send_slowly(self, answer: Reply) -> None:
+        if answer.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        step = 1 if answer.drip_seconds else 65536
+        for start in range(0, len(answer.body), step):
+            piece = answer.body[start : start + step]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if answer.chunked else piece)
+            self.wfile.flush()
+            if answer.drip_seconds and self.server.stopped.wait(answer.drip_seconds):
+                return
+        if answer.chunked:
+            self.wfile.write(b"0\r\n\r\n")
 
     def setup(self) -> None:
         super().setup()
@@ -257,6 +279,7 @@ class _Server(ThreadingHTTPServer):
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         self.stopping = False
+        self.stopped = threading.Event()  # cuts a dripping answer short
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def server_bind(self) -> None:
@@ -330,6 +353,7 @@ class LoopbackHTTPServer:
         if server is None or thread is None:
             return
         server.stopping = True
+        server.stopped.set()
         server.shutdown()
         server.drop_connections()
         server.server_close()

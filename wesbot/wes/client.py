@@ -10,9 +10,13 @@ Security notes:
 
 - Run and task ids are checked (:func:`check_id`) and sent as one percent-encoded path segment, so an
   id such as ``../service-info`` or ``a/b?c`` never reaches another endpoint.
-- Credentials (basic auth or a bearer token) are only sent to the configured origin: httpx drops the
-  ``Authorization`` header on redirects to another origin, and ``task_logs_url`` is only followed when it
-  points at the WES server's own origin.
+- Credentials (basic auth or a bearer token) are only sent to the configured origin: redirects are
+  followed by hand, only on that origin (and from http to https on the same host), and ``task_logs_url``
+  is only followed when it points there. A redirect anywhere else is refused without being read, so an
+  internal address's answer never reaches a user.
+- Every call has a total deadline (retries and redirects included) and every answer a size cap, so a
+  server that drips bytes or sends gigabytes costs a caller seconds and megabytes, not minutes and
+  gigabytes.
 - No message and no log line contains a credential: messages are built from the host, status codes,
   paths and the server's own error text, and every configured secret is masked in them. Debug logs carry
   the method, path, status and time, never headers. httpx itself logs request URLs at INFO on the
@@ -22,7 +26,6 @@ Security notes:
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import time
@@ -58,6 +61,7 @@ from .models import (
     parse_service_info,
     parse_task_page,
 )
+from .secrets import Masker, secret_forms
 
 logger = logging.getLogger("wesbot.wes")
 
@@ -72,8 +76,14 @@ MAX_PLAIN_TEXT = 200
 RETRY_STATUSES = frozenset({502, 503, 504})
 # Statuses of the task endpoints that mean "no such endpoint here": fall back to the inline task_logs.
 TASK_FALLBACK_STATUSES = frozenset({400, 404, 405, 501})
-# Shorter secrets are not masked in messages (see WesClient.__init__).
-MIN_MASKED_SECRET = 4
+# How much of one answer is read. Run lists, run logs and task pages can be large; the rest are small.
+# An error answer is read up to MAX_ERROR_BODY (only its message is wanted) and the rest ignored.
+MAX_LARGE_BODY = 16 * 1024 * 1024
+MAX_BODY = 4 * 1024 * 1024
+MAX_ERROR_BODY = 64 * 1024
+_LARGE_BODIES = frozenset({"list", "run", "tasks"})
+# Redirects followed on one call, all on the WES server's own origin (http -> https upgrades too).
+MAX_REDIRECTS = 5
 # How many task pages get_task scans when the server has no /tasks/{task_id}.
 MAX_TASK_SCAN_PAGES = 20
 
@@ -167,19 +177,56 @@ class _Body:
         return "text that is not JSON"
 
 
-def _read_body(response: httpx.Response) -> _Body:
-    content = response.content
+def _parse_body(content: bytes, content_type: str, encoding: str) -> _Body:
     if not content.strip():
         return _Body(text="")
-    text = response.text
+    try:
+        text = content.decode(encoding, errors="replace")
+    except LookupError:
+        text = content.decode("utf-8", errors="replace")
     try:
         return _Body(text=text, data=json.loads(content))
     except RecursionError:
         return _Body(text=text, too_deep=True)
     except (ValueError, MemoryError):  # ValueError includes UnicodeDecodeError
         pass
-    content_type = response.headers.get("content-type", "").lower()
-    return _Body(text=text, html="html" in content_type or text.lstrip().startswith("<"))
+    return _Body(text=text, html="html" in content_type.lower() or text.lstrip().startswith("<"))
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One answer, read within the size and time limits."""
+
+    status_code: int
+    reason_phrase: str
+    url: httpx.URL
+    body: _Body
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """The time one call may take, retries and redirects included (monotonic clock)."""
+
+    started: float
+    seconds: float
+
+    @classmethod
+    def start(cls, seconds: float) -> _Budget:
+        return cls(time.monotonic(), seconds)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def left(self) -> float:
+        return self.seconds - self.elapsed()
+
+
+def format_size(size: int) -> str:
+    """``16 MiB``, ``64 KiB``, ``900 bytes``."""
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:g} {unit}"
+    return f"{size} bytes"
 
 
 def _message_from_json(value: object, depth: int = 0) -> str | None:
@@ -278,6 +325,12 @@ class WesClient:
     Every method raises only :class:`~wesbot.wes.errors.WesError` subclasses (and :class:`ValueError`
     from the constructor for a malformed ``base_url``). GETs are retried ``retries`` more times, after
     ``backoff * 2**attempt`` seconds, on connection errors, timeouts and 502/503/504; POSTs never are.
+
+    ``timeout`` bounds each read and ``connect_timeout`` each connect, as in httpx; ``deadline`` (default
+    ``timeout + connect_timeout``) bounds a whole call, retries and redirects included, so that a server
+    dripping one byte at a time cannot hold a caller for longer. Answers are read up to
+    :data:`MAX_BODY` (:data:`MAX_LARGE_BODY` for run lists, run logs and task pages), and redirects are
+    followed only on the server's own origin.
     """
 
     def __init__(
@@ -288,6 +341,7 @@ class WesClient:
         token: str | None = None,
         timeout: float = 10.0,
         connect_timeout: float = 5.0,
+        deadline: float | None = None,
         retries: int = 2,
         backoff: float = 0.5,
         transport: httpx.BaseTransport | None = None,
@@ -308,20 +362,12 @@ class WesClient:
         self._host = self._base.netloc.decode("ascii")
         self._timeout = timeout
         self._connect_timeout = connect_timeout
+        self._deadline = deadline if deadline is not None else timeout + connect_timeout
         self._retries = max(0, retries)
         self._backoff = backoff
         self._sleep = sleep
         self._credential_var = "WES_TOKEN" if token is not None else "WES_AUTH" if auth is not None else None
-        secrets = [token] if token else []
-        if auth is not None and auth[1]:
-            pair = f"{auth[0]}:{auth[1]}"
-            # The base64 form is what an Authorization header echoed by a server shows.
-            secrets += [auth[1], pair, base64.b64encode(pair.encode("utf-8")).decode("ascii")]
-        # Masked in every message: as sent, and as they would appear percent-encoded in a path; longest
-        # first, so that "user:password" is masked whole. Secrets shorter than MIN_MASKED_SECRET are
-        # not masked: masking every "a" in a message would hide the message and protect nothing.
-        secrets += [quote(secret, safe="") for secret in secrets]
-        self._secrets = sorted({s for s in secrets if len(s) >= MIN_MASKED_SECRET}, key=len, reverse=True)
+        self._redact = Masker(secret_forms(auth=auth, token=token))
         headers = {"Accept": "application/json", "User-Agent": "wesbot"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
@@ -329,7 +375,7 @@ class WesClient:
             auth=auth,
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            follow_redirects=True,
+            follow_redirects=False,
             transport=transport,
         )
 
@@ -535,50 +581,101 @@ class WesClient:
 
     # ---- HTTP -----------------------------------------------------------------------------------
 
-    def _send(self, call: _Call, url: str, *, params: dict[str, str] | None = None) -> httpx.Response:
+    def _send(self, call: _Call, url: str, *, params: dict[str, str] | None = None) -> _Answer:
         """Send one request, retrying idempotent GETs; raise WesUnreachable when there is no answer."""
         attempts = 1 + self._retries if call.method == "GET" else 1
         target = httpx.URL(url)
         if params:
             # Merged by hand: httpx's params= would replace a query the URL already has (task_logs_url).
             target = target.copy_merge_params(params)
-        attempt = 0
-        while True:
-            started = time.monotonic()
+        budget = _Budget.start(self._deadline)
+        for attempt in range(attempts):
+            again = attempt + 1 < attempts
             try:
-                response = self._http.request(call.method, target)
+                answer = self._follow(call, target, budget)
             except httpx.HTTPError as exc:
-                elapsed = (time.monotonic() - started) * 1000
-                logger.debug("%s failed after %.0f ms: %s", self._redact(call.label), elapsed,
-                             type(exc).__name__)
-                retryable = isinstance(exc, httpx.TimeoutException | httpx.NetworkError
-                                       | httpx.RemoteProtocolError)
-                if retryable and attempt + 1 < attempts:
-                    self._pause(call, attempt, type(exc).__name__)
-                    attempt += 1
+                retryable = isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
+                if retryable and again and self._pause(call, attempt, type(exc).__name__, budget):
                     continue
-                raise self._transport_error(exc) from exc
-            elapsed = (time.monotonic() - started) * 1000
-            logger.debug("%s -> %d in %.0f ms", self._redact(call.label), response.status_code, elapsed)
-            if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
-                response.close()
-                self._pause(call, attempt, str(response.status_code))
-                attempt += 1
+                raise self._transport_error(exc, call, budget) from exc
+            if answer.status_code in RETRY_STATUSES and again \
+                    and self._pause(call, attempt, str(answer.status_code), budget):
                 continue
-            return response
+            return answer
+        raise AssertionError("unreachable")  # pragma: no cover - the last attempt returns or raises
 
-    def _pause(self, call: _Call, attempt: int, why: str) -> None:
+    def _follow(self, call: _Call, target: httpx.URL, budget: _Budget) -> _Answer:
+        """One attempt: the request and the redirects it leads to on the same origin, each answer read."""
+        request = self._http.build_request(call.method, target, timeout=self._attempt_timeout(budget))
+        for _ in range(MAX_REDIRECTS + 1):
+            started = time.monotonic()
+            response = self._http.send(request, stream=True)
+            try:
+                logger.debug("%s -> %d in %.0f ms", self._redact(call.label), response.status_code,
+                             (time.monotonic() - started) * 1000)
+                if response.next_request is None:
+                    return self._read(call, response, budget)
+                request = response.next_request
+            finally:
+                response.close()
+            self._check_redirect(call, request.url)
+            request.extensions["timeout"] = self._attempt_timeout(budget).as_dict()
+        raise WesProtocolError(f"WES server at {self._host} redirected too many times")
+
+    def _attempt_timeout(self, budget: _Budget) -> httpx.Timeout:
+        left = max(budget.left(), 0.001)
+        return httpx.Timeout(min(self._timeout, left), connect=min(self._connect_timeout, left))
+
+    def _check_redirect(self, call: _Call, url: httpx.URL) -> None:
+        """Redirects are followed only on the WES server's origin: anywhere else is refused, unread."""
+        if self._same_origin(str(url)) or self._upgraded(url):
+            return
+        raise WesProtocolError(self._redact(
+            f"WES server at {self._host} redirected {call.label} to another host ({url.netloc.decode('ascii')}); "
+            f"wesbot follows redirects only on {self._host}: if the server moved, set WES_URL to its new address"))
+
+    def _upgraded(self, url: httpx.URL) -> bool:
+        """The same host over https instead of http, on the default port."""
+        base = self._base
+        return (base.scheme, url.scheme) == ("http", "https") and url.host == base.host \
+            and url.port is None and not url.userinfo
+
+    def _read(self, call: _Call, response: httpx.Response, budget: _Budget) -> _Answer:
+        """The answer's body, at most the call's limit (an error answer's is cut), within the deadline."""
+        ok = 200 <= response.status_code < 300
+        limit = (MAX_LARGE_BODY if call.kind in _LARGE_BODIES else MAX_BODY) if ok else MAX_ERROR_BODY
+        declared = response.headers.get("content-length", "").strip()
+        if ok and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(call, limit)
+        content = bytearray()
+        for chunk in response.iter_bytes():
+            if budget.left() < 0:
+                raise self._too_slow(call, budget)
+            content += chunk
+            if len(content) > limit:
+                if ok:
+                    raise self._too_large(call, limit)
+                del content[limit:]
+                break
+        body = _parse_body(bytes(content), response.headers.get("content-type", ""), response.encoding or "utf-8")
+        return _Answer(response.status_code, response.reason_phrase, response.url, body)
+
+    def _pause(self, call: _Call, attempt: int, why: str, budget: _Budget) -> bool:
+        """Wait before the next attempt; False when no time would be left for it."""
         delay = self._backoff * 2**attempt
+        if budget.left() - delay < min(self._timeout, 1.0):
+            return False
         logger.info("WES %s: %s; retrying in %s (retry %d of %d)", self._redact(call.label), why,
                     format_seconds(delay), attempt + 1, self._retries)
         self._sleep(delay)
+        return True
 
-    def _decode(self, call: _Call, response: httpx.Response, expected: frozenset[str], *,
+    def _decode(self, call: _Call, answer: _Answer, expected: frozenset[str], *,
                 allow_empty: bool = False) -> Any:
         """The decoded JSON of a successful answer; any other answer raises the matching WesError."""
-        body = _read_body(response)
-        if not 200 <= response.status_code < 300:
-            raise self._http_error(call, response.status_code, response.reason_phrase, body)
+        body = answer.body
+        if not 200 <= answer.status_code < 300:
+            raise self._http_error(call, answer.status_code, answer.reason_phrase, body)
         if body.empty and allow_empty:
             return None
         if not body.is_json:
@@ -597,25 +694,30 @@ class WesClient:
         """An id (or encoded id) as shown in messages: secrets masked, then shortened."""
         return _shown(self._redact(value))
 
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
     def _protocol(self, call: _Call, what: str) -> WesProtocolError:
         return WesProtocolError(self._redact(f"WES server at {self._host} sent {what} for {call.label}"))
 
-    def _transport_error(self, exc: httpx.HTTPError) -> WesError:
+    def _too_large(self, call: _Call, limit: int) -> WesProtocolError:
+        return self._protocol(call, f"more than {format_size(limit)} (the most wesbot reads of one answer)")
+
+    def _too_slow(self, call: _Call, budget: _Budget) -> WesUnreachable:
+        return WesUnreachable(
+            f"WES server at {self._host} was still sending its answer to {self._redact(call.label)} after "
+            f"{budget.elapsed():.1f} s; wesbot waits at most {format_seconds(self._deadline)} for one answer")
+
+    def _transport_error(self, exc: httpx.HTTPError, call: _Call, budget: _Budget) -> WesError:
         host = self._host
         if isinstance(exc, httpx.TimeoutException):
             limit = self._connect_timeout if isinstance(exc, httpx.ConnectTimeout) else self._timeout
-            return WesUnreachable(f"WES server at {host} did not answer within {format_seconds(limit)}")
+            message = f"WES server at {host} did not answer within {format_seconds(limit)}"
+            elapsed = budget.elapsed()
+            if elapsed > limit * 1.1:  # several attempts: say how long it really took
+                message += f" (gave up on {self._redact(call.label)} after {elapsed:.1f} s)"
+            return WesUnreachable(message)
         if isinstance(exc, httpx.ConnectError | httpx.ProxyError):
             return WesUnreachable(f"could not connect to the WES server at {host} ({_reason(exc)})")
         if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
             return WesUnreachable(f"lost the connection to the WES server at {host} ({_reason(exc)})")
-        if isinstance(exc, httpx.TooManyRedirects):
-            return WesProtocolError(f"WES server at {host} redirected too many times")
         if isinstance(exc, httpx.DecodingError):
             return WesProtocolError(f"WES server at {host} sent a body that could not be decoded")
         if isinstance(exc, httpx.UnsupportedProtocol):
@@ -680,9 +782,14 @@ class WesClient:
             other = httpx.URL(url)
         except httpx.InvalidURL:
             return False
-        base = self._base
-        same = (other.scheme, other.host, other.port) == (base.scheme, base.host, base.port)
-        return same and not other.userinfo
+        return _origin(other) == _origin(self._base) and not other.userinfo
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
 
 
 def _paging(page_size: int | None, page_token: str | None) -> dict[str, str] | None:

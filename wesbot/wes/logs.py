@@ -25,7 +25,6 @@ Security rules:
 
 from __future__ import annotations
 
-import base64
 import codecs
 import logging
 import re
@@ -34,13 +33,14 @@ import unicodedata
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Literal
-from urllib.parse import parse_qsl, quote, unquote, urlencode
+from urllib.parse import parse_qsl, unquote, urlencode
 
 import httpx
 
 from .client import format_seconds
 from .errors import WesError
 from .models import looks_like_log_content, resolve_url
+from .secrets import Masker, basic_credentials, secret_forms
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -62,8 +62,6 @@ DEFAULT_MAX_BYTES = 64 * 1024
 # A server that ignores Range is read up to this many bytes (keeping only the last max_bytes).
 DEFAULT_STREAM_LIMIT = 16 * 1024 * 1024
 MAX_REDIRECTS = 3
-# Shorter secrets are not masked (as in WesClient): masking every "a" would hide the message.
-MIN_MASKED_SECRET = 4
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -328,17 +326,11 @@ class LogFetcher:
         self._max_bytes = max_bytes
         self._stream_limit = stream_limit
         self._authorization: str | None = None
-        secrets: list[str] = []
         if token is not None:
             self._authorization = f"Bearer {token}"
-            secrets.append(token)
         elif auth is not None:
-            pair = f"{auth[0]}:{auth[1]}"
-            self._authorization = "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
-            if auth[1]:
-                secrets += [auth[1], pair]
-        secrets += [quote(secret, safe="") for secret in secrets]
-        self._secrets = sorted({s for s in secrets if len(s) >= MIN_MASKED_SECRET}, key=len, reverse=True)
+            self._authorization = basic_credentials(auth)
+        self._redact = Masker(secret_forms(auth=auth, token=token))
         # No cookie is ever stored: a log host must not be able to plant state for later requests.
         no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
         self._http = httpx.Client(
@@ -556,8 +548,3 @@ class LogFetcher:
         if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
             return LogUnavailable(self._redact(f"lost the connection to log host {host} while fetching {what}"))
         return LogUnavailable(self._redact(f"fetching {what} from log host {host} failed ({type(exc).__name__})"))
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
