@@ -24,18 +24,6 @@ FAST = {"WESBOT_POLL_SECONDS": "0.3", "WESBOT_CANCEL_TIMEOUT": "3"}
 
 
 @pytest.fixture
-def wes() -> Iterator[FakeWes]:
-    with FakeWes() as fake:
-        yield fake
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
 def bot(wes: FakeWes, slack: FakeSlack) -> Iterator[BotProcess]:
     proc = BotProcess(wes_url=wes.url, slack_api_url=slack.api_url, http=True,
                       extra_env={**FAST, "WESBOT_CANCELERS": "U1,U2,S100"})
@@ -63,7 +51,8 @@ def channel_messages(slack: FakeSlack) -> list[dict[str, Any]]:
 
 
 def test_cancel_confirm_follow_and_audit(bot: BotProcess, slack: FakeSlack, wes: FakeWes) -> None:
-    wes.add_run("c1", "RUNNING", request={"workflow_url": "https://x/align.cwl"})
+    wes.add_run("c1", "RUNNING", request={"workflow_url": "https://x/align.cwl", "workflow_type": "CWL",
+                                        "workflow_type_version": "v1.0"})
     post(bot, slash_command_payload("cancel c1", user_id="U1", response_url=slack.response_url("prompt")))
     prompt = answer(slack, "prompt")
     blocks = json.dumps(prompt["blocks"])

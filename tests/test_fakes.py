@@ -50,12 +50,6 @@ from tests.fakes.spec import SpecViolation
 
 
 @pytest.fixture
-def wes() -> Iterator[FakeWes]:
-    with FakeWes() as fake:
-        yield fake
-
-
-@pytest.fixture
 def http(wes: FakeWes) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=wes.url, timeout=5) as client:
         yield client
@@ -455,12 +449,6 @@ def test_submission_creates_a_run(wes: FakeWes, http: httpx.Client) -> None:
 
 # ---------------------------------------------------------------------------------------------------
 # FakeSlack: Web API
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
 
 
 @pytest.fixture

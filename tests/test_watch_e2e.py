@@ -6,38 +6,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from tests.botproc import BotProcess, ask_bot
 from tests.fakes.fake_slack import FakeSlack
 from tests.fakes.fake_wes import FakeWes, empty
 
 FAST = {"WESBOT_POLL_SECONDS": "0.3", "WESBOT_LEASE_SECONDS": "2"}
-
-
-@pytest.fixture
-def wes() -> Iterator[FakeWes]:
-    with FakeWes() as fake:
-        yield fake
-        assert fake.spec_violations == []
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def workdir() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="wesbot-watch-") as path:
-        yield path
 
 
 def start(wes: FakeWes, slack: FakeSlack, workdir: str, *, log: str = "bot.log", **env: str) -> BotProcess:

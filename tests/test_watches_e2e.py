@@ -3,10 +3,8 @@ its quirky list shapes) and the fake Slack; a kill -9 in the middle, and a burst
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,18 +15,6 @@ from tests.fakes.fake_wes import FakeWes
 from tests.test_watch_e2e import slash
 
 FAST = {"WESBOT_POLL_SECONDS": "0.3", "WESBOT_LEASE_SECONDS": "2"}
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    with FakeSlack() as fake:
-        yield fake
-
-
-@pytest.fixture
-def workdir() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="wesbot-watches-") as path:
-        yield path
 
 
 def start(wes: FakeWes, slack: FakeSlack, workdir: str, log: str = "bot.log") -> BotProcess:
