@@ -83,7 +83,9 @@ def setup_logging(settings: Settings | None, level: str) -> None:
 
 
 def wes_client(settings: Settings) -> WesClient:
-    return WesClient(settings.wes_url, auth=settings.wes_auth, token=settings.wes_token)
+    deadline = settings.wes_timeout
+    return WesClient(settings.wes_url, auth=settings.wes_auth, token=settings.wes_token,
+                     timeout=min(10.0, deadline), connect_timeout=min(5.0, deadline), deadline=deadline)
 
 
 def log_fetcher(settings: Settings) -> LogFetcher:

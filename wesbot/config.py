@@ -45,6 +45,8 @@ class Settings:
     # WESBOT_CANCELERS: Slack user (U…) and user-group (S…) ids who may cancel; empty means anyone.
     cancelers: tuple[str, ...] = ()
     cancel_timeout: float = 600.0
+    # WESBOT_WES_TIMEOUT: the most one WES call may take, retries and a slow server's answer included.
+    wes_timeout: float = 15.0
     poll_seconds: float = 30.0
     poll_concurrency: int = 16
     subscription_days: float = 14.0
@@ -207,6 +209,7 @@ def load_settings(
     except ValueError as error:
         problems.append(f"WESBOT_CANCELERS: {error}")
     cancel_timeout = number("WESBOT_CANCEL_TIMEOUT", 600.0, 1, 86400)
+    wes_timeout = number("WESBOT_WES_TIMEOUT", 15.0, 1, 600)
 
     log_hosts: frozenset[str] = frozenset()
     try:
@@ -219,6 +222,7 @@ def load_settings(
     return Settings(
         cancelers=cancelers,
         cancel_timeout=cancel_timeout,
+        wes_timeout=wes_timeout,
         log_hosts=log_hosts,
         poll_seconds=poll_seconds,
         poll_concurrency=poll_concurrency,
