@@ -64,9 +64,10 @@ def mentions(users: tuple[str, ...]) -> str:
 
 
 def _when(epoch: float | None) -> str:
-    if epoch is None:
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC") if epoch is not None else "—"
+    except (ValueError, OverflowError, OSError):  # a time far out of range (NaN, 1e300)
         return "—"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def state_icon(state: str | None, exit_code: int | None) -> str:

@@ -152,16 +152,6 @@ class CancelStore:
                 "WHERE run_id = ? AND status = 'requesting'", [now, message_ts, message_error, run_id],
             ).rowcount == 1
 
-    def adopt_stale(self, now: float, after: float = 120.0) -> int:
-        """A claim left 'requesting' by a process that died mid-POST: WES may have it. Follow it like the rest."""
-        with self.store._tx() as db:
-            return int(db.execute(
-                "UPDATE cancels SET status = 'requested', next_poll_at = ?, "
-                "message_error = COALESCE(message_error, 'wesbot restarted while sending the cancel') "
-                "WHERE status = 'requesting' AND requested_at < ?",
-                [now, now - after],
-            ).rowcount)
-
     def following(self) -> int:
         return int(self.store.db.execute("SELECT COUNT(*) FROM cancels WHERE status = 'requested'").fetchone()[0])
 

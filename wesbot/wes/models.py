@@ -243,7 +243,10 @@ def _str_list(value: object) -> list[str]:
 
 def _json_text(value: object) -> str:
     if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True)
+        try:
+            return json.dumps(value, sort_keys=True)
+        except (ValueError, RecursionError):  # nested deeper than json can write back
+            return "(not shown: nested too deeply)"
     return str(value)
 
 
@@ -351,7 +354,7 @@ def _maybe_json(value: object) -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return value
     return value
 
