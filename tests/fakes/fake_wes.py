@@ -445,6 +445,8 @@ class FakeWes:
       ``connection_close()``, ``error_response(500, "...")``, ``reply(status, body, type)``).
     - ``overrides``: relative path (with or without the query, e.g. ``"/runs/r1/status"``) ->
       ``Reply`` or ``(status, body, content_type)``; served instead of the real answer, after auth.
+      A ``Reply`` with ``drip_seconds`` sends its body one byte per interval (a server too slow to finish);
+      with ``chunked=True`` it is sent chunked with no Content-Length (a body of unknown size).
     - ``tasks_endpoint``: serve ``/runs/{id}/tasks[/{task_id}]`` (True), or answer
       ``tasks_missing_status`` there (404 problem+json like the reference server; 400, 405 or 501 as
       ``{msg, status_code}``). ``inline_task_logs`` keeps the deprecated inline ``task_logs``.
