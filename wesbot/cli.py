@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import sys
 import threading
 from collections.abc import Sequence
@@ -16,10 +17,11 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .cancel import Cancelers
 from .commands import SUBCOMMANDS
-from .config import ConfigError, Settings, environment, load_settings
+from .config import DEFAULT_DB, ConfigError, Settings, environment, load_settings
 from .core import run_text
 from .slack.poster import SlackPoster
 from .store.cancels import CancelStore
+from .store.health import StorageHealth, describe_storage_error
 from .store.watch import WatchStore
 from .store.watches import WatchesStore
 from .textview import render_text
@@ -135,6 +137,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if previous:
         logger.warning("WESBOT_DB was last used with another WES server; now using %s", settings.wes_url)
     db.close()
+    # Built right after the open: it remembers which file that was, to notice one deleted or replaced later.
+    storage = StorageHealth(settings.db_path)
     store = WatchStore(settings.db_path)
     wes = wes_client(settings)
     pool = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="wesbot-lookup")
@@ -152,7 +156,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 cancelers=Cancelers(settings.cancelers, resolve_group=lambda group: list(
                     client.usergroups_users_list(usergroup=group).get("users") or [])),
                 cancel_timeout=settings.cancel_timeout, poster=slack_poster(settings), watches=watches,
-                response_origins=response_origins(settings.slack_api_url))
+                response_origins=response_origins(settings.slack_api_url), db_path=settings.db_path)
     try:
         app = build_app(settings, deps, http_mode=http_mode)
     except (BoltError, SlackApiError) as error:
@@ -171,7 +175,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if http_mode:
             port = args.port if args.port is not None else int(os.environ.get("PORT") or 3000)
             serve_http(app, pool, host=args.host, port=port, stop=stop,
-                       signing_secret=settings.slack_signing_secret or "")
+                       signing_secret=settings.slack_signing_secret or "", problems=storage.check)
         else:
             assert settings.slack_app_token is not None
             serve_socket_mode(app, pool, app_token=settings.slack_app_token, stop=stop)
@@ -306,7 +310,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except KeyboardInterrupt:
         return 130
+    except (sqlite3.Error, OSError) as error:
+        failed = _storage_failure(error)
+        if failed is None:
+            raise
+        return failed
     return code
+
+
+def _storage_failure(error: BaseException) -> int | None:
+    """A storage fault on the terminal is one sentence and exit 1, not a traceback; None: not one, let it raise."""
+    sentence = describe_storage_error(error, environment().get("WESBOT_DB") or DEFAULT_DB)
+    if sentence is None:
+        return None
+    print(f"wesbot: {sentence}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,28 +31,40 @@ class Stopping(Exception):
     """Raised in the main thread by the SIGTERM/SIGINT handler to leave the server loop."""
 
 
-def make_wsgi(app: App, healthy: Callable[[], bool],
-              signing_secret: str) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+Problems = Callable[[], list[str]]
+
+
+def _no_problems() -> list[str]:
+    return []
+
+
+def make_wsgi(app: App, healthy: Callable[[], bool], signing_secret: str, *,
+              problems: Problems = _no_problems) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     """POST /slack/events goes to Bolt once its signature verifies (see ``slack.gate``); GET /healthz answers
-    200 while healthy; anything else is 404."""
+    200 while healthy, else 503 with what is wrong (``problems``: the storage's, one sentence a line, so that
+    a probe's log says it); anything else is 404."""
     bolt = guard(SlackRequestHandler(app, path=EVENTS_PATH), signing_secret)
 
     def wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            ok = healthy()
-            body = b"ok\n" if ok else b"stopping\n"
-            start_response("200 OK" if ok else "503 Service Unavailable",
-                           [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
-            return [body]
+            return _health(start_response, ["stopping"] if not healthy() else problems())
         if path == EVENTS_PATH:
             return bolt(environ, start_response)
-        body = b"not found\n"
-        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"),
-                                         ("Content-Length", str(len(body)))])
-        return [body]
+        return _plain(start_response, "404 Not Found", b"not found\n")
 
     return wsgi
+
+
+def _health(start_response: StartResponse, problems: list[str]) -> Iterable[bytes]:
+    if not problems:
+        return _plain(start_response, "200 OK", b"ok\n")
+    return _plain(start_response, "503 Service Unavailable", "".join(f"{p}\n" for p in problems).encode())
+
+
+def _plain(start_response: StartResponse, status: str, body: bytes) -> Iterable[bytes]:
+    start_response(status, [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def install_stop_handlers(stop: threading.Event, *, raise_in_main: bool, also: threading.Event | None = None) -> None:
@@ -82,11 +94,12 @@ def drain(pool: ThreadPoolExecutor, seconds: float = DRAIN_SECONDS) -> bool:
 
 
 def serve_http(app: App, pool: ThreadPoolExecutor, *, host: str, port: int, stop: threading.Event,
-               signing_secret: str, ready: Callable[[str, int], None] | None = None) -> None:
-    """Serve HTTP mode with waitress until SIGTERM/SIGINT."""
+               signing_secret: str, ready: Callable[[str, int], None] | None = None,
+               problems: Problems = _no_problems) -> None:
+    """Serve HTTP mode with waitress until SIGTERM/SIGINT; ``problems`` makes /healthz answer 503."""
     from waitress import create_server  # imported here: Socket Mode does not need it
 
-    wsgi = make_wsgi(app, healthy=lambda: not stop.is_set(), signing_secret=signing_secret)
+    wsgi = make_wsgi(app, healthy=lambda: not stop.is_set(), signing_secret=signing_secret, problems=problems)
     # A few threads are plenty: listeners only ack here; lookups run on ``pool``. Waitress refuses a body over
     # the gate's limit before buffering it (its own default is 1 GB).
     server = create_server(wsgi, host=host, port=port, threads=8, ident="wesbot",

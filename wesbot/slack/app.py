@@ -29,6 +29,7 @@ from ..commands import Command, UsageError, parse
 from ..config import Settings
 from ..core import Context, ErrorResult, LogReader, Result, Wes, execute
 from ..store.cancels import CancelStore
+from ..store.health import describe_storage_error
 from ..store.watch import WatchStore
 from ..store.watches import WatchesStore
 from .blocks import (
@@ -83,6 +84,8 @@ class Deps:
     watches: WatchesStore | None = None
     # Where a payload's response_url may point (see slack.gate); anything else is refused before any listener.
     response_origins: frozenset[str] = response_origins("https://slack.com/api/")
+    # WESBOT_DB, named in the sentence that replaces the apology when the error is a storage fault.
+    db_path: str | None = None
 
     def context(self, channel_id: str | None, user_id: str | None) -> Context | None:
         if self.store is None or not channel_id or not user_id:
@@ -94,6 +97,17 @@ class Deps:
 
 def new_error_id() -> str:
     return uuid.uuid4().hex[:8]
+
+
+def storage_apology(error: BaseException, db_path: str | None, error_id: str) -> str | None:
+    """What to say instead of "something went wrong" when ``error`` is a storage fault: the user (often the
+    operator) can act on "the disk is full"; None for any other error."""
+    sentence = describe_storage_error(error, db_path)
+    return None if sentence is None else f"{sentence} (error id {error_id})"
+
+
+def _sorry(error: BaseException, db_path: str | None, error_id: str) -> str:
+    return (storage_apology(error, db_path, error_id) or f"Sorry, something went wrong (error id {error_id})") + "."
 
 
 def _looking_up(command: Command) -> str:
@@ -161,15 +175,16 @@ def answer(
         result = execute(command, deps.wes, deps.context(channel_id, user_id), deps.logs)
         share = command.share and result.shareable
         message: Message = render(result, host=deps.host, shared_by=user_id if share else None)
-    except Exception:
-        # A bug in wesbot, not a user's or a server's doing: the traceback goes to the log, with an id
-        # the user can quote; the user gets the id and nothing else.
+    except Exception as error:
+        # A bug in wesbot or a storage fault, not a user's or a server's doing: the traceback goes to the log,
+        # with an id the user can quote; the user gets the id, and for a storage fault what is wrong.
         error_id = new_error_id()
         logger.exception("error %s while running %r", error_id, command.name)
         result = ErrorResult(
             command=command,
             kind="internal",
-            message=f"sorry, something went wrong on wesbot's side (error id {error_id}); its log has the details",
+            message=storage_apology(error, deps.db_path, error_id)
+            or f"sorry, something went wrong on wesbot's side (error id {error_id}); its log has the details",
         )
         share = False
         message = render(result, host=deps.host)
@@ -273,11 +288,11 @@ def register(app: App, deps: Deps) -> None:
                 deps.wes, run_id=run_id, user_id=user_id, channel_id=channel_id, cancelers=deps.cancelers,
                 store=deps.cancels, now=time.time(), timeout=deps.cancel_timeout,
                 response_url=body.get("response_url"), announce=announce)
-        except Exception:
+        except Exception as error:
             error_id = new_error_id()
             logger.exception("error %s while cancelling", error_id)
             _safe_respond(respond, response_type="ephemeral", replace_original=False,
-                          **error_message(f"Sorry, something went wrong (error id {error_id})."))
+                          **error_message(_sorry(error, deps.db_path, error_id)))
             return
         if deps.wake is not None:
             deps.wake()  # the watcher follows the cancel from now on
@@ -302,7 +317,7 @@ def register(app: App, deps: Deps) -> None:
         # Only a request that passed verification and the response_url check is ever answered.
         if respond is not None and context.get(CHECKED) and isinstance(body, dict) and body.get("response_url"):
             _safe_respond(respond, response_type="ephemeral", replace_original=False,
-                          **error_message(f"Sorry, something went wrong (error id {error_id})."))
+                          **error_message(_sorry(error, deps.db_path, error_id)))
         return None
 
 

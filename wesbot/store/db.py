@@ -64,6 +64,17 @@ def open_db(path: str | Path | None = None, *, memory: bool = False, shared: boo
     return db
 
 
+def write_heartbeat(conn: sqlite3.Connection, now: datetime) -> None:
+    """Commit one small row in ``meta``: the storage health probe. Only a commit proves that the file still
+    takes writes (a read-only file, a full disk); the same key every time, so the table does not grow."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('health_probe', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [now.isoformat()],
+    )
+    conn.commit()
+
+
 def record_wes_url(db: Database, wes_url: str) -> str | None:
     """Remember the WES server this database is used with; returns the previous one if it changed."""
     row = db.execute("SELECT value FROM meta WHERE key = 'wes_url'").fetchone()
