@@ -194,6 +194,9 @@ class BenchClock:
     def now(self) -> float:
         return time.time() + self.offset
 
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
     def advance(self, seconds: float) -> None:
         self.offset += seconds
 

@@ -19,13 +19,24 @@ DAY = 86400.0
 
 
 class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
+    """Wall time and monotonic time, far apart (so a mix-up of the two shows), moved together by ``advance``;
+    ``jump_wall`` moves the wall clock alone, as someone setting the system clock does."""
+
+    def __init__(self, now: float = 1_800_000_000.0, monotonic: float = 5_000.0) -> None:
         self.t = now
+        self.m = monotonic
 
     def now(self) -> float:
         return self.t
 
+    def monotonic(self) -> float:
+        return self.m
+
     def advance(self, seconds: float) -> None:
+        self.t += seconds
+        self.m += seconds
+
+    def jump_wall(self, seconds: float) -> None:
         self.t += seconds
 
 

@@ -11,8 +11,10 @@ the lease row in SQLite, so two processes on one database never both post. Each 
    retried (429 after its Retry-After, 5xx and connection errors with backoff) and giving up, with a DM
    to the subscribers, on permanent errors (``not_in_channel``...).
 
-Nothing is kept only in memory but the per-channel pacing. ``tick`` and ``deliver`` take the time from
-a :class:`Clock`, so tests drive them with a fake one and no real sleeps.
+Nothing is kept only in memory but the per-channel pacing and the loop's schedule. ``tick`` and ``deliver``
+take the time from a :class:`Clock`, so tests drive them with a fake one and no real sleeps: wall time for
+what is stored and shown, monotonic time for the in-process schedule. Every pass over GET /runs is bounded
+in pages, runs held and time, so a server whose list never ends cannot take the loop over.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -65,12 +67,21 @@ R = TypeVar("R")
 
 
 class Clock(Protocol):
+    """Two clocks, for two jobs. ``now()`` is wall time: what is stored in SQLite (due times survive a restart,
+    and another process reads them) and shown to people. ``monotonic()`` never jumps: the in-process schedule
+    (when to tick, sweep, post again, how long a sweep has run) follows it, so setting the wall clock back an
+    hour does not stop the watcher for an hour."""
+
     def now(self) -> float: ...
+    def monotonic(self) -> float: ...
 
 
 class SystemClock:
     def now(self) -> float:
         return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
 
 class WatchedWes(Protocol):
@@ -107,7 +118,24 @@ class WatcherSettings:
     sweep_max_pages: int = 100
     # Channel-wide watches: a burst of more than this many ends in one channel in one sweep is one digest.
     digest_after: int = 5
-    watch_max_pages: int = 2000
+    # Bounds on one pass over GET /runs, so that a server handing out pages forever cannot take the watcher
+    # over: a channel-watch sweep stops after this many pages (200k runs at the default page size) or once it
+    # holds this many runs; both kinds of sweep stop after ``sweep_budget`` seconds. A sweep cut short only
+    # announces ends of runs it already knew.
+    watch_max_pages: int = 200
+    watch_max_runs: int = 50_000
+    sweep_seconds_max: float = 20.0
+
+    @property
+    def sweep_budget(self) -> float:
+        """How long one sweep may read pages: at most half a poll period, so subscriptions keep their pace."""
+        return min(self.sweep_seconds_max, self.poll_seconds / 2)
+
+    @property
+    def longest_wait(self) -> float:
+        """The longest a run can legitimately wait for its next poll. A stored due time further ahead than
+        this was written before the wall clock was set back, and is treated as due now."""
+        return max(self.poll_seconds, self.backoff_cap)
 
 
 @dataclass
@@ -131,6 +159,17 @@ class SweepStats:
     queued: int = 0
     digests: int = 0
     confirmed: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Paging:
+    """How one pass over GET /runs went: ``complete`` when it read the list to its end; ``cut`` names the
+    bound that stopped it early ("pages", "runs" or "time"); ``stopped`` when the watcher is stopping."""
+
+    pages: int = 0
+    complete: bool = False
+    cut: str | None = None
+    stopped: bool = False
 
 
 @dataclass
@@ -158,16 +197,23 @@ class _Poll:
 
 @dataclass
 class _Pacing:
+    """When each channel may take its next post. Kept in memory only, so in monotonic time: callers give
+    durations, never times, and a wall clock set back cannot hold a channel's posts for an hour."""
+
+    clock: Clock
     next_allowed: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def ready(self, channel: str, now: float) -> bool:
+    def ready(self, channel: str) -> bool:
+        now = self.clock.monotonic()
         with self.lock:
-            return self.next_allowed.get(channel, 0.0) <= now
+            return self.next_allowed.get(channel, now) <= now
 
-    def used(self, channel: str, until: float) -> None:
+    def hold(self, channel: str, seconds: float) -> None:
+        """No post to ``channel`` for ``seconds`` from now (a longer hold already set stays)."""
+        until = self.clock.monotonic() + seconds
         with self.lock:
-            self.next_allowed[channel] = max(self.next_allowed.get(channel, 0.0), until)
+            self.next_allowed[channel] = max(self.next_allowed.get(channel, until), until)
 
 
 class Watcher:
@@ -190,7 +236,7 @@ class Watcher:
         # Channel-wide watches (None: not swept here).
         self.watches: WatchesStore | None = None
         self._next_sweep = 0.0
-        self._pacing = _Pacing()
+        self._pacing = _Pacing(self.clock)
         self._post_pool: ThreadPoolExecutor | None = None
         # Set while this process holds the lease (the sender thread posts only then), and when posts are owed.
         self._holding = threading.Event()
@@ -199,6 +245,8 @@ class Watcher:
         # When a sweep does not pay (few of our runs per page read), skip sweeping for a few cycles.
         self._skip_sweeps = 0
         self._told_no_states = False
+        # Set while channel-watch sweeps are being cut short by a bound (warned once per episode).
+        self._sweeps_cut = False
         self._failing_steps: set[str] = set()
         self._token_refused_since: float | None = None
 
@@ -208,7 +256,8 @@ class Watcher:
         """Read every due run once and store what was seen. Never raises for WES or Slack trouble."""
         stats = TickStats()
         now = self.clock.now()
-        due = self.store.due_runs(now)
+        # A due time further ahead than any wait we set was written before the wall clock went back: due now.
+        due = self.store.due_runs(now, horizon=self.settings.longest_wait)
         stats.due = len(due)
         if not due:
             return stats
@@ -257,7 +306,9 @@ class Watcher:
         return stats
 
     def _sweep(self, due: list[WatchedRun], stats: TickStats) -> dict[str, State]:
-        """States of due runs read from GET /runs pages, when that is cheaper than a status call per run."""
+        """States of due runs read from GET /runs pages, when that is cheaper than a status call per run.
+        At most ``sweep_max_pages`` pages and ``sweep_budget`` seconds: the runs it did not reach get a status
+        call, so a list that never ends costs a bounded delay, never a missed poll."""
         if len(due) < self.settings.sweep_min_runs:
             return {}
         if self._skip_sweeps > 0:
@@ -265,34 +316,57 @@ class Watcher:
             return {}
         wanted = {run.run_id for run in due}
         found: dict[str, State] = {}
-        seen: set[str | None] = {None}
-        token: str | None = None
-        stateless = 0
+        paging = _Paging()
         try:
-            for _ in range(self.settings.sweep_max_pages):
-                if self.stop.is_set():
+            for page in self._pages(paging, self.settings.sweep_max_pages, self._sweep_deadline()):
+                found.update((item.run_id, item.state) for item in page.runs if item.run_id in wanted
+                             and item.run_id not in found)
+                if len(found) == len(wanted):
                     break
-                page = self.wes.list_runs(page_size=self.settings.sweep_page_size, page_token=token)
-                stats.sweep_requests += 1
-                for item in page.runs:
-                    if item.run_id in wanted and item.run_id not in found:
-                        found[item.run_id] = item.state
-                        stateless += item.state is None
-                nxt = page.next_page_token
-                if len(found) == len(wanted) or not page.runs or not nxt or nxt in seen:
-                    break
-                seen.add(nxt)
-                token = nxt
         except WesError as error:
             logger.info("reading the run list failed (%s); asking each run for its status", error)
+        stats.sweep_requests += paging.pages
+        if paging.cut is not None:
+            logger.debug("the run list was read only in part (%s bound, %d pages)", paging.cut, paging.pages)
+        stateless = sum(state is None for state in found.values())
         if stateless and not self._told_no_states:
             logger.info("the WES server lists runs without their state; asking each run for its status instead")
             self._told_no_states = True
         useful = len(found) - stateless
-        if stats.sweep_requests and useful < 2 * stats.sweep_requests:
+        if paging.pages and useful < 2 * paging.pages:
             # Most of what the list holds is not ours: status calls are cheaper. Try again in a while.
             self._skip_sweeps = 10
         return found
+
+    def _sweep_deadline(self) -> float:
+        """When a sweep starting now must stop reading pages (monotonic time)."""
+        return self.clock.monotonic() + self.settings.sweep_budget
+
+    def _pages(self, paging: _Paging, max_pages: int, deadline: float) -> Iterator[RunListPage]:
+        """GET /runs, page after page, until the end of the list or a bound; ``paging`` records which.
+
+        The end is an empty page, an empty token, or a token seen before (some servers repeat one forever);
+        ``paging.complete`` is set before the last page is yielded. Never more than ``max_pages`` pages, and no
+        page is asked for once ``deadline`` (monotonic) has passed: a server that hands out a new token and new
+        runs on every page cannot hold the loop, or anything waiting behind it, for longer than that."""
+        token: str | None = None
+        tokens: set[str | None] = {None}
+        while True:
+            if self.stop.is_set():
+                paging.stopped = True
+                return
+            paging.cut = _page_bound(paging.pages, max_pages, self.clock.monotonic(), deadline)
+            if paging.cut is not None:
+                return
+            page = self.wes.list_runs(page_size=self.settings.sweep_page_size, page_token=token)
+            paging.pages += 1
+            nxt = page.next_page_token
+            paging.complete = not page.runs or not nxt or nxt in tokens
+            yield page
+            if paging.complete:
+                return
+            tokens.add(nxt)
+            token = nxt
 
     def _poll(self, run: WatchedRun, listed_ended: bool = False) -> _Poll:
         """Read one run. When the run list already showed it ended, GET /runs/{id} confirms it and gives
@@ -429,81 +503,114 @@ class Watcher:
     # -- channel-wide watches ----------------------------------------------------------------------
 
     def sweep_watches(self) -> SweepStats:
-        """Read the whole run list once, compare each run's state with the last one stored, and queue a
+        """Read the run list once, compare each run's state with the last one stored, and queue a
         notification for each run that moved into a watched terminal state, per watching channel.
 
         Never announced: runs that had ended before a watch started (a watch is active only from the first
-        complete sweep after it was created), and runs that disappear from the list. A run that is new since
-        the last complete sweep and already ended is announced only when both sweeps read the list to its end.
-        Every end is confirmed with GET /runs/{id} before it is announced, and goes through the same outbox,
-        with the same dedupe keys, as run subscriptions.
+        sweep after it was created that read the list to its end, or to one of its bounds), and runs that
+        disappear from the list. A run that is new since the last sweep and already ended is announced only
+        when both sweeps read the list to its end. A sweep cut short by a bound (pages, runs held, time; see
+        :class:`WatcherSettings`) is incomplete: it announces only ends of runs already stored, and the runs
+        beyond the bound are not watched until the list gets shorter. Every end is confirmed with
+        GET /runs/{id} before it is announced, and goes through the same outbox, with the same dedupe keys,
+        as run subscriptions.
         """
         stats = SweepStats()
         if self.watches is None or not self.watches.any_active():
             return stats
         started = self.clock.now()
+        deadline = self._sweep_deadline()
         watches = self.watches.active()
         known = self.watches.swept_states()
-        seen: dict[str, RunSummary] = {}
-        complete = False
-        token: str | None = None
-        tokens: set[str | None] = {None}
-        try:
-            for _ in range(self.settings.watch_max_pages):
-                if self.stop.is_set():
-                    return stats
-                page = self.wes.list_runs(page_size=self.settings.sweep_page_size, page_token=token)
-                stats.requests += 1
-                for item in page.runs:
-                    seen.setdefault(item.run_id, item)
-                nxt = page.next_page_token
-                if not page.runs or not nxt or nxt in tokens:
-                    complete = True
-                    break
-                tokens.add(nxt)
-                token = nxt
-        except WesError as error:
-            logger.info("sweeping the run list failed after %d pages: %s", stats.requests, error)
+        seen, paging = self._read_run_list(deadline)
+        stats.requests += paging.pages
+        if paging.stopped:
+            return stats
         stats.listed = len(seen)
         states: dict[str, State] = {run_id: item.state for run_id, item in seen.items()}
-        stateless = [run_id for run_id, state in states.items() if state is None]
-        if stateless:
-            if not self._told_no_states:
-                logger.info("the WES server lists runs without their state; asking each run for its status instead")
-                self._told_no_states = True
-            for run_id, status in zip(stateless, _parallel(self._status_or_none, stateless,
-                                                            self.settings.concurrency, self.stop), strict=False):
-                states[run_id] = status.state if status is not None else None
-                stats.requests += 1
+        if not self._fill_states(states, stats, deadline) and paging.complete:
+            paging.complete, paging.cut = False, "time"
+        self._report_cut(paging, stats.listed)
         previous_complete = self.store.get_notice("sweep_complete") == "1"
+        changes, ended = _compare(states, known, new_can_end=bool(known) and previous_complete and paging.complete)
         active = [w for w in watches if w.active_from is not None]
-        changes: list[tuple[str, str | None]] = []
-        ended: list[str] = []
-        for run_id, state in states.items():
-            label = None if state is None else str(state)
-            if run_id not in known:
-                changes.append((run_id, label))
-                if is_terminal(state) and known and previous_complete and complete:
-                    ended.append(run_id)
-            elif known[run_id] != label:
-                changes.append((run_id, label))
-                if is_terminal(state) and not is_terminal(parse_state(known[run_id])):
-                    ended.append(run_id)
         owed = self._owed_by_watches(ended, seen, active, stats) if active else []
         # A run whose end could not be confirmed keeps its old state, to be looked at again next sweep.
         unconfirmed = {run_id for run_id in ended if run_id not in stats.confirmed}
         changes = [(run_id, state) for run_id, state in changes if run_id not in unconfirmed]
-        stats.queued = self.watches.record_sweep(changes=changes, owed=owed, now=started, activate=complete)
-        self.store.set_notice("sweep_complete", "1" if complete else "0")
+        stats.queued = self.watches.record_sweep(changes=changes, owed=owed, now=started,
+                                                 activate=paging.complete or paging.cut is not None)
+        self.store.set_notice("sweep_complete", "1" if paging.complete else "0")
         if stats.queued:
             self._owed.set()
         return stats
 
-    def _status_or_none(self, run_id: str) -> RunStatus | None:
+    def _read_run_list(self, deadline: float) -> tuple[dict[str, RunSummary], _Paging]:
+        """The run list (the first listing of each run), within ``watch_max_pages``, ``watch_max_runs`` and
+        ``deadline``: what one sweep may cost in requests, memory and time, whatever the server hands out."""
+        seen: dict[str, RunSummary] = {}
+        paging = _Paging()
+        limit = self.settings.watch_max_runs
         try:
-            return self.wes.get_status(run_id)
+            for page in self._pages(paging, self.settings.watch_max_pages, deadline):
+                if not _take(seen, page.runs, limit) or (len(seen) >= limit and not paging.complete):
+                    paging.complete, paging.cut = False, "runs"
+                    break
+        except WesError as error:
+            logger.info("sweeping the run list failed after %d pages: %s", paging.pages, error)
+        return seen, paging
+
+    def _fill_states(self, states: dict[str, State], stats: SweepStats, deadline: float) -> bool:
+        """Ask each run the list showed without a state for its status, in batches, while the sweep has time.
+        A run left unasked is dropped from ``states`` (looked at next sweep), so that it is neither compared nor
+        stored; False when any was."""
+        stateless = [run_id for run_id, state in states.items() if state is None]
+        if not stateless:
+            return True
+        if not self._told_no_states:
+            logger.info("the WES server lists runs without their state; asking each run for its status instead")
+            self._told_no_states = True
+        asked: set[str] = set()
+        batch = max(1, self.settings.concurrency) * 4
+        for start in range(0, len(stateless), batch):
+            if self.stop.is_set() or self.clock.monotonic() >= deadline:
+                break
+            for run_id, status in _parallel(self._status_of, stateless[start:start + batch],
+                                            self.settings.concurrency, self.stop):
+                asked.add(run_id)
+                states[run_id] = None if status is None else status.state
+                stats.requests += 1
+        for run_id in stateless:
+            if run_id not in asked:
+                del states[run_id]
+        return len(asked) == len(stateless)
+
+    def _report_cut(self, paging: _Paging, listed: int) -> None:
+        """A WARNING when sweeps start being cut short by a bound, an INFO when one reads the whole list
+        again: once per episode, not every cycle (a long list stays long)."""
+        if paging.cut is not None and not self._sweeps_cut:
+            self._sweeps_cut = True
+            logger.warning("the channel-watch sweep stopped early at its %s (%d pages, %d runs read); runs beyond "
+                           "that are not watched until the list gets shorter", self._bound_text(paging.cut),
+                           paging.pages, listed)
+        elif paging.complete and self._sweeps_cut:
+            self._sweeps_cut = False
+            logger.info("the channel-watch sweep reads the whole run list again (%d pages, %d runs)",
+                        paging.pages, listed)
+
+    def _bound_text(self, cut: str) -> str:
+        settings = self.settings
+        texts = {"pages": f"page limit ({settings.watch_max_pages} pages, watch_max_pages)",
+                 "runs": f"run limit ({settings.watch_max_runs} runs, watch_max_runs)",
+                 "time": f"time limit ({settings.sweep_budget:g} s, min(sweep_seconds_max, poll_seconds / 2))"}
+        return texts.get(cut, cut)
+
+    def _status_of(self, run_id: str) -> tuple[str, RunStatus | None]:
+        """The run's status, None if it cannot be read; with its id, as results arrive in any order."""
+        try:
+            return run_id, self.wes.get_status(run_id)
         except WesError:
-            return None
+            return run_id, None
 
     def _owed_by_watches(self, ended: list[str], seen: dict[str, RunSummary], watches: list[ChannelWatch],
                          stats: SweepStats) -> list[Owed]:
@@ -615,10 +722,10 @@ class Watcher:
             text = cancel_outcome_text(cancel, now)
             message = {"text": text, "blocks": [section(text)]}
             if cancel.message_ts and cancel.channel_id:
-                if not self._pacing.ready(cancel.channel_id, now):
+                if not self._pacing.ready(cancel.channel_id):
                     continue
                 result = self.poster.update(cancel.channel_id, cancel.message_ts, message)
-                self._pacing.used(cancel.channel_id, now + self.settings.pace_seconds)
+                self._pacing.hold(cancel.channel_id, self.settings.pace_seconds)
                 if not result.ok and not result.permanent:
                     continue  # retried on the next turn
             elif cancel.response_url:
@@ -648,7 +755,7 @@ class Watcher:
             waiting = self.store.pending_channels(now + self.settings.pace_seconds)
             firsts: dict[str, int] = {}
             for sub_id, channel in self.store.card_candidates():
-                if channel not in firsts and channel not in waiting and self._pacing.ready(channel, now):
+                if channel not in firsts and channel not in waiting and self._pacing.ready(channel):
                     firsts[channel] = sub_id
             if not firsts:
                 break
@@ -665,7 +772,7 @@ class Watcher:
             now = self.clock.now()
             firsts: dict[str, OutboxRow] = {}
             for row in self.store.deliverable(now, limit=1000):
-                if row.channel_id not in firsts and self._pacing.ready(row.channel_id, now):
+                if row.channel_id not in firsts and self._pacing.ready(row.channel_id):
                     firsts[row.channel_id] = row
             batch = list(firsts.values())[: limit - done]
             if not batch:
@@ -695,7 +802,7 @@ class Watcher:
             result = self.poster.post(sub.channel_id, message)
         else:
             result = self.poster.update(sub.channel_id, sub.card_ts, message)
-        self._pacing.used(sub.channel_id, now + self.settings.pace_seconds)
+        self._pacing.hold(sub.channel_id, self.settings.pace_seconds)
         if result.ok:
             self.store.set_card(sub.id, ts=result.ts, version=sub.card_version)
             stats.cards += 1
@@ -705,7 +812,7 @@ class Watcher:
             logger.warning("card of run %s in %s failed: %s", sub.run_id, sub.channel_id, result.error)
             self.store.set_card_failed(sub.id, result.error or "error")
         elif result.retry_after:
-            self._pacing.used(sub.channel_id, now + result.retry_after)
+            self._pacing.hold(sub.channel_id, result.retry_after)
 
     def _send(self, row: OutboxRow, stats: DeliverStats) -> None:
         now = self.clock.now()
@@ -734,7 +841,7 @@ class Watcher:
             result = self.poster.post(row.channel_id, {"text": row.payload.get("text", "")}, thread_ts=thread_ts,
                                       key=row.dedupe_key)
         done = self.clock.now()
-        self._pacing.used(row.channel_id, done + self.settings.pace_seconds)
+        self._pacing.hold(row.channel_id, self.settings.pace_seconds)
         if result.ok:
             self._token_refused_since = None
             self.store.mark_sent(row.id, ts=result.ts, now=done)
@@ -750,20 +857,20 @@ class Watcher:
         elif result.token_error:
             self._token_refused(result)
             self.store.mark_retry(row.id, not_before=done + TOKEN_RETRY, error=result.error or "error")
-            self._pacing.used(row.channel_id, done + TOKEN_RETRY)
+            self._pacing.hold(row.channel_id, TOKEN_RETRY)
             stats.retried += 1
         else:
             self._token_refused_since = None
             wait = result.retry_after or min(2.0 ** min(row.attempts + 1, 12), self.settings.retry_cap)
             self.store.mark_retry(row.id, not_before=done + wait, error=result.error or "error")
             if result.retry_after:
-                self._pacing.used(row.channel_id, done + wait)
+                self._pacing.hold(row.channel_id, wait)
             stats.retried += 1
 
     def _token_refused(self, result: PostResult) -> None:
         """Slack refuses the bot token: loud, once per episode; every row stays owed."""
         if self._token_refused_since is None:
-            self._token_refused_since = self.clock.now()
+            self._token_refused_since = self.clock.monotonic()
             logger.error("Slack rejects the bot token (%s): fix SLACK_BOT_TOKEN; %d notifications waiting",
                          result.error, self.store.pending_count())
 
@@ -785,41 +892,62 @@ class Watcher:
 
     def step(self, *, deliver: bool = True) -> float:
         """One turn of the loop; returns how long to wait before the next. ``deliver=False`` when a sender
-        thread posts (:meth:`run`), so that posting starts while a long cycle is still reading runs."""
-        now = self.clock.now()
+        thread posts (:meth:`run`), so that posting starts while a long cycle is still reading runs.
+
+        The schedule is kept in monotonic time (the lease and stored due times are wall time, shared with
+        other processes and restarts): setting the wall clock back does not stop the polling."""
+        started = self.clock.monotonic()
         period = self.settings.lease_seconds
-        if not self.store.acquire_lease(LEASE, self.owner, now=now, period=period):
+        if not self.store.acquire_lease(LEASE, self.owner, now=self.clock.now(), period=period):
             self._holding.clear()
             return max(period / 3, 0.2)
         self._holding.set()
         self._contained("expiring subscriptions", self.expire)
         self._contained("following cancels", self.follow_cancels)
-        if now >= self._next_tick:
-            # Subscriptions first: a long or failing channel-wide sweep must not hold up their polling.
-            stats = self._contained("polling subscribed runs", self.tick)
-            # errbot's habit: the next cycle is set only once this one has finished.
-            self._next_tick = self.clock.now() + self.settings.poll_seconds
-            if stats is not None and stats.polled:
-                logger.debug("tick: %s", stats)
-            next_due = self.store.next_due()
-            if next_due is not None:
-                self._next_tick = min(self._next_tick, max(next_due, self.clock.now() + 0.5))
-        if self.watches is not None and now >= self._next_sweep:
+        if started >= self._next_tick:
+            # Subscriptions first: a long or failing channel-wide sweep must not hold up their polling (and a
+            # sweep is bounded in time, so the next cycle's polls wait at most that long behind it).
+            self._poll_subscriptions()
+        if self.watches is not None and started >= self._next_sweep:
             sweep = self._contained("sweeping channel watches", self.sweep_watches)
-            self._next_sweep = self.clock.now() + self.settings.poll_seconds
+            self._next_sweep = self.clock.monotonic() + self.settings.poll_seconds
             if sweep is not None and sweep.listed:
                 logger.debug("sweep: %s", sweep)
         if deliver:
             self._contained("delivering to Slack", self.deliver)
         else:
             self._owed.set()
-        now = self.clock.now()
-        waits = [self._next_tick - now, period / 3]
+        return self._wait(period)
+
+    def _poll_subscriptions(self) -> None:
+        """:meth:`tick`, then the next one scheduled: a poll period on, or sooner if a stored run is due."""
+        stats = self._contained("polling subscribed runs", self.tick)
+        # errbot's habit: the next cycle is set only once this one has finished.
+        self._next_tick = self.clock.monotonic() + self.settings.poll_seconds
+        if stats is not None and stats.polled:
+            logger.debug("tick: %s", stats)
+        due_in = self._next_due_in()
+        if due_in is not None:
+            self._next_tick = min(self._next_tick, self.clock.monotonic() + max(due_in, 0.5))
+
+    def _next_due_in(self) -> float | None:
+        """Seconds until the earliest stored due time (wall time). A due time further ahead than any wait the
+        watcher sets was written before the wall clock went back: due now (the tick reads it as due too)."""
+        next_due = self.store.next_due()
+        if next_due is None:
+            return None
+        wait = next_due - self.clock.now()
+        return 0.0 if wait > self.settings.longest_wait else wait
+
+    def _wait(self, period: float) -> float:
+        """How long until something is due: the schedule's own times in monotonic time, stored ones in wall."""
+        mono, wall = self.clock.monotonic(), self.clock.now()
+        waits = [self._next_tick - mono, period / 3]
         if self.watches is not None:
-            waits.append(self._next_sweep - now)
+            waits.append(self._next_sweep - mono)
         upcoming = self.store.next_outbox_time()
         if upcoming is not None:
-            waits.append(upcoming - now)
+            waits.append(upcoming - wall)
         if self.store.pending_count() or self.store.cards_to_sync(limit=1):
             waits.append(min(self.settings.pace_seconds, 1.0))
         if self.cancels is not None and (self.cancels.following() or self.cancels.to_sync()):
@@ -885,6 +1013,44 @@ class Watcher:
             except Exception:
                 logger.warning("could not release the watcher lease", exc_info=True)
             logger.info("watcher %s stopped", self.owner)
+
+
+def _page_bound(pages: int, max_pages: int, now: float, deadline: float) -> str | None:
+    """The bound that forbids reading another page, if any (the first page is always read)."""
+    if pages >= max_pages:
+        return "pages"
+    if pages and now >= deadline:
+        return "time"
+    return None
+
+
+def _take(seen: dict[str, RunSummary], runs: Iterable[RunSummary], limit: int) -> bool:
+    """Keep the first listing of each run, ``limit`` runs at most in all; False when some did not fit."""
+    for item in runs:
+        if item.run_id in seen:
+            continue
+        if len(seen) >= limit:
+            return False
+        seen[item.run_id] = item
+    return True
+
+
+def _compare(states: dict[str, State], known: dict[str, str | None], *,
+             new_can_end: bool) -> tuple[list[tuple[str, str | None]], list[str]]:
+    """The states that changed since the stored ones, and the runs that ended. A run not stored before counts
+    as ended only when ``new_can_end``: both this sweep and the last read the whole list, so it is really new
+    and not one a shorter read never reached (which may have ended long before any watch started)."""
+    changes: list[tuple[str, str | None]] = []
+    ended: list[str] = []
+    for run_id, state in states.items():
+        label = None if state is None else str(state)
+        if run_id in known and known[run_id] == label:
+            continue
+        changes.append((run_id, label))
+        was_going = not is_terminal(parse_state(known[run_id])) if run_id in known else new_can_end
+        if is_terminal(state) and was_going:
+            ended.append(run_id)
+    return changes, ended
 
 
 def _basic_outcome(log: RunLog) -> RunOutcome:

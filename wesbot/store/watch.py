@@ -241,14 +241,18 @@ class WatchStore:
 
     # -- the watcher's reads and writes -----------------------------------------------------------
 
-    def due_runs(self, now: float, limit: int | None = None) -> list[WatchedRun]:
-        """Distinct runs with an active subscription whose next poll is due, oldest due first."""
+    def due_runs(self, now: float, limit: int | None = None, *, horizon: float | None = None) -> list[WatchedRun]:
+        """Distinct runs with an active subscription whose next poll is due, oldest due first.
+
+        Due times are wall time (they survive restarts). With ``horizon`` (the longest wait the watcher ever
+        sets), a due time more than that ahead of ``now`` was written before the wall clock was set back, and
+        counts as due now rather than in an hour."""
         sql = (
             "SELECT w.run_id, w.state, w.failures, w.failing_since, w.unreadable_reported FROM watched_runs w "
-            "WHERE w.next_poll_at <= ? AND EXISTS (SELECT 1 FROM subscriptions s "
+            "WHERE (w.next_poll_at <= ? OR w.next_poll_at > ?) AND EXISTS (SELECT 1 FROM subscriptions s "
             "WHERE s.run_id = w.run_id AND s.status = 'active') ORDER BY w.next_poll_at"
         )
-        params: list[Any] = [now]
+        params: list[Any] = [now, float("inf") if horizon is None else now + horizon]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
