@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from tests.test_watcher import FakeClock, RecordingPoster, StubWes, make, subscribe
+from wesbot.slack.poster import PostResult
+from wesbot.store.cancels import CancelStore
 from wesbot.store.watch import WatchStore
 from wesbot.store.watches import WatchesStore
 from wesbot.watcher import Watcher, WatcherSettings
@@ -266,3 +268,33 @@ def test_due_times_far_ahead_are_due_now_but_a_backoff_is_kept(store: WatchStore
     assert {r.run_id for r in store.due_runs(now)} == {"due"}  # without a horizon: as before
     assert {r.run_id for r in store.due_runs(now, horizon=SETTINGS.longest_wait)} == {"due", "set-back"}
     assert SETTINGS.longest_wait == max(SETTINGS.poll_seconds, SETTINGS.backoff_cap) == 600
+
+
+def test_a_notification_retried_before_the_wall_clock_went_back_is_still_sent(store: WatchStore,
+                                                                               clock: FakeClock) -> None:
+    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
+    subscribe(store, clock, "r1")
+    watcher = make(store, wes, poster, clock, settings=SETTINGS)
+    watcher.deliver()  # the card
+    wes.states["r1"] = "COMPLETE"
+    poster.script["C1"] = [PostResult(ok=False, error="Slack answered 503")]
+    clock.advance(1)  # past the channel's pacing after the card
+    watcher.step()  # the end is read; its notification fails once and is due again 2 s later, in wall time
+    assert [p.method for p in poster.posts] == ["post", "failed"]
+    clock.jump_wall(-3600)
+    clock.advance(3)
+    watcher.deliver()
+    assert [p.message["text"] for p in poster.posts if p.thread_ts and p.method == "post"] == ["Run r1 ended COMPLETE (exit 0) <@U1>"]
+
+
+def test_a_cancel_follow_up_due_before_the_wall_clock_went_back_is_due_now(store: WatchStore,
+                                                                          clock: FakeClock) -> None:
+    cancels = CancelStore(store, wes_url="http://wes.test/")
+    now = clock.now()
+    assert cancels.claim(run_id="r1", user_id="U1", channel_id="C1", state_before="RUNNING", now=now,
+                         deadline=now + 600, response_url=None) is None
+    cancels.requested("r1", audit_id=1, now=now, message_ts=None, message_error=None)
+    cancels.poll_later("r1", now + 5)
+    set_back = now - 3600
+    assert cancels.to_follow(set_back) == []  # without a horizon: as before
+    assert [c.run_id for c in cancels.to_follow(set_back, horizon=SETTINGS.longest_wait)] == ["r1"]

@@ -694,7 +694,7 @@ class Watcher:
         now = self.clock.now()
         recover_cancels(self.cancels, self.poster.post, now)
         decided = 0
-        for cancel in self.cancels.to_follow(now):
+        for cancel in self.cancels.to_follow(now, horizon=self.settings.longest_wait):
             if self.stop.is_set():
                 break
             try:
@@ -752,7 +752,7 @@ class Watcher:
         while not self.stop.is_set():
             now = self.clock.now()
             # A channel with a notification waiting keeps its next slot for it, not for a card update.
-            waiting = self.store.pending_channels(now + self.settings.pace_seconds)
+            waiting = self.store.pending_channels(now + self.settings.pace_seconds, horizon=self.settings.longest_wait)
             firsts: dict[str, int] = {}
             for sub_id, channel in self.store.card_candidates():
                 if channel not in firsts and channel not in waiting and self._pacing.ready(channel):
@@ -771,7 +771,7 @@ class Watcher:
         while done < limit and not self.stop.is_set():
             now = self.clock.now()
             firsts: dict[str, OutboxRow] = {}
-            for row in self.store.deliverable(now, limit=1000):
+            for row in self.store.deliverable(now, limit=1000, horizon=self.settings.longest_wait):
                 if row.channel_id not in firsts and self._pacing.ready(row.channel_id):
                     firsts[row.channel_id] = row
             batch = list(firsts.values())[: limit - done]
@@ -947,7 +947,7 @@ class Watcher:
             waits.append(self._next_sweep - mono)
         upcoming = self.store.next_outbox_time()
         if upcoming is not None:
-            waits.append(upcoming - wall)
+            waits.append(0.0 if upcoming - wall > self.settings.longest_wait else upcoming - wall)
         if self.store.pending_count() or self.store.cards_to_sync(limit=1):
             waits.append(min(self.settings.pace_seconds, 1.0))
         if self.cancels is not None and (self.cancels.following() or self.cancels.to_sync()):

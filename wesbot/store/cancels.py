@@ -155,10 +155,12 @@ class CancelStore:
     def following(self) -> int:
         return int(self.store.db.execute("SELECT COUNT(*) FROM cancels WHERE status = 'requested'").fetchone()[0])
 
-    def to_follow(self, now: float) -> list[Cancel]:
+    def to_follow(self, now: float, *, horizon: float | None = None) -> list[Cancel]:
+        """Requested cancels whose follow-up is due; one due more than ``horizon`` ahead was written before the
+        wall clock was set back, and is due now."""
         rows = self.store.db.execute(
-            f"SELECT {_CANCEL_COLUMNS} FROM cancels WHERE status = 'requested' AND next_poll_at <= ? "
-            "ORDER BY next_poll_at", [now]
+            f"SELECT {_CANCEL_COLUMNS} FROM cancels WHERE status = 'requested' AND (next_poll_at <= ? "
+            "OR next_poll_at > ?) ORDER BY next_poll_at", [now, float("inf") if horizon is None else now + horizon]
         ).fetchall()
         return [_cancel(r) for r in rows]
 

@@ -252,7 +252,7 @@ class WatchStore:
             "WHERE (w.next_poll_at <= ? OR w.next_poll_at > ?) AND EXISTS (SELECT 1 FROM subscriptions s "
             "WHERE s.run_id = w.run_id AND s.status = 'active') ORDER BY w.next_poll_at"
         )
-        params: list[Any] = [now, float("inf") if horizon is None else now + horizon]
+        params: list[Any] = [now, _beyond(now, horizon)]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -448,11 +448,13 @@ class WatchStore:
 
     # -- the sender's reads and writes ------------------------------------------------------------
 
-    def deliverable(self, now: float, limit: int = 50) -> list[OutboxRow]:
+    def deliverable(self, now: float, limit: int = 50, *, horizon: float | None = None) -> list[OutboxRow]:
+        """Rows that may be sent now, oldest first; ``horizon`` as for :meth:`due_runs`."""
         rows = self.db.execute(
             "SELECT id, dedupe_key, kind, channel_id, subscription_id, in_thread, payload, status, attempts, "
-            "created_at FROM outbox WHERE status IN ('pending', 'sending') AND not_before <= ? ORDER BY id LIMIT ?",
-            [now, limit],
+            "created_at FROM outbox WHERE status IN ('pending', 'sending') AND (not_before <= ? OR not_before > ?) "
+            "ORDER BY id LIMIT ?",
+            [now, _beyond(now, horizon), limit],
         ).fetchall()
         return [
             OutboxRow(id=r[0], dedupe_key=r[1], kind=r[2], channel_id=r[3], subscription_id=r[4], in_thread=bool(r[5]),
@@ -517,11 +519,11 @@ class WatchStore:
             [limit],
         ).fetchall()]
 
-    def pending_channels(self, before: float) -> set[str]:
-        """Channels with an outbox row that may be sent before ``before``."""
+    def pending_channels(self, before: float, *, horizon: float | None = None) -> set[str]:
+        """Channels with an outbox row that may be sent before ``before``; ``horizon`` as for :meth:`due_runs`."""
         return {r[0] for r in self.db.execute(
-            "SELECT DISTINCT channel_id FROM outbox WHERE status IN ('pending', 'sending') AND not_before <= ?",
-            [before]).fetchall()}
+            "SELECT DISTINCT channel_id FROM outbox WHERE status IN ('pending', 'sending') "
+            "AND (not_before <= ? OR not_before > ?)", [before, _beyond(before, horizon)]).fetchall()}
 
     def set_card(self, sub_id: int, *, ts: str | None, version: int) -> None:
         with self._tx() as db:
@@ -552,3 +554,7 @@ class WatchStore:
         row = self.db.execute("SELECT owner, expires_at FROM leases WHERE name = ?", [name]).fetchone()
         return None if row is None else (str(row[0]), float(row[1]))
 
+
+def _beyond(now: float, horizon: float | None) -> float:
+    """The stored wall time past which a due time can only predate a wall clock set back: due now."""
+    return float("inf") if horizon is None else now + horizon
