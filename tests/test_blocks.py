@@ -11,6 +11,7 @@ from wesbot.core import (
     DetailsResult,
     ErrorResult,
     HelpResult,
+    LogsResult,
     NextPage,
     Result,
     RunsResult,
@@ -19,6 +20,8 @@ from wesbot.core import (
     TasksResult,
 )
 from wesbot.slack.blocks import ACTION_PAGE, ACTION_SHARE, check_limits, code, code_block, escape, render
+from wesbot.textview import render_text
+from wesbot.wes.logs import LogTail
 from wesbot.wes.models import Log, RunLog, RunRequest, RunState, RunStatus, RunSummary
 
 HOSTILE = "<!channel> <!here> <@U123> <http://evil.example|click> @channel @here ```break``` `tick` &amp;"
@@ -181,3 +184,34 @@ def test_a_digest_of_many_runs_fits_one_message() -> None:
     text = all_text(message)
     assert text.count("EXECUTOR_ERROR") >= 300 and "and 200 more" in text
     assert len(text) < 40000
+
+
+def test_an_empty_log_says_empty_and_a_missing_one_says_nothing() -> None:
+    empty = LogsResult(command=parse("logs r"), run_id="r", task_id=None, stream="stderr", what="stderr of run r",
+                       tail=LogTail(text="", truncated=False, source="url", location="http://wes/x"))
+    text = all_text(render(empty, host="h"))
+    assert "*Stderr of run r*: _empty_" in text and "```" not in text
+    assert render_text(empty, host="h") == "stderr of run r:\n  (empty)"
+    task = TaskResult(command=parse("task r t"), run_id="r", task=Log(id="t", stdout="", exit_code=0))
+    text = all_text(render(task, host="h"))
+    assert "*stdout:* _empty_" in text and "stderr" not in text  # "" is empty; None (stderr) is not there
+    assert "stdout: (empty)" in render_text(task, host="h")
+
+
+def test_details_name_the_run_when_its_stderr_stands_in_for_the_task() -> None:
+    run = RunLog(run_id="r", state=RunState.EXECUTOR_ERROR, run_log=Log(exit_code=1))
+    what = "stderr of run r (task align has no stderr of its own)"
+    result = DetailsResult(command=parse("details r"), run=run, log_what=what, log_task_id="t1",
+                           log_tail=LogTail(text="boom", truncated=False, source="url", location="http://wes/x"))
+    message = render(result, host="h")
+    assert "*Stderr of run r (task align has no stderr of its own)*" in all_text(message)
+    assert "stderr of run r (task align has no stderr of its own):\n  boom" in render_text(result, host="h")
+
+
+@pytest.mark.parametrize(("run_terminal", "shown"), [(False, "no exit code yet"), (True, "failed (exit -1)")])
+def test_a_task_with_minus_one_is_failed_only_once_the_run_ended(run_terminal: bool, shown: str) -> None:
+    task = Log(id="t", name="align", exit_code=-1)
+    tasks = TasksResult(command=parse("tasks r"), run_id="r", tasks=[task], run_terminal=run_terminal)
+    assert f"*{shown}*" in all_text(render(tasks, host="h"))
+    one = TaskResult(command=parse("task r t"), run_id="r", task=task, run_terminal=run_terminal)
+    assert render(one, host="h")["text"] == f"Task align: {shown}"

@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
 from wesbot.commands import parse
-from wesbot.core import ErrorResult, RunsResult, TasksResult, execute, run_text
+from wesbot.core import (
+    DetailsResult,
+    ErrorResult,
+    LogRef,
+    LogsResult,
+    RunsResult,
+    TaskResult,
+    TasksResult,
+    execute,
+    run_failed,
+    run_text,
+    task_log_ref,
+)
+from wesbot.textview import render_text
 from wesbot.wes.errors import NotFound, WesUnreachable
+from wesbot.wes.logs import LogTail
 from wesbot.wes.models import Log, RunListPage, RunLog, RunState, RunStatus, RunSummary, TaskLog, TaskPage
 
 
@@ -114,3 +130,165 @@ def test_results_serialise_to_json() -> None:
     data = execute(parse("runs"), wes).to_json()
     assert data["kind"] == "runs" and data["ok"] is True
     assert [r["state"] for r in data["runs"]] == ["RUNNING", "DELETED"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Which tasks failed, and whose log is shown (wesbot.outcome's rules applied by the commands)
+# --------------------------------------------------------------------------------------------------
+
+END = "2024-01-01T01:00:00Z"
+RUN_STDERR = "http://wes.test/ga4gh/wes/v1/runs/r/stderr"
+
+
+@dataclass
+class OneRunWes:
+    """One run, its tasks (one page), and a record of the status calls."""
+
+    run: RunLog
+    tasks: list[Log] = field(default_factory=list)
+    status_calls: int = 0
+    host: str = "wes.test"
+
+    def list_runs(self, *, page_size: int | None = None, page_token: str | None = None) -> RunListPage:
+        raise NotImplementedError
+
+    def get_status(self, run_id: str) -> RunStatus:
+        self.status_calls += 1
+        return RunStatus(run_id=run_id, state=self.run.state)
+
+    def get_run(self, run_id: str) -> RunLog:
+        return self.run
+
+    def list_tasks(self, run_id: str, *, page_size: int | None = None, page_token: str | None = None,
+                   run: RunLog | None = None) -> TaskPage:
+        return TaskPage(run_id=run_id, tasks=self.tasks)
+
+    def get_task(self, run_id: str, task_id: str) -> TaskLog:
+        return next(t for t in self.tasks if t.id == task_id)
+
+
+@dataclass
+class Reader:
+    """A LogReader that records what it was asked to read."""
+
+    asked: list[tuple[str | None, str]] = field(default_factory=list)
+
+    def tail(self, ref: str | None, *, what: str, lines: int = 30, max_chars: int = 2800,
+             relative_to: str | None = None) -> LogTail:
+        self.asked.append((ref, what))
+        return LogTail(text="the end", truncated=False, source="url", location=ref)
+
+
+def one_run(state: RunState, tasks: list[Log], *, stderr: str | None = RUN_STDERR,
+            exit_code: int | None = 1) -> OneRunWes:
+    run = RunLog(run_id="r", state=state, run_log=Log(stderr=stderr, exit_code=exit_code), task_logs=[])
+    return OneRunWes(run=run, tasks=tasks)
+
+
+MIXED = [
+    Log(id="a", name="a", exit_code=-1),  # running, by the look of it
+    Log(id="b", name="b", exit_code=2),
+    Log(id="c", name="c", exit_code=-1, end_time=END),  # ended without a real exit code
+    Log(id="d", name="d", exit_code=None),
+    Log(id="e", name="e", exit_code=0),
+]
+
+
+@pytest.mark.parametrize(("state", "failed", "terminal"), [
+    (RunState.RUNNING, ["b", "c"], False),  # -1 while the run goes on is not a failure
+    (RunState.EXECUTOR_ERROR, ["a", "b", "c"], True),  # the run ended: -1 now means it never exited cleanly
+])
+def test_failed_tasks_of_a_running_and_an_ended_run(state: RunState, failed: list[str], terminal: bool) -> None:
+    wes = one_run(state, MIXED)
+    result = execute(parse("tasks r failed"), wes)
+    assert isinstance(result, TasksResult)
+    assert [t.name for t in result.tasks] == failed
+    assert wes.status_calls == 1  # asked once, for the whole scan
+    everything = execute(parse("tasks r"), wes)
+    assert isinstance(everything, TasksResult) and everything.run_terminal is terminal
+    shown = render_text(everything, host="h")
+    assert ("a\ta\tfailed (exit -1)" in shown) is terminal
+    assert ("a\ta\tno exit code yet" in shown) is not terminal
+
+
+def test_the_run_state_is_asked_only_when_a_task_depends_on_it() -> None:
+    wes = one_run(RunState.RUNNING, [Log(id="b", exit_code=2), Log(id="c", exit_code=-1, end_time=END)])
+    result = execute(parse("tasks r"), wes)
+    assert isinstance(result, TasksResult) and [t.id for t in result.tasks] == ["b", "c"]
+    task = execute(parse("task r c"), wes)
+    assert isinstance(task, TaskResult) and "failed (exit -1)" in render_text(task, host="h")
+    assert wes.status_calls == 0
+
+
+def test_task_with_minus_one_in_a_running_run_is_not_shown_failed() -> None:
+    wes = one_run(RunState.RUNNING, [Log(id="a", name="align", exit_code=-1)])
+    result = execute(parse("task r a"), wes)
+    assert isinstance(result, TaskResult) and result.run_terminal is False
+    assert "state:      no exit code yet" in render_text(result, host="h")
+
+
+@pytest.mark.parametrize(("task", "run_stderr", "expected"), [
+    (Log(id="t1", name="align", stderr="http://x/t1.err"), RUN_STDERR,
+     LogRef("http://x/t1.err", "stderr of task align", "t1")),
+    (Log(id="t1", name="align"), RUN_STDERR,
+     LogRef(RUN_STDERR, "stderr of run r (task align has no stderr of its own)", "t1")),
+    (Log(id="t1"), "line one\nline two\n",  # inline run log; the task named by its id
+     LogRef("line one\nline two\n", "stderr of run r (task t1 has no stderr of its own)", "t1")),
+    (Log(id="t1", name="align"), None, LogRef(None, "stderr of task align", "t1")),  # nobody has one
+])
+def test_task_log_ref(task: Log, run_stderr: str | None, expected: LogRef) -> None:
+    run = RunLog(run_id="r", state=RunState.EXECUTOR_ERROR, run_log=Log(stderr=run_stderr))
+    assert task_log_ref(task, run, "stderr") == expected
+
+
+def test_task_log_ref_without_the_run_and_for_stdout() -> None:
+    assert task_log_ref(Log(id="t1"), None, "stderr") == LogRef(None, "stderr of task t1", "t1")
+    run = RunLog(run_id="r", state=RunState.COMPLETE, run_log=Log(stdout="http://x/out"))
+    assert task_log_ref(Log(id="t1"), run, "stdout").what == "stdout of run r (task t1 has no stdout of its own)"
+
+
+FAILED_NO_STDERR = [Log(id="t0", name="prep", exit_code=0, stderr="http://x/t0.err"),
+                    Log(id="t1", name="align", exit_code=3)]
+FALLBACK = (RUN_STDERR, "stderr of run r (task align has no stderr of its own)")
+
+
+def test_logs_of_a_run_fall_back_to_the_run_stderr_for_a_failed_task_without_one() -> None:
+    reader = Reader()
+    result = execute(parse("logs r"), one_run(RunState.EXECUTOR_ERROR, FAILED_NO_STDERR), logs=reader)
+    assert isinstance(result, LogsResult)
+    assert reader.asked == [FALLBACK]
+    assert (result.what, result.task_id) == (FALLBACK[1], "t1")
+
+
+def test_logs_of_a_task_fall_back_to_the_run_stderr() -> None:
+    reader = Reader()
+    result = execute(parse("logs r t1"), one_run(RunState.EXECUTOR_ERROR, FAILED_NO_STDERR), logs=reader)
+    assert isinstance(result, LogsResult) and result.task_id == "t1"
+    assert reader.asked == [FALLBACK]
+    assert render_text(result, host="h").startswith("stderr of run r (task align has no stderr of its own):")
+
+
+def test_details_of_a_failed_run_fall_back_to_the_run_stderr() -> None:
+    reader = Reader()
+    result = execute(parse("details r"), one_run(RunState.EXECUTOR_ERROR, FAILED_NO_STDERR), logs=reader)
+    assert isinstance(result, DetailsResult)
+    assert (result.log_what, result.log_task_id) == (FALLBACK[1], "t1")
+    assert reader.asked == [FALLBACK]
+
+
+def test_logs_of_a_running_run_skip_a_task_with_minus_one() -> None:
+    reader = Reader()
+    wes = one_run(RunState.RUNNING, [Log(id="t1", name="align", exit_code=-1, stderr="http://x/t1.err")],
+                  exit_code=-1)
+    execute(parse("logs r"), wes, logs=reader)
+    assert reader.asked == [(RUN_STDERR, "stderr of run r")]
+
+
+@pytest.mark.parametrize(("state", "exit_code", "failed"), [
+    (RunState.CANCELED, 1, False),  # was failed before outcome.py: a non-zero exit whatever the state
+    (RunState.COMPLETE, 1, True),
+    (RunState.PREEMPTED, None, True),
+    (RunState.RUNNING, 1, False),
+])
+def test_core_run_failed_is_outcomes_rule(state: RunState, exit_code: int | None, failed: bool) -> None:
+    assert run_failed(RunLog(run_id="r", state=state, run_log=Log(exit_code=exit_code))) is failed

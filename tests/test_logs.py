@@ -169,12 +169,18 @@ def test_shown_url_strips_credentials_and_masks_signatures() -> None:
 
 def test_missing_ref_is_not_available_yet() -> None:
     recorder = Recorder()
+    with make(recorder) as fetcher, pytest.raises(LogUnavailable) as info:
+        fetcher.tail(None, what=WHAT)
+    assert str(info.value) == "stderr of task T is not available yet"
+    assert isinstance(info.value, WesError)
+    assert recorder.requests == []
+
+
+@pytest.mark.parametrize("ref", ["", "   ", "\n"])
+def test_an_empty_ref_is_an_empty_log_not_a_missing_one(ref: str) -> None:
+    recorder = Recorder()
     with make(recorder) as fetcher:
-        for ref in (None, "", "   "):
-            with pytest.raises(LogUnavailable) as info:
-                fetcher.tail(ref, what=WHAT)
-            assert str(info.value) == "stderr of task T is not available yet"
-            assert isinstance(info.value, WesError)
+        assert fetcher.tail(ref, what=WHAT) == LogTail(text="", truncated=False, source="inline")
     assert recorder.requests == []
 
 
@@ -307,6 +313,70 @@ def test_416_is_an_empty_log() -> None:
     url = "http://wes.test/logs/empty"
     with make(Recorder({url: ranged(b"")})) as fetcher:
         assert fetcher.tail(url, what=WHAT) == LogTail("", False, "url", url)
+
+
+def refuses_range(data: bytes, status: int) -> Handler:
+    """A log server that answers any ranged request with ``status`` but serves a plain GET whole."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if "range" in request.headers:
+            return httpx.Response(status, text="Range not supported")
+        return httpx.Response(200, content=data)
+
+    return handle
+
+
+@pytest.mark.parametrize("status", [500, 416])
+def test_a_refused_range_is_asked_again_without_range(status: int) -> None:
+    url = "http://wes.test/logs/r1/stderr"
+    recorder = Recorder({url: refuses_range(numbered(20000).encode(), status)})
+    with make(recorder, token=TOKEN, max_bytes=1024) as fetcher:
+        tail = fetcher.tail(url, what=WHAT, lines=2)
+    assert tail == LogTail(text="line 19999\nline 20000", truncated=True, source="url", location=url)
+    first, second = recorder.requests
+    assert first.headers["range"] == "bytes=-1024" and "range" not in second.headers
+    assert second.url == first.url and second.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+def test_the_retry_without_range_is_capped_like_any_full_read() -> None:
+    url = "http://wes.test/logs/huge"
+    recorder = Recorder({url: refuses_range(b"".join(f"{i:07d}\n".encode() for i in range(1, 100001)), 500)})
+    with make(recorder, max_bytes=1024, stream_limit=64 * 1024) as fetcher:
+        tail = fetcher.tail(url, what=WHAT, lines=2)
+    assert tail.text == "0008191\n0008192" and tail.truncated
+    assert tail.note == "stderr of task T is larger than 64 KiB; showing the end of its first 64 KiB"
+
+
+def test_a_range_refused_after_a_redirect_is_retried_at_the_target() -> None:
+    recorder = Recorder({
+        "http://wes.test/logs/x": redirect("/files/x.txt"),
+        "http://wes.test/files/x.txt": refuses_range(b"at the target\n", 500),
+    })
+    with make(recorder) as fetcher:
+        assert fetcher.tail("http://wes.test/logs/x", what=WHAT).text == "at the target"
+    assert recorder.urls() == ["http://wes.test/logs/x", "http://wes.test/files/x.txt", "http://wes.test/files/x.txt"]
+
+
+@pytest.mark.parametrize(("status", "message"), [
+    (500, "log host wes.test answered 500 for stderr of task T"),
+    (416, "log host wes.test answered 416 for stderr of task T"),  # 416 to a GET without Range makes no sense
+])
+def test_a_url_that_fails_without_range_too_is_given_up_after_one_retry(status: int, message: str) -> None:
+    url = "http://wes.test/logs/x"
+    recorder = Recorder({url: lambda request: httpx.Response(status, text="broken")})
+    with make(recorder) as fetcher, pytest.raises(LogUnavailable) as info:
+        fetcher.tail(url, what=WHAT)
+    assert (str(info.value), info.value.status_code) == (message, status)
+    assert len(recorder.requests) == 2
+
+
+@pytest.mark.parametrize("status", [404, 403, 502, 503])
+def test_other_errors_are_not_retried(status: int) -> None:
+    url = "http://wes.test/logs/x"
+    recorder = Recorder({url: lambda request: httpx.Response(status, text="no")})
+    with make(recorder) as fetcher, pytest.raises(LogUnavailable):
+        fetcher.tail(url, what=WHAT)
+    assert len(recorder.requests) == 1
 
 
 def test_multibyte_utf8_split_at_the_range_start() -> None:

@@ -95,3 +95,42 @@ def test_missing_log_and_inline_log(bot: BotProcess, slack: FakeSlack, wes: Fake
     wes.add_run("lg5", "EXECUTOR_ERROR", exit_code=1, run_log={"stderr": "line one\nline two <@U1>\n", "exit_code": 1})
     text = mrkdwn(ask(bot, slack, "logs lg5"))
     assert "line two &lt;@U1&gt;" in text
+
+
+@pytest.mark.parametrize("status", [500, 416])
+def test_a_server_that_refuses_ranges_is_read_without_one(bot: BotProcess, slack: FakeSlack, wes: FakeWes,
+                                                          status: int) -> None:
+    run_id = f"lg-range-{status}"
+    name = f"{run_id}.err"
+    wes.add_run(run_id, "EXECUTOR_ERROR", exit_code=1, task_logs=[
+        make_task("t1", name="align", exit_code=2, stderr=wes.add_file(name, STDERR))])
+    wes.range_failure = status
+    try:
+        text = mrkdwn(ask(bot, slack, f"logs {run_id}"))
+    finally:
+        wes.range_failure = None
+    assert "Stderr of task align" in text and "boom é" in text and "step 199" in text
+    reads = [r for r in wes.requests if r.path == f"/files/{name}"]
+    assert [{k.lower(): v for k, v in r.headers.items()}.get("range") for r in reads] == ["bytes=-65536", None]
+
+
+def test_a_failed_task_without_stderr_shows_the_run_stderr(bot: BotProcess, slack: FakeSlack, wes: FakeWes) -> None:
+    wes.add_file("lg7.err", "cwltool says\nFinal process status is permanentFail\n")
+    # A relative log URL, resolved against the URL of GET /runs/lg7.
+    wes.add_run("lg7", "EXECUTOR_ERROR", run_log={"stderr": "/files/lg7.err", "exit_code": 1},
+                task_logs=[make_task("t1", name="align", exit_code=2)])
+    title = "Stderr of run lg7 (task align has no stderr of its own)"
+    text = mrkdwn(ask(bot, slack, "logs lg7"))
+    assert title in text and "permanentFail" in text
+    assert title in mrkdwn(ask(bot, slack, "logs lg7 t1"))
+    details = ask(bot, slack, "details lg7")
+    assert title in mrkdwn(details) and "permanentFail" in mrkdwn(details)
+    values = [e["value"] for b in details["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert "logs lg7 t1" in values
+
+
+def test_an_empty_log_is_empty_not_missing(bot: BotProcess, slack: FakeSlack, wes: FakeWes) -> None:
+    wes.add_run("lg8", "EXECUTOR_ERROR", exit_code=1, task_logs=[
+        make_task("t1", name="align", exit_code=2, stderr=wes.add_file("lg8.err", ""))])
+    message = ask(bot, slack, "logs lg8")
+    assert "*Stderr of task align*: _empty_" in mrkdwn(message) and "not available" not in mrkdwn(message)

@@ -334,7 +334,7 @@ def test_get_run_wrong_types(make: Factory) -> None:
     assert run.request.tags == {}
     assert run.run_log.cmd == ["cwltool echo.cwl"]
     assert run.run_log.exit_code == 1
-    assert run.run_log.stdout is None
+    assert run.run_log.stdout == ""  # an empty log, not a missing one
     assert run.run_log.start_time is None
     assert run.task_logs is None
     assert run.outputs == "anything"

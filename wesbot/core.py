@@ -13,22 +13,22 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from .cancel import Cancelers, CancelView
 from .cancel import prompt as cancel_prompt
 from .commands import SLACK_ONLY, SUBCOMMANDS, Command, UsageError, parse
+from .outcome import run_failed as outcome_run_failed
+from .outcome import task_failed, task_running
 from .store.cancels import AuditRow, CancelStore
 from .store.watch import Subscription, WatchStore
 from .store.watches import ChannelWatch, WatchesStore
 from .wes.errors import NotFound, WesError
 from .wes.logs import LogTail
 from .wes.models import (
-    FAILED,
     Log,
     RunListPage,
     RunLog,
-    RunState,
     RunStatus,
     RunSummary,
     State,
@@ -164,12 +164,16 @@ class TasksResult(Result):
     next_page: NextPage | None = None
     source: str = "endpoint"
     notes: list[str] = field(default_factory=list)
+    # Whether the run had ended, which decides what a task without an end time means (outcome.py). Only
+    # asked of the server when a task shown depends on it; False otherwise.
+    run_terminal: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
 class TaskResult(Result):
     run_id: str
     task: Log
+    run_terminal: bool = False  # as in TasksResult
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,7 +298,9 @@ def _execute(command: Command, wes: Wes, ctx: Context | None, logs: LogReader | 
         return _tasks(command, wes)
     if command.name == "task":
         assert command.task_id is not None
-        return TaskResult(command=command, run_id=command.run_id, task=wes.get_task(command.run_id, command.task_id))
+        task = wes.get_task(command.run_id, command.task_id)
+        ended = _RunEnded(wes, command.run_id)
+        return TaskResult(command=command, run_id=command.run_id, task=task, run_terminal=ended.for_task(task))
     raise AssertionError(f"no handler for {command.name}")  # the parser only yields known names
 
 
@@ -359,10 +365,8 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
 
 
 def run_failed(run: RunLog) -> bool:
-    """Failed: a failure state, or a non-zero exit code whatever the state (Arvados reports COMPLETE)."""
-    exit_code = run.run_log.exit_code
-    return run.state in FAILED or run.state == RunState.PREEMPTED or (
-        is_terminal(run.state) and exit_code is not None and exit_code not in (0, -1))
+    """Did this run fail? The rule is :func:`wesbot.outcome.run_failed`'s; this reads it off a RunLog."""
+    return outcome_run_failed(run.state, run.run_log.exit_code)
 
 
 class TaskLister(Protocol):
@@ -372,8 +376,34 @@ class TaskLister(Protocol):
     ) -> TaskPage: ...
 
 
-def failed_log_ref(run: RunLog, wes: TaskLister, stream: str) -> tuple[str | None, str, str | None]:
-    """The log to show for a run: the first failed task's, else the run's. (field value, description, task id)"""
+class LogRef(NamedTuple):
+    """Which log to show: the stdout/stderr field (None: the server gave none), the words that say whose
+    log it is ("stderr of task align", "stderr of run R (task align has no stderr of its own)"), and
+    the id of the task it was chosen for (None for the run's own log), for a "Show more logs" button."""
+
+    ref: str | None
+    what: str
+    task_id: str | None
+
+
+def task_log_ref(task: Log, run: RunLog | None, stream: str = "stderr") -> LogRef:
+    """A task's stdout/stderr; the run's when the task has none of its own and the run has one.
+
+    Many servers keep one log per run and leave the tasks' fields out. The description then names the
+    run and says the task has none, so no reader takes the run's log for the task's. ``""`` is a log
+    (an empty one) and is kept; only a missing field (None) falls back. ``run`` may be None (unknown).
+    """
+    name = task.name or task.id or "(unnamed)"
+    own: str | None = getattr(task, stream)
+    if own is None and run is not None and getattr(run.run_log, stream) is not None:
+        what = f"{stream} of run {run.run_id} (task {name} has no {stream} of its own)"
+        return LogRef(getattr(run.run_log, stream), what, task.id)
+    return LogRef(own, f"{stream} of task {name}", task.id)
+
+
+def failed_log_ref(run: RunLog, wes: TaskLister, stream: str) -> LogRef:
+    """The log to show for a run: the first failed task's (or the run's, for a task without one), else
+    the run's own. Which task failed is :func:`wesbot.outcome.task_failed`'s rule."""
     tasks = run.task_logs
     if not tasks:
         try:
@@ -381,27 +411,62 @@ def failed_log_ref(run: RunLog, wes: TaskLister, stream: str) -> tuple[str | Non
         except WesError as error:
             logger.info("no task list for %s: %s", run.run_id, error)
             tasks = []
+    terminal = is_terminal(run.state)
     for task in tasks or []:
-        if task.exit_code not in (None, 0):
-            name = task.name or task.id or "(unnamed)"
-            return getattr(task, stream), f"{stream} of task {name}", task.id
-    return getattr(run.run_log, stream), f"{stream} of run {run.run_id}", None
+        if task_failed(task, terminal):
+            return task_log_ref(task, run, stream)
+    return LogRef(getattr(run.run_log, stream), f"{stream} of run {run.run_id}", None)
+
+
+def _run_or_none(wes: Wes, run_id: str) -> RunLog | None:
+    """The run's log, or None when it cannot be read: a fallback must not turn an answer into an error."""
+    try:
+        return wes.get_run(run_id)
+    except WesError as error:
+        logger.info("could not read run %s for its logs: %s", run_id, error)
+        return None
 
 
 def _logs(command: Command, wes: Wes, logs: LogReader) -> Result:
     run_id = command.run_id
     assert run_id is not None
     stream = command.stream or "stderr"
-    ref: str | None
-    task_id: str | None
     if command.task_id is not None:
         task = wes.get_task(run_id, command.task_id)
-        ref, task_id = getattr(task, stream), command.task_id
-        what = f"{stream} of task {task.name or command.task_id}"
+        task = dataclasses.replace(task, id=task.id or command.task_id)
+        run = _run_or_none(wes, run_id) if getattr(task, stream) is None else None
+        picked = task_log_ref(task, run, stream)._replace(task_id=command.task_id)
     else:
-        ref, what, task_id = failed_log_ref(wes.get_run(run_id), wes, stream)
-    tail = logs.tail(ref, what=what, lines=LOGS_LINES, max_chars=2800)
-    return LogsResult(command=command, run_id=run_id, task_id=task_id, stream=stream, what=what, tail=tail)
+        picked = failed_log_ref(wes.get_run(run_id), wes, stream)
+    tail = logs.tail(picked.ref, what=picked.what, lines=LOGS_LINES, max_chars=2800)
+    return LogsResult(command=command, run_id=run_id, task_id=picked.task_id, stream=stream, what=picked.what,
+                      tail=tail)
+
+
+class _RunEnded:
+    """Whether a run has ended, asked of the server at most once, and only for a task whose state
+    depends on it (no end time, no real exit code: see :func:`wesbot.outcome.task_running`)."""
+
+    def __init__(self, wes: Wes, run_id: str) -> None:
+        self._wes = wes
+        self._run_id = run_id
+        self._known: bool | None = None
+
+    def get(self) -> bool:
+        if self._known is None:
+            try:
+                self._known = is_terminal(self._wes.get_status(self._run_id).state)
+            except WesError as error:
+                logger.info("could not tell whether run %s has ended: %s", self._run_id, error)
+                self._known = False
+        return self._known
+
+    def for_task(self, task: Log) -> bool:
+        """The ``run_terminal`` to judge ``task`` with: the server's answer only when it matters."""
+        return self.get() if task_running(task, run_terminal=False) else False
+
+    def for_tasks(self, tasks: list[Log]) -> bool:
+        return self.get() if any(task_running(task, run_terminal=False) for task in tasks) else False
 
 
 def _task_count(run: RunLog, wes: Wes) -> tuple[int | None, bool]:
@@ -492,14 +557,15 @@ def _tasks(command: Command, wes: Wes) -> Result:
         page = wes.list_tasks(run_id, page_size=SERVER_PAGE_SIZE, page_token=token)
         return page.tasks, page.next_page_token, page.source
 
+    ended = _RunEnded(wes, run_id)
     got = _collect(
         fetch,
         NextPage(page_token=command.page_token, skip=command.skip),
-        (lambda task: task.exit_code is not None and task.exit_code != 0) if command.only_failed else None,
+        (lambda task: task_failed(task, ended.for_task(task))) if command.only_failed else None,
         TASKS_PER_REPLY,
     )
     return TasksResult(command=command, run_id=run_id, tasks=got.rows, next_page=got.next_page,
-                       source=got.source, notes=got.notes)
+                       source=got.source, notes=got.notes, run_terminal=ended.for_tasks(got.rows))
 
 
 __all__ = [
@@ -507,6 +573,7 @@ __all__ = [
     "DetailsResult",
     "ErrorResult",
     "HelpResult",
+    "LogRef",
     "NextPage",
     "Result",
     "RunsResult",
@@ -514,5 +581,8 @@ __all__ = [
     "TaskResult",
     "TasksResult",
     "execute",
+    "failed_log_ref",
+    "run_failed",
     "run_text",
+    "task_log_ref",
 ]

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from .outcome import task_failed, task_running
 from .wes.logs import sanitize_text
 from .wes.models import Log, State, state_label
 
@@ -101,10 +102,16 @@ def state_with_exit(state: State, exit_code: int | None) -> str:
     return label
 
 
-def task_state(task: Log) -> str:
-    if task.exit_code is None:
-        return "no exit code yet" if not task.end_time else "ended, no exit code"
-    return "ok (exit 0)" if task.exit_code == 0 else f"failed (exit {task.exit_code})"
+def task_state(task: Log, *, run_terminal: bool) -> str:
+    """A task's state in a few words. What counts as failed or still running is decided in
+    :mod:`wesbot.outcome`: an exit code of -1 while the task and its run go on is "no exit code yet"."""
+    if task_running(task, run_terminal):
+        return "no exit code yet"
+    if task_failed(task, run_terminal):
+        return f"failed (exit {task.exit_code})"
+    if task.exit_code == 0:
+        return "ok (exit 0)"
+    return "ended, no exit code"  # finished (else it would be running) without an exit code
 
 
 def compact_json(value: Any, limit: int) -> tuple[str, bool]:

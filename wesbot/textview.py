@@ -39,8 +39,11 @@ def _clean(text: object) -> str:
 
 
 def _log(label: str, value: str | None) -> list[str]:
-    if not value:
+    """A stdout/stderr field: nothing when the server gave none, "(empty)" for an empty log (``""``)."""
+    if value is None:
         return []
+    if not value.strip():
+        return [f"{label}: (empty)"]
     if log_is_inline(value):
         tail, cut = sanitize_log_text(value, lines=10, max_chars=4000)
         return [f"{label}{' (last 10 lines)' if cut else ''}:", *("  " + line for line in tail.splitlines())]
@@ -72,20 +75,20 @@ def render_text(result: Result, *, host: str) -> str:
     elif isinstance(result, DetailsResult):
         lines = _details(result)
     elif isinstance(result, TasksResult):
-        lines = [_task_line(task) for task in result.tasks] or ["no tasks"]
+        lines = [_task_line(task, result.run_terminal) for task in result.tasks] or ["no tasks"]
         if result.source == "inline":
             lines.append("(this server has no task endpoint; tasks come from the run log)")
         lines += [_clean(note) for note in result.notes]
         if result.next_page:
             lines.append(f"(more: {_next_hint(result)})")
     elif isinstance(result, TaskResult):
-        lines = _task(result.task)
+        lines = _task(result.task, result.run_terminal)
     elif isinstance(result, LogsResult):
-        lines = [f"{result.what}{' (the end)' if result.tail.truncated else ''}:"]
+        lines = [f"{_clean(result.what)}{' (the end)' if result.tail.truncated else ''}:"]
         if result.tail.source == "path" or (not result.tail.text and result.tail.note):
             lines += [f"  {_clean(result.tail.location or '')}", f"  ({_clean(result.tail.note or '')})"]
         else:
-            lines += ["  " + line for line in result.tail.text.splitlines()]
+            lines += _tail_lines(result.tail.text)
             if result.tail.note:
                 lines.append(f"({_clean(result.tail.note)})")
     elif isinstance(result, AuditResult):
@@ -113,8 +116,13 @@ def _run_line(run_id: str, state: State, start: str | None, end: str | None, tag
     return "\t".join(parts).rstrip()
 
 
-def _task_line(task: Log) -> str:
-    parts = [_clean(task.name or "(unnamed)"), _clean(task.id or "-"), task_state(task),
+def _tail_lines(text: str) -> list[str]:
+    """The lines of a log's end, indented; "(empty)" for an empty log, which is not a missing one."""
+    return ["  " + line for line in text.splitlines()] or ["  (empty)"]
+
+
+def _task_line(task: Log, run_terminal: bool) -> str:
+    parts = [_clean(task.name or "(unnamed)"), _clean(task.id or "-"), task_state(task, run_terminal=run_terminal),
              show_time(task.start_time), show_time(task.end_time)]
     return "\t".join(parts)
 
@@ -144,18 +152,18 @@ def _details(result: DetailsResult) -> list[str]:
         outputs, _ = compact_json(run.outputs, 4000)
         lines += ["outputs:", *("  " + _clean(line) for line in outputs.splitlines())]
     if result.log_what and result.log_tail is not None and result.log_tail.source != "inline":
-        lines.append(f"{result.log_what}:")
-        lines += ["  " + line for line in result.log_tail.text.splitlines()]
+        lines.append(f"{_clean(result.log_what)}:")
+        lines += _tail_lines(result.log_tail.text)
     elif result.log_what and result.log_error:
-        lines.append(f"{result.log_what}: {_clean(result.log_error)}")
+        lines.append(f"{_clean(result.log_what)}: {_clean(result.log_error)}")
     return lines
 
 
-def _task(task: Log) -> list[str]:
+def _task(task: Log, run_terminal: bool) -> list[str]:
     lines = [
         f"task:       {_clean(task.name or '(unnamed)')}",
         f"id:         {_clean(task.id or '—')}",
-        f"state:      {task_state(task)}",
+        f"state:      {task_state(task, run_terminal=run_terminal)}",
         f"started:    {show_time(task.start_time)}",
         f"ended:      {show_time(task.end_time)}",
     ]

@@ -460,6 +460,10 @@ class FakeWes:
       ``"null"`` (200 with a JSON ``null`` body and nothing changes).
     - ``service_info``: a dict served as-is by GET /service-info; None serves a valid generated one.
     - ``submit_state``: the state of runs created by POST /runs.
+    - ``range_failure``: None (default) serves ``/files/`` whatever the ``Range`` header says (the whole
+      file, 200, as servers that ignore Range do); a status (500, 416) answers every ``/files/`` request
+      that carries a ``Range`` header with it, while a plain GET still gets the file, as some real log
+      servers do.
 
     Records: ``requests`` (RecordedRequest list), ``cancels`` (run ids), ``submissions`` (the form
     fields of each POST /runs), ``spec_violations`` (strings), ``ghosts``, ``validated`` (count).
@@ -499,6 +503,7 @@ class FakeWes:
         self.overrides: dict[str, Reply | tuple[int, Any, str | None]] = {}
         self.service_info: dict[str, Any] | None = None
         self.submit_state = "QUEUED"
+        self.range_failure: int | None = None
 
         self.runs: dict[str, dict[str, Any]] = {}
         self.files: dict[str, tuple[bytes, str]] = {}
@@ -742,6 +747,8 @@ class FakeWes:
             entry = self.files.get(name)
         if entry is None:
             return plain_text(404, "Not Found")
+        if self.range_failure is not None and request.header("Range") is not None:
+            return plain_text(self.range_failure, _reason(self.range_failure))
         return Reply(status=200, body=entry[0], content_type=entry[1])
 
     def _override(self, request: HttpRequest, relative: str) -> Reply | None:

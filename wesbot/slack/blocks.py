@@ -302,9 +302,12 @@ def _status(result: StatusResult, host: str, shared_by: str | None) -> Message:
 
 
 def _log_field(label: str, value: str | None, lines: int = 10) -> list[Block]:
-    """stdout/stderr: a link when it is a URL, the tail of the text when the server put the log inline."""
-    if not value:
+    """stdout/stderr: a link when it is a URL, the tail of the text when the server put the log inline.
+    Nothing when the server gave none (None); "empty" for an empty log (``""``), which is not missing."""
+    if value is None:
         return []
+    if not value.strip():
+        return [section(f"*{label}:* _empty_")]
     if is_url(value):
         return [section(f"*{label}:* {link(value, 'open ' + label)}")]
     if log_is_inline(value):
@@ -372,7 +375,10 @@ def log_tail_blocks(what: str, tail: LogTail | None, error: str | None) -> list[
         where = f" {code(tail.location, 300)}" if tail.location else ""
         return [section(f"*{escape(title)}*:{where}\n_{escape(tail.note or '')}_")]
     last = " (the end)" if tail.truncated else ""
-    blocks = [section(f"*{escape(title)}*{last}:\n{code_block(tail.text or '(empty)', MAX_SECTION - 200)}")]
+    if not tail.text:  # an empty log: say so, it is not a log that is missing
+        blocks = [section(f"*{escape(title)}*: _empty_")]
+    else:
+        blocks = [section(f"*{escape(title)}*{last}:\n{code_block(tail.text, MAX_SECTION - 200)}")]
     notes = [escape(tail.note)] if tail.note else []
     if tail.location and is_url(tail.location):
         notes.append(link(tail.location, "full log"))
@@ -392,12 +398,12 @@ def _logs(result: LogsResult, host: str, shared_by: str | None) -> Message:
     return {"text": escape(shorten(result.what[0].upper() + result.what[1:], 200)), "blocks": blocks}
 
 
-def _task_line(task: Log) -> str:
+def _task_line(task: Log, run_terminal: bool) -> str:
     name = task.name or task.id or "(unnamed)"
     line = f"{code(name, 80)}"
     if task.id and task.id != name:
         line += f" id {code(task.id, 60)}"
-    line += f"  *{escape(task_state(task))}*"
+    line += f"  *{escape(task_state(task, run_terminal=run_terminal))}*"
     if task.start_time:
         line += f"  {escape(show_time(task.start_time))}"
     if task.end_time:
@@ -409,7 +415,7 @@ def _tasks(result: TasksResult, host: str, shared_by: str | None) -> Message:
     command = result.command
     failed = bool(command and command.only_failed)
     title = f"{'Failed tasks' if failed else 'Tasks'} of run {code(result.run_id, 120)}"
-    lines = [_task_line(task) for task in result.tasks]
+    lines = [_task_line(task, result.run_terminal) for task in result.tasks]
     if not lines:
         lines = ["No failed tasks." if failed else "No tasks reported for this run."]
     notes = list(result.notes)
@@ -424,9 +430,10 @@ def _tasks(result: TasksResult, host: str, shared_by: str | None) -> Message:
 def _task(result: TaskResult, host: str, shared_by: str | None) -> Message:
     task = result.task
     name = task.name or task.id or "(unnamed)"
+    state = task_state(task, run_terminal=result.run_terminal)
     pairs = [
         ("Task id", escape(task.id or "—")),
-        ("State", escape(task_state(task))),
+        ("State", escape(state)),
         ("Started", escape(show_time(task.start_time))),
         ("Ended", escape(show_time(task.end_time))),
         ("Duration", escape(duration(task.start_time, task.end_time) or "—")),
@@ -443,7 +450,7 @@ def _task(result: TaskResult, host: str, shared_by: str | None) -> Message:
         blocks.append(section(f"*System logs:*\n{code_block(logs, 2000)}"))
     blocks += actions(run_button("All tasks", f"tasks {result.run_id}"), _share_button(result.command))
     blocks += _footer(host, shared_by)
-    return {"text": f"Task {escape(shorten(name, 120))}: {escape(task_state(task))}", "blocks": blocks}
+    return {"text": f"Task {escape(shorten(name, 120))}: {escape(state)}", "blocks": blocks}
 
 
 def cancel_message(view: CancelView) -> Message:

@@ -16,6 +16,8 @@ Security rules:
   in a URL (``https://user:pass@host/...``) are dropped, never sent and never shown. No cookies are kept.
 - Only the end of a log is read: ``Range: bytes=-max_bytes``. A server that ignores ranges is streamed
   through a rolling buffer that keeps the last ``max_bytes``, and reading stops after ``stream_limit``.
+  A server that answers the ranged request with an error (:data:`RANGE_REFUSED`: 500 or 416) while it
+  serves the same URL to a plain GET is asked once more without ``Range``, and read the same capped way.
 - Messages and log lines never contain a credential: they are built from the description of the log,
   the host name and the status code, and every configured secret is masked in them. URLs shown to
   users have their userinfo removed and the values of signature- or token-like query parameters masked.
@@ -46,6 +48,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_STREAM_LIMIT",
     "MAX_REDIRECTS",
+    "RANGE_REFUSED",
     "LogFetcher",
     "LogSource",
     "LogTail",
@@ -62,6 +65,9 @@ DEFAULT_MAX_BYTES = 64 * 1024
 # A server that ignores Range is read up to this many bytes (keeping only the last max_bytes).
 DEFAULT_STREAM_LIMIT = 16 * 1024 * 1024
 MAX_REDIRECTS = 3
+# Answers to a ranged request after which the URL is asked once more without Range: real log servers
+# answer a suffix range with 500 (a bug) or 416 (an empty file, or no suffix ranges) and serve a plain GET.
+RANGE_REFUSED = frozenset({416, 500})
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -99,7 +105,8 @@ class LogUnavailable(WesError):
 class LogTail:
     """The end of a log, ready to render.
 
-    - ``text``: the last lines, cleaned by :func:`sanitize_log_text` (empty for a path, or an empty log);
+    - ``text``: the last lines, cleaned by :func:`sanitize_log_text` (empty for a path, or an empty log:
+      ``""`` is a log with nothing in it, never "not available");
     - ``truncated``: True when earlier content was dropped (by the byte range, the line cap or the
       character cap);
     - ``source``: ``"inline"`` (the field held the text), ``"url"`` (fetched) or ``"path"`` (not read);
@@ -376,10 +383,15 @@ class LogFetcher:
         a URL on that server, as the WES client does; without it, an absolute path is a file path on the
         WES server, which is shown and not read.
 
-        Raises :class:`LogUnavailable` (with a one-sentence message) when there is nothing to show.
+        An empty field (``""``, only whitespace) is an empty log: a ``LogTail`` with no text, not an error.
+
+        Raises :class:`LogUnavailable` (with a one-sentence message) when there is nothing to show: the
+        field is None (the server has no log yet), the URL is refused or failed.
         """
-        if ref is None or not ref.strip():
+        if ref is None:
             raise LogUnavailable(self._redact(f"{what} is not available yet"))
+        if not ref.strip():
+            return LogTail(text="", truncated=False, source="inline")
         if "\n" in ref or looks_like_log_content(ref):
             text, cut = sanitize_log_text(ref, lines=lines, max_chars=max_chars)
             return LogTail(text=text, truncated=cut, source="inline")
@@ -442,38 +454,56 @@ class LogFetcher:
         raise LogUnavailable(self._redact(f"log host {_shown_host(url)} not allowed (set WESBOT_LOG_HOSTS)"))
 
     def _fetch(self, url: httpx.URL, what: str) -> _Body:
+        """GET the log, following redirects by hand; a refused range is asked once more without Range.
+
+        The retry goes to the URL that refused the range (after any redirects), and does not count as
+        a redirect: a server that refuses ranges costs one request more, never a longer chain.
+        """
         deadline = time.monotonic() + self._timeout
         url = url.copy_with(userinfo=b"", fragment=None)
-        for hop in range(MAX_REDIRECTS + 1):
-            credentials = self._credentials_for(url)
-            headers = {"Range": f"bytes=-{self._max_bytes}"}
-            if credentials and self._authorization is not None:
-                headers["Authorization"] = self._authorization
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise self._timed_out(what)
-            request = self._http.build_request("GET", url, headers=headers, timeout=httpx.Timeout(remaining))
-            started = time.monotonic()
+        hops = 0
+        ranged = True
+        while True:
+            response = self._send(url, what, deadline, ranged=ranged)
             try:
-                response = self._http.send(request, stream=True)
-            except httpx.HTTPError as exc:
-                raise self._transport_error(exc, url, what) from None
-            try:
-                logger.debug("GET %s -> %d in %.0f ms", self._redact(_shown_host(url) + url.path),
-                             response.status_code, (time.monotonic() - started) * 1000)
                 status = response.status_code
                 if status in _REDIRECTS and response.headers.get("location"):
-                    if hop == MAX_REDIRECTS:
+                    if hops == MAX_REDIRECTS:
                         raise LogUnavailable(self._redact(
                             f"fetching {what} was redirected more than {MAX_REDIRECTS} times"), status_code=status)
                     url = self._redirect_target(url, response.headers["location"], what)
+                    hops += 1
+                    continue
+                if ranged and status in RANGE_REFUSED:
+                    logger.debug("%s answered %d to a ranged GET; asking again without Range",
+                                 self._redact(_shown_host(url)), status)
+                    ranged = False
                     continue
                 return self._read(response, url, what, deadline)
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc, url, what) from None
             finally:
                 response.close()
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _send(self, url: httpx.URL, what: str, deadline: float, *, ranged: bool) -> httpx.Response:
+        """One GET of ``url``, streamed (the caller closes it): with the credentials only for the WES
+        origin, and with ``Range: bytes=-max_bytes`` unless ``ranged`` is False."""
+        credentials = self._credentials_for(url)
+        headers = {"Range": f"bytes=-{self._max_bytes}"} if ranged else {}
+        if credentials and self._authorization is not None:
+            headers["Authorization"] = self._authorization
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._timed_out(what)
+        request = self._http.build_request("GET", url, headers=headers, timeout=httpx.Timeout(remaining))
+        started = time.monotonic()
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, url, what) from None
+        logger.debug("GET %s%s -> %d in %.0f ms", self._redact(_shown_host(url) + url.path),
+                     "" if ranged else " (no Range)", response.status_code, (time.monotonic() - started) * 1000)
+        return response
 
     def _redirect_target(self, current: httpx.URL, location: str, what: str) -> httpx.URL:
         try:
@@ -486,7 +516,7 @@ class LogFetcher:
 
     def _read(self, response: httpx.Response, url: httpx.URL, what: str, deadline: float) -> _Body:
         status = response.status_code
-        if status == 416 or status == 204:
+        if status == 204:
             return _Body(text="", cut=False)
         if status == 404 or status == 410:
             raise LogUnavailable(self._redact(f"{what} was not found at its URL ({status})"), status_code=status)

@@ -309,7 +309,7 @@ def looks_like_log_content(value: str) -> bool:
 def resolve_log_ref(value: object, base_url: str | None = None) -> str | None:
     """``stdout`` / ``stderr``: a URL, a path to resolve, or (on some servers) the log text itself.
 
-    - not a string, or only whitespace: None;
+    - not a string: None (no log); ``""`` or only whitespace: ``""`` (a log, an empty one);
     - log content (see :func:`looks_like_log_content`): kept exactly as sent;
     - anything with a scheme (``https:``, ``file:``, ``s3:``, ``drs:`` ...): kept as sent;
     - a path, i.e. a single token with a ``/`` in it (``/api/jobs/1/stdout``, ``../../logs/x``,
@@ -317,8 +317,10 @@ def resolve_log_ref(value: object, base_url: str | None = None) -> str | None:
     - any other single word (``Killed``, ``stderr.txt``): kept as sent, since it cannot be told apart
       from a one-word log.
     """
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         return None
+    if not value.strip():
+        return ""
     if looks_like_log_content(value) or _SCHEME.match(value) or "/" not in value:
         return value
     return resolve_url(value, base_url)

@@ -1,0 +1,61 @@
+"""How a run or a task ended: the one place that decides "failed", "running" and "finished". Pure.
+
+Renderers, commands and the watcher ask these functions; they never re-decide. The rules absorb what
+real servers do (see ``WES-NOTES.md``):
+
+- an exit code means something only once the run or task has finished: ``-1`` (and ``null``) is what
+  servers such as the reference wes-service report while something is still running;
+- Arvados reports a failed run as ``COMPLETE`` with a non-zero exit code;
+- a state wesbot does not recognise (sapporo's ``DELETED``) is not terminal, so never failed;
+- a cancelled run did not fail: someone stopped it, whatever exit code the engine left behind.
+"""
+
+from __future__ import annotations
+
+from .wes.models import Log, RunState, State, is_terminal
+
+__all__ = ["FAILED_STATES", "NO_EXIT_YET", "run_failed", "task_failed", "task_finished", "task_running"]
+
+# The terminal states that mean the run failed. CANCELED is terminal but is not a failure.
+FAILED_STATES: frozenset[RunState] = frozenset(
+    {RunState.EXECUTOR_ERROR, RunState.SYSTEM_ERROR, RunState.PREEMPTED}
+)
+
+# The placeholder exit code servers report while a run or task is still active.
+NO_EXIT_YET = -1
+
+
+def run_failed(state: State, exit_code: int | None) -> bool:
+    """A run failed when it ended in a failure state, or ended COMPLETE with a real non-zero exit code.
+
+    ``-1`` is not a real exit code (servers report it while the run is active), and CANCELED is never
+    a failure: the run was stopped on purpose.
+    """
+    if not is_terminal(state):
+        return False
+    if state in FAILED_STATES:
+        return True
+    return state == RunState.COMPLETE and exit_code not in (None, 0, NO_EXIT_YET)
+
+
+def task_finished(task: Log, run_terminal: bool) -> bool:
+    """A task has finished when it has an end time, or when its run has ended (whatever the task says)."""
+    return task.end_time is not None or run_terminal
+
+
+def task_failed(task: Log, run_terminal: bool) -> bool:
+    """A task failed when it has a non-zero exit code that means something.
+
+    A real non-zero exit code (``1``, ``-9``) means the process exited, even without an end time. ``-1``
+    is the placeholder of a task still running, so it counts only once the task has finished
+    (:func:`task_finished`). ``None`` and ``0`` never mean failed.
+    """
+    code = task.exit_code
+    if code is None or code == 0:
+        return False
+    return code != NO_EXIT_YET or task_finished(task, run_terminal)
+
+
+def task_running(task: Log, run_terminal: bool) -> bool:
+    """A task is still running (or has not started) when it has not finished and has no real exit code."""
+    return not task_finished(task, run_terminal) and task.exit_code in (None, NO_EXIT_YET)
