@@ -284,7 +284,8 @@ def test_a_notification_retried_before_the_wall_clock_went_back_is_still_sent(st
     clock.jump_wall(-3600)
     clock.advance(3)
     watcher.deliver()
-    assert [p.message["text"] for p in poster.posts if p.thread_ts and p.method == "post"] == ["Run r1 ended COMPLETE (exit 0) <@U1>"]
+    sent = [p.message["text"] for p in poster.posts if p.thread_ts and p.method == "post"]
+    assert sent == ["Run r1 ended COMPLETE (exit 0) <@U1>"]
 
 
 def test_a_cancel_follow_up_due_before_the_wall_clock_went_back_is_due_now(store: WatchStore,
