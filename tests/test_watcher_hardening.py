@@ -59,3 +59,20 @@ def test_a_refused_token_keeps_everything_and_delivers_once_slack_accepts_it(sto
     assert store.subscription(1).status != "failed"
     ended = [p for p in poster.posts if p.method == "post" and "ended" in str(p.message)]
     assert len(ended) == 1
+
+
+def test_a_refused_token_on_a_card_backs_off_instead_of_retrying_every_second(store: WatchStore,
+                                                                             clock: FakeClock) -> None:
+    from wesbot.slack.poster import classify
+    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
+    subscribe(store, clock, "r1")
+    watcher = make(store, wes, poster, clock)
+    poster.script["C1"] = [classify(200, {}, {"ok": False, "error": "token_revoked"}) for _ in range(100)]
+    for _ in range(30):  # a minute of delivery rounds, two seconds apart
+        watcher.deliver()
+        clock.advance(2)
+    assert len(poster.script["C1"]) == 99  # one try, then the token backoff
+    poster.script["C1"] = []
+    clock.advance(300)
+    watcher.deliver()
+    assert [p.method for p in poster.posts] == ["failed", "post"] and store.subscription(1).card_ts is not None

@@ -804,8 +804,13 @@ class Watcher:
             result = self.poster.update(sub.channel_id, sub.card_ts, message)
         self._pacing.hold(sub.channel_id, self.settings.pace_seconds)
         if result.ok:
+            self._token_refused_since = None
             self.store.set_card(sub.id, ts=result.ts, version=sub.card_version)
             stats.cards += 1
+        elif result.token_error:
+            # The installation, not the card: try this channel again after the token backoff, not every second.
+            self._token_refused(result)
+            self._pacing.hold(sub.channel_id, TOKEN_RETRY)
         elif result.permanent and result.channel_error:
             self._channel_failed(sub.channel_id, result, now)
         elif result.permanent:
