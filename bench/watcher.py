@@ -289,7 +289,7 @@ def end_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, ends: list[tupl
     deadline = time.monotonic() + timeout
     drained_at: float | None = None
     # As in Watcher.run(): polling in this thread, posting in the sender thread.
-    sender = threading.Thread(target=watcher._send_loop, name="bench-sender", daemon=True)
+    sender = threading.Thread(target=watcher.send_forever, name="bench-sender", daemon=True)
     sender.start()
     while time.monotonic() < deadline:
         wait = watcher.step(deliver=False)

@@ -241,7 +241,7 @@ def run_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, phase: Phase, t
     deadline = time.monotonic() + timeout
     drained: float | None = None  # time.time() when everything was accounted for
     # As in Watcher.run() (and bench.watcher): sweeping in this thread, posting in the sender thread.
-    sender = threading.Thread(target=watcher._send_loop, name="bench-sender", daemon=True)
+    sender = threading.Thread(target=watcher.send_forever, name="bench-sender", daemon=True)
     sender.start()
     while time.monotonic() < deadline:
         wait = watcher.step(deliver=False)
@@ -362,8 +362,7 @@ def main() -> None:
         wes = WesClient(wes_url)
         poster = SlackPoster(BOT_TOKEN, slack_api_url)
         settings = WatcherSettings(poll_seconds=poll, sweep_page_size=args.page_size)
-        watcher = Watcher(store, wes, poster, host=wes.host, settings=settings)
-        watcher.watches = watches
+        watcher = Watcher(store, wes, poster, host=wes.host, settings=settings, watches=watches)
         per = -(-args.runs // args.projects)
         channel_of_project = [f"C{k:05d}" for k in range(args.projects)]
         now = time.time()

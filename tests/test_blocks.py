@@ -175,7 +175,8 @@ def test_inline_stderr_shows_the_tail_without_ansi() -> None:
 
 
 def test_a_digest_of_many_runs_fits_one_message() -> None:
-    from wesbot.slack.cards import RunOutcome, digest
+    from wesbot.outcome import RunOutcome
+    from wesbot.slack.cards import digest
 
     outcomes = [RunOutcome(run_id=f"{i:08d}-aaaa-bbbb-cccc-{i:012d}", state="EXECUTOR_ERROR", exit_code=1,
                            start_time="2026-01-01T00:00:00Z", end_time="2026-01-01T01:00:00Z") for i in range(500)]

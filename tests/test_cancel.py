@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from wesbot.cancel import Cancelers, confirm, follow, outcome_text, parse_cancelers, prompt
+from wesbot.cancel import Cancelers, confirm, follow, parse_cancelers, prompt
+from wesbot.slack.cards import cancel_outcome
 from wesbot.store.cancels import CancelStore
 from wesbot.store.watch import WatchStore
 from wesbot.wes.errors import NotFound, WesAuthError, WesHTTPError, WesProtocolError, WesUnreachable
@@ -185,7 +186,7 @@ def test_follow_decides_the_outcome(store: CancelStore) -> None:
     store.finish("r1", final_state="RUNNING", outcome="no-effect")
     done = store.get("r1")
     assert done is not None
-    text = outcome_text(done, NOW + 601)
+    text = str(cancel_outcome(done, NOW + 601)["text"])
     assert "<@U1> requested cancellation of run `r1` (was RUNNING)" in text
     assert "accepted the cancel, but the run is still *RUNNING*" in text and "never" not in text
     assert store.recent_audit("r1")[0].outcome == "no-effect"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,12 @@ from wesbot.cancel import Cancelers, confirm, recover
 from wesbot.commands import parse
 from wesbot.core import CancelResult, Context, execute
 from wesbot.slack.blocks import render
-from wesbot.slack.poster import PostResult
 from wesbot.store.cancels import CancelStore
 from wesbot.store.watch import WatchStore
+from wesbot.watcher import Delivery, WatcherSettings, Workers
 
 from .test_cancel import NOW, StubWes
+from .test_watcher import FakeClock, RecordingPoster
 
 URL = "http://wes.test/ga4gh/wes/v1"
 
@@ -30,22 +32,31 @@ def test_a_crash_during_the_post_is_audited_and_announced_once_after_a_restart(t
                 store=CancelStore(WatchStore(tmp_path / "w.db"), URL), now=NOW, timeout=600, response_url=None,
                 announce=lambda before: ("1.1", None))
     assert wes.cancel_calls == ["r1"]
-    store = CancelStore(WatchStore(tmp_path / "w.db"), URL)  # a fresh process on the same file
+    watch_store = WatchStore(tmp_path / "w.db")  # a fresh process on the same file
+    store = CancelStore(watch_store, URL)
     assert [row.outcome for row in store.recent_audit()] == ["sending"]
-    posted: list[tuple[str, str]] = []
+    poster = RecordingPoster()
+    clock = FakeClock()
+    delivery = Delivery(watch_store, poster, Workers(threading.Event()), host="wes.test", settings=WatcherSettings(),
+                        clock=clock, cancels=store)
 
-    def post(channel: str, message: dict[str, object]) -> PostResult:
-        posted.append((channel, str(message["text"])))
-        return PostResult(ok=True, ts="2.2")
+    def announced() -> list[tuple[str, str]]:
+        return [(p.channel, str(p.message["text"])) for p in poster.posts if p.method == "post"]
 
-    assert recover(store, post, NOW + 10) == 0  # may still be in flight
-    assert recover(store, post, NOW + 200) == 1
-    assert recover(store, post, NOW + 300) == 0
+    assert recover(store, NOW + 10) == 0  # may still be in flight
+    delivery.deliver()
+    assert announced() == []
+    assert recover(store, NOW + 200) == 1
+    delivery.deliver()
+    assert recover(store, NOW + 300) == 0
+    clock.advance(5)
+    delivery.deliver()
+    posted = announced()
     assert len(posted) == 1 and posted[0][0] == "C1" and "<@U1> requested cancellation of run `r1`" in posted[0][1]
     rows = store.recent_audit()
     assert [row.outcome for row in rows] == ["requested"] and "restarted" in (rows[0].detail or "")
     cancel = store.get("r1")
-    assert cancel is not None and cancel.status == "requested" and cancel.message_ts == "2.2"
+    assert cancel is not None and cancel.status == "requested" and cancel.message_ts == poster.posts[0].ts
     store.finish("r1", final_state="CANCELED", outcome="confirmed-canceled")
     assert [row.outcome for row in store.recent_audit()] == ["confirmed-canceled"]
 
@@ -58,7 +69,7 @@ def test_a_failed_post_updates_its_sending_row(tmp_path: Path) -> None:
                    timeout=600, response_url=None, announce=lambda before: ("1.1", None))
     assert view.stage == "wes-error"
     assert [row.outcome for row in store.recent_audit()] == ["wes-error"] and store.get("r1") is None
-    assert recover(store, lambda c, m: PostResult(ok=True, ts="x"), NOW + 999) == 0
+    assert recover(store, NOW + 999) == 0
 
 
 def _ctx(store: CancelStore, channel: str) -> Context:

@@ -135,6 +135,10 @@ class RecordingPoster:
             return None
         return next((p.ts for p in self.posts if p.key == key and p.channel == channel and p.ts), False)
 
+    def respond(self, response_url: str, message: dict[str, Any]) -> bool:
+        self.posts.append(Post("respond", response_url, message))
+        return True
+
     def update(self, channel: str, ts: str, message: dict[str, Any]) -> PostResult:
         scripted = self._next(channel)
         if scripted is not None and not scripted.ok:

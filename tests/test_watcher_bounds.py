@@ -92,8 +92,7 @@ class TimedPoster(RecordingPoster):
 def watching(store: WatchStore, wes: StubWes, poster: RecordingPoster, clock: FakeClock,
              settings: WatcherSettings = SETTINGS, kind: str = "failed", channel: str = "C1") -> Watcher:
     """A watcher with a channel watch (``kind`` in ``channel``) to sweep for."""
-    watcher = make(store, wes, poster, clock, settings=settings)
-    watcher.watches = WatchesStore(store)
+    watcher = make(store, wes, poster, clock, settings=settings, watches=WatchesStore(store))
     watcher.watches.add(channel_id=channel, kind=kind, tag_key="", tag_value="", user_id="U1", now=clock.now())
     return watcher
 
@@ -263,7 +262,7 @@ def test_due_times_far_ahead_are_due_now_but_a_backoff_is_kept(store: WatchStore
     for run_id in ("set-back", "backing-off", "due"):
         subscribe(store, clock, run_id)
     now = clock.now()
-    store.record_state("set-back", state="RUNNING", now=now, next_poll_at=now + 3600)
+    store.record_states([("set-back", "RUNNING")], now=now, next_poll_at=now + 3600)
     store.record_failure("backing-off", now=now, reason="503", next_poll_at=now + 500)
     assert {r.run_id for r in store.due_runs(now)} == {"due"}  # without a horizon: as before
     assert {r.run_id for r in store.due_runs(now, horizon=SETTINGS.longest_wait)} == {"due", "set-back"}

@@ -33,8 +33,7 @@ def test_a_sweep_that_raises_does_not_stop_subscriptions(store: WatchStore, cloc
                                                          caplog: pytest.LogCaptureFixture) -> None:
     wes, poster = HostileListWes({"r1": "RUNNING"}), RecordingPoster()
     subscribe(store, clock, "r1")
-    watcher = make(store, wes, poster, clock)
-    watcher.watches = WatchesStore(store)
+    watcher = make(store, wes, poster, clock, watches=WatchesStore(store))
     watcher.watches.add(channel_id="C2", kind="failed", tag_key="", tag_value="", user_id="U1", now=clock.now())
     cycle(watcher, clock)
     wes.states["r1"] = "COMPLETE"

@@ -25,8 +25,7 @@ def store(tmp_path: Path) -> WatchStore:
 
 
 def watcher_for(store: WatchStore, wes: StubWes, poster: RecordingPoster, clock: FakeClock, **kw: object) -> Watcher:
-    watcher = make(store, wes, poster, clock, settings=SETTINGS, **kw)
-    watcher.watches = WatchesStore(store)
+    watcher = make(store, wes, poster, clock, settings=SETTINGS, watches=WatchesStore(store), **kw)
     return watcher
 
 

@@ -17,15 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
-from .format import duration, human_duration
+from .format import duration
 from .store.cancels import Cancel, CancelStore
 from .wes.errors import WesError, WesHTTPError
 from .wes.models import RunLog, RunStatus, State, is_terminal, state_label
-
-if TYPE_CHECKING:
-    from .slack.poster import PostResult
 
 logger = logging.getLogger("wesbot.cancel")
 
@@ -198,23 +195,17 @@ def confirm(wes: CancelWes, *, run_id: str, user_id: str, channel_id: str | None
 RESTARTED = "wesbot restarted while sending the cancel"
 
 
-def recover(store: CancelStore, post: Callable[[str, dict[str, Any]], PostResult], now: float,
-            after: float = 120.0) -> int:
-    """Finish the cancels a dead process started: claimed (and audited "sending") but never followed.
+def recover(store: CancelStore, now: float, after: float = 120.0) -> int:
+    """Take over the cancels a dead process started: claimed (and audited "sending") but never followed.
 
     Whether WES got the POST is not known, so the attempt is recorded as requested and followed like any
-    other (the follow-up reads the run's state and records confirmed-canceled, no-effect…); the channel is
-    told, once, if it never was. A claim younger than ``after`` seconds may still be in flight: left alone.
+    other (the follow-up reads the run's state and records confirmed-canceled, no-effect…); if the channel
+    was never told, delivery tells it (``CancelStore.to_announce``). A claim younger than ``after`` seconds
+    may still be in flight (every WES call ends within ``WESBOT_WES_TIMEOUT``): left alone.
     """
     recovered = 0
     for cancel in store.stale_claims(now - after):
-        ts, error = cancel.message_ts, cancel.message_error
-        if ts is None and cancel.channel_id:
-            text = outcome_text(cancel, now)
-            result = post(cancel.channel_id, {"text": text, "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
-            ts, error = (result.ts, None) if result.ok else (None, result.error or "error")
-        if not store.adopt(cancel.run_id, now=now, message_ts=ts, message_error=error):
+        if not store.adopt(cancel.run_id, now=now, message_ts=cancel.message_ts, message_error=cancel.message_error):
             continue
         if cancel.audit_id:
             store.set_audit_outcome(cancel.audit_id, "requested", RESTARTED)
@@ -233,20 +224,3 @@ def follow(cancel: Cancel, status: RunStatus | None, now: float) -> tuple[str, s
     if now >= cancel.deadline:
         return "no-effect", (state_label(state) if status is not None else None)
     return None
-
-
-def outcome_text(cancel: Cancel, now: float) -> str:
-    """The channel message once a followed cancel is decided (mrkdwn; ids are Slack's own)."""
-    who = f"<@{cancel.user_id}>" if CANCELER_ID.match(cancel.user_id) else "someone"
-    run = "`" + cancel.run_id.replace("`", "ˋ").replace("<", "&lt;").replace(">", "&gt;") + "`"
-    head = f":octagonal_sign: {who} requested cancellation of run {run} (was {cancel.state_before or '?'})"
-    took = human_duration(now - cancel.requested_at)
-    if cancel.outcome == "confirmed-canceled":
-        return f"{head}\n:white_check_mark: The run is *CANCELED* ({took} after the request)."
-    if cancel.outcome == "ended-otherwise":
-        return f"{head}\nThe run ended *{cancel.final_state}* before the cancel took effect."
-    if cancel.outcome == "no-effect":
-        state = cancel.final_state or "unknown"
-        return (f"{head}\n:warning: The WES server accepted the cancel, but the run is still *{state}* "
-                f"{took} later. This server may ignore cancels.")
-    return head + "\nFollowing it…"

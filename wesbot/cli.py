@@ -25,7 +25,7 @@ from .store.health import StorageHealth, describe_storage_error
 from .store.watch import WatchStore
 from .store.watches import WatchesStore
 from .textview import render_text
-from .watcher import Watcher, WatcherSettings
+from .watcher import build_watcher
 from .wes.client import WesClient
 from .wes.logs import LogFetcher
 
@@ -142,20 +142,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     store = WatchStore(settings.db_path)
     wes = wes_client(settings)
     pool = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="wesbot-lookup")
-    watcher = None if args.no_watcher else build_watcher(settings, store, wes)
     logs = log_fetcher(settings)
+    poster = slack_poster(settings)  # thread-safe: the watcher's sender and the cancel clicks share it
+    stop = threading.Event()
+    watcher = None if args.no_watcher else build_watcher(settings, store, wes, poster, logs=logs, stop=stop)
     cancels = CancelStore(store, settings.wes_url)
     watches = WatchesStore(store)
-    if watcher is not None:
-        watcher.logs = logs
-        watcher.cancels = cancels
-        watcher.watches = watches
     client = slack_client(settings)
     deps = Deps(wes=wes, host=wes.host, pool=pool, store=store, subscription_days=settings.subscription_days,
                 wake=watcher.wake.set if watcher else None, logs=logs, cancels=cancels,
                 cancelers=Cancelers(settings.cancelers, resolve_group=lambda group: list(
                     client.usergroups_users_list(usergroup=group).get("users") or [])),
-                cancel_timeout=settings.cancel_timeout, poster=slack_poster(settings), watches=watches,
+                cancel_timeout=settings.cancel_timeout, poster=poster, watches=watches,
                 response_origins=response_origins(settings.slack_api_url), db_path=settings.db_path)
     try:
         app = build_app(settings, deps, http_mode=http_mode)
@@ -165,10 +163,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         detail = reason.get("error") if isinstance(reason, dict) else None
         print(f"wesbot: Slack did not accept SLACK_BOT_TOKEN ({detail or type(error).__name__})", file=sys.stderr)
         return EXIT_CONFIG
-    stop = threading.Event()
     watcher_thread = None
-    if watcher is not None:
-        watcher.stop = stop  # SIGTERM stops the watcher between steps, with the server
+    if watcher is not None:  # SIGTERM sets ``stop``: the watcher stops between steps, with the server
         watcher_thread = threading.Thread(target=watcher.run, name="wesbot-watcher", daemon=True)
         watcher_thread.start()
     try:
@@ -185,6 +181,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             watcher.wake.set()
             watcher_thread.join(WATCHER_JOIN_SECONDS)
         wes.close()
+        logs.close()
+        poster.close()
     return EXIT_OK
 
 
@@ -199,15 +197,6 @@ def slack_poster(settings: Settings) -> SlackPoster:
     return SlackPoster(settings.slack_bot_token, settings.slack_api_url)
 
 
-def build_watcher(settings: Settings, store: WatchStore, wes: WesClient) -> Watcher:
-    return Watcher(
-        store, wes, slack_poster(settings), host=wes.host,
-        settings=WatcherSettings(poll_seconds=settings.poll_seconds, concurrency=settings.poll_concurrency,
-                                 subscription_days=settings.subscription_days,
-                                 lease_seconds=settings.lease_seconds, digest_after=settings.digest_after),
-    )
-
-
 def cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings(args, need_slack=True, need_app=False)
     setup_logging(settings, args.log_level or "info")
@@ -216,11 +205,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     open_db(settings.db_path).close()
     store = WatchStore(settings.db_path)
-    with wes_client(settings) as wes, log_fetcher(settings) as logs:
-        watcher = build_watcher(settings, store, wes)
-        watcher.logs = logs
-        watcher.cancels = CancelStore(store, settings.wes_url)
-        watcher.watches = WatchesStore(store)
+    with wes_client(settings) as wes, log_fetcher(settings) as logs, slack_poster(settings) as poster:
+        watcher = build_watcher(settings, store, wes, poster, logs=logs)
         install_stop_handlers(watcher.stop, raise_in_main=False, also=watcher.wake)
         watcher.run()
     return EXIT_OK

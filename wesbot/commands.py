@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from .wes.models import FAILED, TERMINAL, RunState
+from .outcome import FAILED_STATES
+from .wes.models import TERMINAL, RunState
 
 MAX_ID = 256
 
@@ -39,7 +40,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "runs",
         "/wes runs [STATE|failed|finished|active]",
         "List the most recent runs, one page at a time. With a state, only runs in that state "
-        "(`failed` = EXECUTOR_ERROR or SYSTEM_ERROR).",
+        "(`failed` = EXECUTOR_ERROR, SYSTEM_ERROR or PREEMPTED; GET /runs gives no exit codes, so a COMPLETE run "
+        "with a non-zero exit code shows under `finished`).",
     ),
     Subcommand("status", "/wes status RUN_ID", "The run's state, fast."),
     Subcommand(
@@ -90,7 +92,7 @@ def usage(name: str) -> str:
 
 # Filters of `/wes runs`: a spec state, or a named group of them.
 STATE_GROUPS: dict[str, frozenset[str]] = {
-    "failed": frozenset(FAILED),
+    "failed": FAILED_STATES,
     "finished": frozenset(TERMINAL),
     "active": frozenset(
         {RunState.QUEUED, RunState.INITIALIZING, RunState.RUNNING, RunState.PAUSED, RunState.CANCELING}

@@ -36,6 +36,7 @@ from .wes.models import (
     TaskPage,
     is_terminal,
 )
+from .wes.paging import walk
 
 logger = logging.getLogger("wesbot.core")
 T = TypeVar("T")
@@ -503,32 +504,44 @@ def _collect(
     resumes exactly after the last row shown, even in the middle of a server page (``skip``).
     """
     rows: list[T] = []
-    token, skip = start.page_token, start.skip
-    seen: set[str | None] = {token}
+    skip = start.skip
+    source = "endpoint"
     pages = 0
-    while True:
-        items, next_token, source = fetch(token)
-        pages += 1
-        rest = items[skip:]
+
+    def fetch_page(token: str | None) -> _Fetched[T]:
+        return _Fetched(*fetch(token))
+
+    for step in walk(fetch_page, size=lambda page: len(page.items), start=start.page_token,
+                     max_pages=MAX_SCAN_PAGES if keep is not None else 1):
+        pages, source = pages + 1, step.page.source
+        rest = step.page.items[skip:]
         for index, item in enumerate(rest):
             if keep is None or keep(item):
                 rows.append(item)
             if len(rows) == limit:
                 nxt: NextPage | None = None
                 if index + 1 < len(rest):
-                    nxt = NextPage(page_token=token, skip=skip + index + 1)
-                elif next_token and next_token not in seen:
-                    nxt = NextPage(page_token=next_token)
+                    nxt = NextPage(page_token=step.token, skip=skip + index + 1)
+                elif step.next:
+                    nxt = NextPage(page_token=step.next)
                 return _Collected(rows=rows, next_page=nxt, pages_read=pages, notes=[], source=source)
-        if not next_token or next_token in seen or not items:
+        if step.next is None:
             return _Collected(rows=rows, next_page=None, pages_read=pages, notes=[], source=source)
         if keep is None or pages >= MAX_SCAN_PAGES:
             notes = [f"Stopped after reading {pages} pages from the server; there are more."] if keep else []
-            return _Collected(
-                rows=rows, next_page=NextPage(page_token=next_token), pages_read=pages, notes=notes, source=source
-            )
-        seen.add(next_token)
-        token, skip = next_token, 0
+            return _Collected(rows=rows, next_page=NextPage(page_token=step.next), pages_read=pages, notes=notes,
+                              source=source)
+        skip = 0
+    return _Collected(rows=rows, next_page=None, pages_read=pages, notes=[], source=source)
+
+
+@dataclass(frozen=True)
+class _Fetched(Generic[T]):
+    """One server page as :func:`_collect` reads it."""
+
+    items: list[T]
+    next_page_token: str | None
+    source: str
 
 
 def _runs(command: Command, wes: Wes) -> Result:

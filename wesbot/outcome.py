@@ -12,9 +12,23 @@ real servers do (see ``WES-NOTES.md``):
 
 from __future__ import annotations
 
-from .wes.models import Log, RunState, State, is_terminal
+from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["FAILED_STATES", "NO_EXIT_YET", "run_failed", "task_failed", "task_finished", "task_running"]
+from .wes.models import Log, RunLog, RunState, State, is_terminal, parse_state
+
+__all__ = [
+    "FAILED_STATES",
+    "NO_EXIT_YET",
+    "FailedTask",
+    "RunOutcome",
+    "basic_outcome",
+    "failed_tasks",
+    "run_failed",
+    "task_failed",
+    "task_finished",
+    "task_running",
+]
 
 # The terminal states that mean the run failed. CANCELED is terminal but is not a failure.
 FAILED_STATES: frozenset[RunState] = frozenset(
@@ -59,3 +73,51 @@ def task_failed(task: Log, run_terminal: bool) -> bool:
 def task_running(task: Log, run_terminal: bool) -> bool:
     """A task is still running (or has not started) when it has not finished and has no real exit code."""
     return not task_finished(task, run_terminal) and task.exit_code in (None, NO_EXIT_YET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailedTask:
+    name: str
+    exit_code: int | None
+    stderr: str | None = None
+    stdout: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOutcome:
+    """What is known of a run when it ends (details are best effort): what a notification says."""
+
+    run_id: str
+    state: str
+    exit_code: int | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+    workflow: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    failed_tasks: list[FailedTask] = field(default_factory=list)
+    more_failed_tasks: bool = False
+    outputs: Any = None
+    # The end of the first failed task's stderr (or the run's), sanitized; what it is; which task.
+    log_what: str | None = None
+    log_text: str | None = None
+    log_task_id: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return run_failed(parse_state(self.state), self.exit_code)
+
+
+def basic_outcome(log: RunLog) -> RunOutcome:
+    """What GET /runs/{id} alone tells of an ended run (no task list, no log tail)."""
+    workflow = log.request.workflow_url
+    return RunOutcome(run_id=log.run_id, state=str(log.state), exit_code=log.run_log.exit_code,
+                      start_time=log.run_log.start_time, end_time=log.run_log.end_time,
+                      workflow=workflow.rsplit("/", 1)[-1] if workflow else None, stdout=log.run_log.stdout,
+                      stderr=log.run_log.stderr, outputs=log.outputs)
+
+
+def failed_tasks(tasks: list[Log], run_terminal: bool) -> list[FailedTask]:
+    """The tasks that failed (:func:`task_failed`), as a notification lists them."""
+    return [FailedTask(name=t.name or t.id or "(unnamed)", exit_code=t.exit_code, stderr=t.stderr, stdout=t.stdout)
+            for t in tasks if task_failed(t, run_terminal)]

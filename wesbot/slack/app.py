@@ -40,11 +40,12 @@ from .blocks import (
     ACTION_SHARE,
     Message,
     cancel_message,
+    code,
     error_message,
     help_message,
     render,
-    section,
 )
+from .cards import cancel_announcement
 from .gate import response_origins, response_url_allowed
 from .poster import SlackPoster
 
@@ -112,7 +113,7 @@ def _sorry(error: BaseException, db_path: str | None, error_id: str) -> str:
 
 def _looking_up(command: Command) -> str:
     if command.run_id:
-        return f"Looking up run `{command.run_id[:80]}`…".replace("<", "&lt;").replace(">", "&gt;")
+        return f"Looking up run {code(command.run_id, 80)}…"
     return "Asking the WES server…"
 
 
@@ -277,10 +278,7 @@ def register(app: App, deps: Deps) -> None:
         def announce(state_before: str) -> tuple[str | None, str | None]:
             if deps.poster is None or not channel_id:
                 return None, "no channel"
-            safe_run = run_id.replace("`", "ˋ").replace("<", "&lt;").replace(">", "&gt;")
-            text = (f":octagonal_sign: <@{user_id}> requested cancellation of run `{safe_run}` "
-                    f"(was {state_before}). Following it…")
-            result = deps.poster.post(channel_id, {"text": text, "blocks": [section(text)]})
+            result = deps.poster.post(channel_id, cancel_announcement(user_id, run_id, state_before))
             return (result.ts, None) if result.ok else (None, result.error or "error")
 
         try:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from ..format import compact_json, duration, human_duration, is_url, shorten
+from ..outcome import RunOutcome, run_failed
+from ..store.cancels import Cancel
 from ..store.watch import Subscription
-from ..wes.models import FAILED, RunState
+from ..wes.models import RunState, parse_state
 from .blocks import (
     ACTION_RUN,
     MAX_SECTION,
@@ -29,35 +30,6 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]{1,40}$")
 MAX_FAILED_TASKS = 10
 
 
-@dataclass(frozen=True, kw_only=True)
-class FailedTask:
-    name: str
-    exit_code: int | None
-    stderr: str | None = None
-    stdout: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunOutcome:
-    """What the watcher knows about a run when it ends (details are best effort)."""
-
-    run_id: str
-    state: str
-    exit_code: int | None = None
-    start_time: str | None = None
-    end_time: str | None = None
-    workflow: str | None = None
-    stdout: str | None = None
-    stderr: str | None = None
-    failed_tasks: list[FailedTask] = field(default_factory=list)
-    more_failed_tasks: bool = False
-    outputs: Any = None
-    # The end of the first failed task's stderr (or the run's), sanitized; what it is; which task.
-    log_what: str | None = None
-    log_text: str | None = None
-    log_task_id: str | None = None
-
-
 def mentions(users: tuple[str, ...]) -> str:
     """Slack mentions of the subscribers (ids Slack gave us; anything else is dropped)."""
     return " ".join(f"<@{u}>" for u in users if _USER_ID.match(u))
@@ -71,14 +43,14 @@ def _when(epoch: float | None) -> str:
 
 
 def state_icon(state: str | None, exit_code: int | None) -> str:
-    if state == RunState.COMPLETE:
-        return ":warning:" if exit_code not in (None, 0, -1) else ":white_check_mark:"
-    if state in FAILED:
-        return ":x:"
-    if state == RunState.CANCELED:
+    """The icon of a state; whether it is a failure is :func:`wesbot.outcome.run_failed`'s to say."""
+    parsed = parse_state(state)
+    if run_failed(parsed, exit_code):
+        return ":warning:" if parsed in (RunState.COMPLETE, RunState.PREEMPTED) else ":x:"
+    if parsed == RunState.COMPLETE:
+        return ":white_check_mark:"
+    if parsed == RunState.CANCELED:
         return ":no_entry_sign:"
-    if state == RunState.PREEMPTED:
-        return ":warning:"
     return ":hourglass_flowing_sand:"
 
 
@@ -133,8 +105,7 @@ def notification(sub: Subscription | None, outcome: RunOutcome, *, host: str, no
     if workflow:
         lines.append(f"*Workflow:* {code(workflow, 200)}")
     blocks = [section("\n".join(lines))]
-    failed = outcome.state in FAILED or outcome.state == RunState.PREEMPTED or (
-        outcome.state == RunState.COMPLETE and outcome.exit_code not in (None, 0, -1))
+    failed = outcome.failed
     if failed and outcome.failed_tasks:
         task_lines = []
         for task in outcome.failed_tasks[:MAX_FAILED_TASKS]:
@@ -220,3 +191,57 @@ def unreadable_text(run_id: str, since: float | None, now: float, reason: str) -
     age = f" for {human_duration(max(0.0, now - since))}" if since else ""
     return (f":grey_question: wesbot has not been able to read run {code(run_id, 120)}{age}: {escape(reason)}. "
             "It keeps trying, and will still post when the run ends.")
+
+
+# -- the watcher's notices: every sentence it posts is here, escaped the one way (blocks.escape) -------
+
+
+def gone_text(run_id: str, reason: str) -> str:
+    return (f":ghost: Run {code(run_id, 120)} is no longer on the WES server ({escape(reason)}). "
+            "wesbot has stopped watching it.")
+
+
+def expired_text(sub: Subscription, days: float) -> str:
+    return (f":hourglass: wesbot stopped watching run {code(sub.run_id, 120)} after {days:g} days "
+            f"(last state: {escape(sub.state or '(no state)')}). Subscribe again to keep watching.")
+
+
+def auth_lost_text(host: str, reason: str) -> str:
+    return (f":lock: wesbot lost access to the WES server at {escape(host)}: {escape(reason)}. "
+            "Subscriptions are kept; notifications resume once access is restored.")
+
+
+def channel_failed_text(channel: str, error: str, run_id: str) -> str:
+    """The DM to a subscriber when Slack refuses posts in the channel (``channel`` is Slack's own id)."""
+    hint = " Invite wesbot with `/invite @wesbot`, then subscribe again." if error == "not_in_channel" else ""
+    return (f"wesbot could not post in <#{channel}> ({escape(error)}), so it stopped watching run "
+            f"{code(run_id, 120)} there.{hint}")
+
+
+def _canceller(user_id: str) -> str:
+    return f"<@{user_id}>" if _USER_ID.match(user_id) else "someone"
+
+
+def cancel_announcement(user_id: str, run_id: str, state_before: str | None) -> Message:
+    """The in-channel message when someone cancels a run: the team sees who and what."""
+    text = (f":octagonal_sign: {_canceller(user_id)} requested cancellation of run {code(run_id, 120)} "
+            f"(was {escape(state_before or '?')}). Following it…")
+    return {"text": text, "blocks": [section(text)]}
+
+
+def cancel_outcome(cancel: Cancel, now: float) -> Message:
+    """The channel message once a followed cancel is decided (it replaces the announcement)."""
+    head = (f":octagonal_sign: {_canceller(cancel.user_id)} requested cancellation of run {code(cancel.run_id, 120)} "
+            f"(was {escape(cancel.state_before or '?')})")
+    took = human_duration(now - cancel.requested_at)
+    final = escape(cancel.final_state or "unknown")
+    if cancel.outcome == "confirmed-canceled":
+        text = f"{head}\n:white_check_mark: The run is *CANCELED* ({took} after the request)."
+    elif cancel.outcome == "ended-otherwise":
+        text = f"{head}\nThe run ended *{final}* before the cancel took effect."
+    elif cancel.outcome == "no-effect":
+        text = (f"{head}\n:warning: The WES server accepted the cancel, but the run is still *{final}* "
+                f"{took} later. This server may ignore cancels.")
+    else:
+        text = head + "\nFollowing it…"
+    return {"text": text, "blocks": [section(text)]}

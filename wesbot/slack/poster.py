@@ -63,9 +63,28 @@ class SlackPoster:
             headers={"Authorization": f"Bearer {token}", "User-Agent": "wesbot"},
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
         )
+        # For response_url replies: a URL that is its own credential, so the bot token is never sent with it.
+        self._hooks = httpx.Client(timeout=timeout, transport=transport, headers={"User-Agent": "wesbot"})
 
     def close(self) -> None:
         self._client.close()
+        self._hooks.close()
+
+    def __enter__(self) -> SlackPoster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def respond(self, response_url: str, message: dict[str, Any]) -> bool:
+        """Answer through a ``response_url`` (an ephemeral message to whoever clicked). True when Slack took it.
+        The URL came with a verified request and passed the gate's host check (``slack.gate``)."""
+        try:
+            response = self._hooks.post(response_url, json=message)
+        except httpx.HTTPError as error:
+            logger.info("could not answer through a response_url: %s", type(error).__name__)
+            return False
+        return response.status_code == 200
 
     def post(self, channel: str, message: dict[str, Any], *, thread_ts: str | None = None,
              broadcast: bool = False, key: str | None = None) -> PostResult:

@@ -178,6 +178,20 @@ class CancelStore:
             if row and row[0]:
                 db.execute("UPDATE audit SET outcome = ? WHERE id = ?", [outcome, row[0]])
 
+    def to_announce(self) -> list[Cancel]:
+        """Cancels followed without their channel message: a restarted process took them over (see
+        ``cancel.recover``) before the dead one could post it. Delivery posts it."""
+        rows = self.store.db.execute(
+            f"SELECT {_CANCEL_COLUMNS} FROM cancels WHERE status = 'requested' AND message_ts IS NULL "
+            "AND message_error IS NULL AND channel_id IS NOT NULL ORDER BY requested_at"
+        ).fetchall()
+        return [_cancel(r) for r in rows]
+
+    def announced(self, run_id: str, *, message_ts: str | None, message_error: str | None) -> None:
+        with self.store._tx() as db:
+            db.execute("UPDATE cancels SET message_ts = ?, message_error = ? WHERE run_id = ?",
+                       [message_ts, message_error, run_id])
+
     def to_sync(self) -> list[Cancel]:
         rows = self.store.db.execute(
             f"SELECT {_CANCEL_COLUMNS} FROM cancels WHERE status = 'done' AND synced = 0 ORDER BY requested_at"

@@ -7,6 +7,7 @@ every open, each in its own transaction. Only ever append a migration: never edi
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,8 +42,7 @@ def open_db(path: str | Path | None = None, *, memory: bool = False, shared: boo
         # The busy timeout is set on the connection itself, so that even switching to WAL mode, the first
         # statement, waits for another process that holds the lock instead of failing.
         db = Database(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000))
-        if db.journal_mode != "wal":
-            db.enable_wal()
+        _switch_to_wal(db)
         # In WAL mode, NORMAL survives any crash of the process (kill -9 included); only a power cut can lose
         # the last commits. It spares an fsync per transaction, which the watcher makes many of.
         db.execute("PRAGMA synchronous = NORMAL")
@@ -62,6 +62,22 @@ def open_db(path: str | Path | None = None, *, memory: bool = False, shared: boo
             [datetime.now(UTC).isoformat(timespec="seconds")],
         )
     return db
+
+
+def _switch_to_wal(db: Database) -> None:
+    """WAL mode, once per file. The switch needs the file to itself, and SQLite may answer "locked" at once,
+    without waiting out the busy timeout, while another connection opens the same new file (seen with four
+    at once under load): try again for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if db.journal_mode != "wal":
+                db.enable_wal()
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def write_heartbeat(conn: sqlite3.Connection, now: datetime) -> None:
@@ -235,3 +251,10 @@ def m004_create_channel_watches(db: Database) -> None:
         );
         """,
     )
+
+
+@migrations()
+def m005_add_lease_host_and_pid(db: Database) -> None:
+    """Where the lease holder runs, so that a restart on the same host takes over from a dead pid at once.
+    Nullable: a row written by an older wesbot has neither, and its holder gets the full lease period."""
+    _script(db, "ALTER TABLE leases ADD COLUMN host TEXT; ALTER TABLE leases ADD COLUMN pid INTEGER")

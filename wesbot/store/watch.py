@@ -16,12 +16,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
 from .db import open_db
+from .leases import Leases
 
 Message = dict[str, Any]
 
@@ -268,12 +270,9 @@ class WatchStore:
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    def record_state(self, run_id: str, *, state: str | None, now: float, next_poll_at: float) -> bool:
-        """Store a successful poll of a non-terminal state. True when the state changed (cards go stale)."""
-        return self.record_states([(run_id, state)], now=now, next_poll_at=next_poll_at) == 1
-
     def record_states(self, polls: Iterable[tuple[str, str | None]], *, now: float, next_poll_at: float) -> int:
-        """:meth:`record_state` for many non-terminal runs in one transaction. Returns how many changed."""
+        """Store successful polls of non-terminal states, in one transaction. Returns how many changed (their
+        cards go stale)."""
         changed = 0
         with self._tx() as db:
             for run_id, state in polls:
@@ -352,6 +351,13 @@ class WatchStore:
             ).fetchone()
         return WatchedRun(run_id=row[0], state=row[1], failures=row[2], failing_since=row[3],
                           unreadable_reported=bool(row[4]))
+
+    def record_bug(self, run_id: str, *, next_poll_at: float) -> None:
+        """A poll that failed on a bug in wesbot: poll again later (with the run's backoff), but this is not the
+        server's doing, so the run does not count as unreadable and nobody is told."""
+        with self._tx() as db:
+            db.execute("UPDATE watched_runs SET failures = failures + 1, next_poll_at = ? WHERE run_id = ?",
+                       [next_poll_at, run_id])
 
     def end_subscriptions(self, run_id: str, *, status: str, reason: str, now: float,
                           render: Callable[[Subscription], Message] | None, key_prefix: str) -> list[int]:
@@ -534,25 +540,23 @@ class WatchStore:
         with self._tx() as db:
             db.execute("UPDATE subscriptions SET card_failed = ? WHERE id = ?", [error, sub_id])
 
-    # -- the lease: one watcher posts at a time ---------------------------------------------------
+    # -- the lease: one watcher posts at a time (the rule lives in leases.py) -----------------------
+
+    @cached_property
+    def leases(self) -> Leases:
+        """The lease table, recorded with this host and pid. Built on first use: it holds no state of its own
+        (two threads racing to build it get equal ones), and reads and writes on the caller's connection."""
+        return Leases(lambda: self.db, self._tx)
 
     def acquire_lease(self, name: str, owner: str, *, now: float, period: float) -> bool:
         """Take or renew the lease. True when ``owner`` holds it until ``now + period``."""
-        with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO leases (name, owner, expires_at) VALUES (?, ?, 0)", [name, owner])
-            cursor = db.execute(
-                "UPDATE leases SET owner = ?, expires_at = ? WHERE name = ? AND (owner = ? OR expires_at < ?)",
-                [owner, now + period, name, owner, now],
-            )
-            return cursor.rowcount == 1
+        return self.leases.acquire(name, owner, now=now, period=period)
 
     def release_lease(self, name: str, owner: str) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE leases SET expires_at = 0 WHERE name = ? AND owner = ?", [name, owner])
+        self.leases.release(name, owner)
 
     def lease_holder(self, name: str) -> tuple[str, float] | None:
-        row = self.db.execute("SELECT owner, expires_at FROM leases WHERE name = ?", [name]).fetchone()
-        return None if row is None else (str(row[0]), float(row[1]))
+        return self.leases.holder(name)
 
 
 def _beyond(now: float, horizon: float | None) -> float:

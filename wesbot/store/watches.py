@@ -110,9 +110,10 @@ class WatchesStore:
         return pairs
 
     def record_sweep(self, *, changes: list[tuple[str, str | None]], owed: list[Owed], now: float,
-                     activate: bool) -> int:
-        """In one transaction: the states seen, the messages they owe (deduplicated by key), and, after a
-        complete sweep, the activation of watches created before it. Returns how many messages were queued."""
+                     complete: bool, activate: bool) -> int:
+        """In one transaction: the states seen, the messages they owe (deduplicated by key), whether the sweep
+        read the whole list (the next sweep decides on that), and the activation of watches created before it.
+        Returns how many messages were queued."""
         queued = 0
         with self.store._tx() as db:
             db.conn.executemany(
@@ -131,4 +132,6 @@ class WatchesStore:
             if activate:
                 db.execute("UPDATE channel_watches SET active_from = ? WHERE active_from IS NULL AND "
                            "status = 'active' AND created_at <= ?", [now, now])
+            db.execute("INSERT INTO notices (key, value) VALUES ('sweep_complete', ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", ["1" if complete else "0"])
         return queued

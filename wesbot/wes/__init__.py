@@ -17,7 +17,6 @@ from .errors import (
     WesUnreachable,
 )
 from .models import (
-    FAILED,
     TERMINAL,
     Log,
     RunListPage,
@@ -36,7 +35,6 @@ from .models import (
 )
 
 __all__ = [
-    "FAILED",
     "TERMINAL",
     "InvalidId",
     "Log",

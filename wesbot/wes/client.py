@@ -61,6 +61,7 @@ from .models import (
     parse_service_info,
     parse_task_page,
 )
+from .paging import Walk, walk
 from .secrets import Masker, secret_forms
 
 logger = logging.getLogger("wesbot.wes")
@@ -434,22 +435,13 @@ class WesClient:
         on a token already seen (that page is yielded with ``next_page_token=None``), or after
         ``max_pages`` pages (the last one keeps its token).
         """
-        seen: set[str] = {page_token} if page_token else set()
-        token = page_token
-        for index in range(max_pages):
-            page = self.list_runs(page_size=page_size, page_token=token)
-            next_token = page.next_page_token
-            if next_token is not None and next_token in seen:
-                logger.debug("WES repeated the page token %r; stopping", next_token)
-                page = replace(page, next_page_token=None)
-                next_token = None
-            if page.runs or index == 0:
-                yield page
-            if not page.runs or next_token is None:
-                return
-            seen.add(next_token)
-            token = next_token
-        logger.info("stopped listing WES runs after %d pages", max_pages)
+        progress = Walk()
+        for step in walk(lambda token: self.list_runs(page_size=page_size, page_token=token),
+                         size=lambda page: len(page.runs), start=page_token, max_pages=max_pages, progress=progress):
+            if step.page.runs or step.token == page_token:
+                yield replace(step.page, next_page_token=step.next) if step.next is None else step.page
+        if progress.cut == "pages":
+            logger.info("stopped listing WES runs after %d pages", max_pages)
 
     def get_status(self, run_id: str) -> RunStatus:
         """GET /runs/{run_id}/status."""
@@ -559,19 +551,13 @@ class WesClient:
 
     def _find_task(self, run_id: str, task_id: str) -> TaskLog:
         by_name: TaskLog | None = None
-        seen: set[str] = set()
-        token: str | None = None
-        for _ in range(MAX_TASK_SCAN_PAGES):
-            page = self.list_tasks(run_id, page_token=token)
-            for task in page.tasks:
+        for step in walk(lambda token: self.list_tasks(run_id, page_token=token), size=lambda page: len(page.tasks),
+                         max_pages=MAX_TASK_SCAN_PAGES):
+            for task in step.page.tasks:
                 if task.id == task_id:
                     return task
                 if by_name is None and task.id is None and task.name == task_id:
                     by_name = task
-            token = page.next_page_token
-            if token is None or token in seen or not page.tasks:
-                break
-            seen.add(token)
         if by_name is not None:
             return by_name
         raise NotFound(

@@ -42,7 +42,6 @@ TERMINAL: frozenset[RunState] = frozenset(
         RunState.PREEMPTED,
     }
 )
-FAILED: frozenset[RunState] = frozenset({RunState.EXECUTOR_ERROR, RunState.SYSTEM_ERROR})
 
 # A state as a server reported it: one of the spec's, or the raw string of one it invented
 # (sapporo's DELETED), or None when the server sent null or nothing.

@@ -1,0 +1,312 @@
+"""Delivery: the only part of wesbot's background that talks to Slack. Never calls WES.
+
+It posts what the jobs stored: outbox rows (notifications, notices, digests, DMs), the run cards (posted,
+then updated in place), and the cancel messages (announced, then updated with the outcome). Paced per
+channel (one post a second, Slack's own limit), several channels at once, retrying what can be retried
+(429 after its Retry-After, 5xx and connection errors with backoff), giving up on permanent errors with a
+DM to the subscribers, and backing off for a long while when Slack refuses the token itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from ..slack.cards import cancel_announcement, cancel_outcome, card, channel_failed_text, notice
+from ..slack.poster import PostResult
+from ..store.cancels import Cancel, CancelStore
+from ..store.watch import OutboxRow, Subscription, WatchStore
+from .base import Clock, WatcherSettings, Workers
+
+logger = logging.getLogger("wesbot.watcher")
+
+# Slack refuses the bot token: try again this often (a person has to fix the token).
+TOKEN_RETRY = 300.0
+T = TypeVar("T")
+
+
+class Poster(Protocol):
+    """What delivery needs of Slack (``SlackPoster`` has all of it)."""
+
+    def post(self, channel: str, message: dict[str, Any], *, thread_ts: str | None = None,
+             broadcast: bool = False, key: str | None = None) -> PostResult: ...
+    def update(self, channel: str, ts: str, message: dict[str, Any]) -> PostResult: ...
+    def find_posted(self, channel: str, key: str, *, thread_ts: str | None, oldest: float) -> str | None | bool: ...
+    def respond(self, response_url: str, message: dict[str, Any]) -> bool: ...
+
+
+@dataclass
+class DeliverStats:
+    sent: int = 0
+    cards: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    def add(self, other: DeliverStats) -> None:
+        self.sent += other.sent
+        self.cards += other.cards
+        self.retried += other.retried
+        self.failed += other.failed
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.sent or self.cards or self.retried or self.failed)
+
+
+@dataclass
+class Pacing:
+    """When each channel may take its next post. Kept in memory only, so in monotonic time: callers give
+    durations, never times, and a wall clock set back cannot hold a channel's posts for an hour."""
+
+    clock: Clock
+    next_allowed: dict[str, float] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ready(self, channel: str) -> bool:
+        now = self.clock.monotonic()
+        with self.lock:
+            return self.next_allowed.get(channel, now) <= now
+
+    def hold(self, channel: str, seconds: float) -> None:
+        """No post to ``channel`` for ``seconds`` from now (a longer hold already set stays)."""
+        until = self.clock.monotonic() + seconds
+        with self.lock:
+            self.next_allowed[channel] = max(self.next_allowed.get(channel, until), until)
+
+
+class Delivery:
+    def __init__(self, store: WatchStore, poster: Poster, workers: Workers, *, host: str,
+                 settings: WatcherSettings, clock: Clock, cancels: CancelStore | None = None) -> None:
+        self.store = store
+        self.poster = poster
+        self.workers = workers
+        self.host = host
+        self.settings = settings
+        self.clock = clock
+        self.cancels = cancels
+        self.pacing = Pacing(clock)
+        self._token_refused_since: float | None = None
+
+    def deliver(self, *, limit: int = 200) -> DeliverStats:
+        """Post the cards and the outbox rows that are due, paced per channel. Stops early on ``stop``."""
+        stats = DeliverStats()
+        self._cancel_messages(stats)
+        # Notifications first: they are what people wait for; card updates take the channel's next slots.
+        self._send_outbox(stats, limit)
+        self._sync_cards(stats)
+        return stats
+
+    def owed(self) -> bool:
+        """Whether anything is waiting to be posted (the sender thread polls faster then)."""
+        return self.store.pending_count() > 0 or bool(self.store.cards_to_sync(limit=1)) or (
+            self.cancels is not None and bool(self.cancels.to_sync() or self.cancels.to_announce()))
+
+    @property
+    def _stopped(self) -> bool:
+        return self.workers.stop.is_set()
+
+    # -- the outbox ------------------------------------------------------------------------------------
+
+    def _send_outbox(self, stats: DeliverStats, limit: int) -> None:
+        """Post due rows: in each round, the oldest row of every channel that may post now, several channels
+        at once (``post_concurrency``); a channel's own rows go out one at a time, in order, paced."""
+        done = 0
+        while done < limit and not self._stopped:
+            firsts: dict[str, OutboxRow] = {}
+            for row in self.store.deliverable(self.clock.now(), limit=1000, horizon=self.settings.longest_wait):
+                if row.channel_id not in firsts and self.pacing.ready(row.channel_id):
+                    firsts[row.channel_id] = row
+            batch = list(firsts.values())[: limit - done]
+            if not batch:
+                break
+            self._in_parallel(self._send, batch, stats)
+            done += len(batch)
+
+    def _send(self, row: OutboxRow, stats: DeliverStats) -> None:
+        ready, thread = self._thread_of(row)
+        if not ready:
+            return  # the card is not posted yet: the note goes in its thread once it is
+        if row.status == "sending" and self._arrived_before(row, thread):
+            return
+        self.store.mark_sending(row.id, self.clock.now())
+        result = self.poster.post(row.channel_id, row.payload, thread_ts=thread,
+                                  broadcast=row.kind == "notification" and thread is not None, key=row.dedupe_key)
+        if not result.ok and result.permanent and not result.channel_error and row.payload.get("blocks"):
+            # A message Slack will not take as blocks: the plain-text fallback still says what happened.
+            result = self.poster.post(row.channel_id, {"text": row.payload.get("text", "")}, thread_ts=thread,
+                                      key=row.dedupe_key)
+        self.pacing.hold(row.channel_id, self.settings.pace_seconds)
+        self._settle(row, result, stats)
+
+    def _thread_of(self, row: OutboxRow) -> tuple[bool, str | None]:
+        """Whether the row may go now, and the thread it goes in: the card's, for a row posted in its thread
+        (not ready while the card is not posted yet); None for a row posted in the channel."""
+        if not row.in_thread or row.subscription_id is None:
+            return True, None
+        sub = self.store.subscription(row.subscription_id)
+        if sub.card_ts is None and sub.card_failed is None and sub.status == "active":
+            return False, None
+        return True, sub.card_ts
+
+    def _arrived_before(self, row: OutboxRow, thread_ts: str | None) -> bool:
+        """A previous attempt was cut short (a crash, kill -9): it may have reached Slack. Look before posting."""
+        found = self.poster.find_posted(row.channel_id, row.dedupe_key, thread_ts=thread_ts,
+                                        oldest=row.created_at - 60)
+        if found:
+            logger.info("outbox %s (%s) had reached Slack before wesbot stopped", row.id, row.dedupe_key)
+            self.store.mark_sent(row.id, ts=found if isinstance(found, str) else None, now=self.clock.now())
+            return True
+        if found is None:
+            logger.warning("outbox %s (%s) was being sent when wesbot stopped and Slack cannot tell whether "
+                           "it arrived; sending it again", row.id, row.dedupe_key)
+        return False
+
+    def _settle(self, row: OutboxRow, result: PostResult, stats: DeliverStats) -> None:
+        """Record what Slack said of a row: sent, failed for good, or to be retried (and when)."""
+        done = self.clock.now()
+        error = result.error or "error"
+        if result.ok:
+            self._token_refused_since = None
+            self.store.mark_sent(row.id, ts=result.ts, now=done)
+            stats.sent += 1
+        elif result.permanent:
+            self.store.mark_failed(row.id, error=error)
+            if result.channel_error:
+                self._channel_failed(row.channel_id, result, done)
+            stats.failed += 1
+        elif result.token_error:
+            self._token_refused(result)
+            self.store.mark_retry(row.id, not_before=done + TOKEN_RETRY, error=error)
+            self.pacing.hold(row.channel_id, TOKEN_RETRY)
+            stats.retried += 1
+        else:
+            self._token_refused_since = None
+            wait = result.retry_after or min(2.0 ** min(row.attempts + 1, 12), self.settings.retry_cap)
+            self.store.mark_retry(row.id, not_before=done + wait, error=error)
+            if result.retry_after:
+                self.pacing.hold(row.channel_id, wait)
+            stats.retried += 1
+
+    # -- cards -----------------------------------------------------------------------------------------
+
+    def _sync_cards(self, stats: DeliverStats) -> None:
+        """Post new cards and update stale ones, one per channel per round, in the slots notifications left."""
+        while not self._stopped:
+            # A channel with a notification waiting keeps its next slot for it, not for a card update.
+            waiting = self.store.pending_channels(self.clock.now() + self.settings.pace_seconds,
+                                                  horizon=self.settings.longest_wait)
+            firsts: dict[str, int] = {}
+            for sub_id, channel in self.store.card_candidates():
+                if channel not in firsts and channel not in waiting and self.pacing.ready(channel):
+                    firsts[channel] = sub_id
+            if not firsts:
+                return
+            self._in_parallel(self._sync_card, [self.store.subscription(sub_id) for sub_id in firsts.values()],
+                              stats)
+
+    def _sync_card(self, sub: Subscription, stats: DeliverStats) -> None:
+        message = card(sub, host=self.host)
+        if sub.card_ts is None:
+            result = self.poster.post(sub.channel_id, message)
+        else:
+            result = self.poster.update(sub.channel_id, sub.card_ts, message)
+        self.pacing.hold(sub.channel_id, self.settings.pace_seconds)
+        if result.ok:
+            self._token_refused_since = None
+            self.store.set_card(sub.id, ts=result.ts, version=sub.card_version)
+            stats.cards += 1
+        elif result.token_error:
+            # The installation, not the card: try this channel again after the token backoff, not every second.
+            self._token_refused(result)
+            self.pacing.hold(sub.channel_id, TOKEN_RETRY)
+        elif result.permanent and result.channel_error:
+            self._channel_failed(sub.channel_id, result, self.clock.now())
+        elif result.permanent:
+            logger.warning("card of run %s in %s failed: %s", sub.run_id, sub.channel_id, result.error)
+            self.store.set_card_failed(sub.id, result.error or "error")
+        elif result.retry_after:
+            self.pacing.hold(sub.channel_id, result.retry_after)
+
+    # -- cancel messages -------------------------------------------------------------------------------
+
+    def _cancel_messages(self, stats: DeliverStats) -> None:
+        """Announce the cancels a restarted process took over, and update each decided cancel's message in
+        place (or tell the canceller through the response_url, if the channel had none)."""
+        cancels = self.cancels
+        if cancels is None:
+            return
+        for cancel in cancels.to_announce():
+            if self._stopped:
+                return
+            self._announce(cancels, cancel)
+        for cancel in cancels.to_sync():
+            if self._stopped:
+                return
+            if self._sync_cancel(cancel):
+                cancels.synced(cancel.run_id)
+                stats.cards += 1
+
+    def _announce(self, cancels: CancelStore, cancel: Cancel) -> None:
+        """The in-channel message of a cancel whose process died before it could post it."""
+        channel = cancel.channel_id
+        if channel is None or not self.pacing.ready(channel):
+            return
+        result = self.poster.post(channel, cancel_announcement(cancel.user_id, cancel.run_id, cancel.state_before))
+        self.pacing.hold(channel, self.settings.pace_seconds)
+        if result.ok or result.permanent:
+            cancels.announced(cancel.run_id, message_ts=result.ts if result.ok else None,
+                              message_error=None if result.ok else (result.error or "error"))
+
+    def _sync_cancel(self, cancel: Cancel) -> bool:
+        """True once the outcome has been said (or there is nowhere to say it)."""
+        message = cancel_outcome(cancel, self.clock.now())
+        if cancel.message_ts and cancel.channel_id:
+            if not self.pacing.ready(cancel.channel_id):
+                return False
+            result = self.poster.update(cancel.channel_id, cancel.message_ts, message)
+            self.pacing.hold(cancel.channel_id, self.settings.pace_seconds)
+            return result.ok or result.permanent  # else retried on the next turn
+        if cancel.response_url:
+            if not self.poster.respond(cancel.response_url, {**message, "response_type": "ephemeral",
+                                                             "replace_original": False}):
+                logger.info("could not tell the canceller of %s the outcome", cancel.run_id)
+        return True
+
+    # -- failures --------------------------------------------------------------------------------------
+
+    def _token_refused(self, result: PostResult) -> None:
+        """Slack refuses the bot token: loud, once per episode; every row stays owed."""
+        if self._token_refused_since is None:
+            self._token_refused_since = self.clock.monotonic()
+            logger.error("Slack rejects the bot token (%s): fix SLACK_BOT_TOKEN; %d notifications waiting",
+                         result.error, self.store.pending_count())
+
+    def _channel_failed(self, channel: str, result: PostResult, now: float) -> None:
+        """Slack will not take posts in ``channel``: end its subscriptions and tell their subscribers by DM."""
+        if channel.startswith(("U", "W")):
+            return  # a DM that failed: nobody left to tell
+        error = result.error or "error"
+        failed = self.store.fail_channel(channel, error=error, now=now)
+        logger.warning("Slack refuses posts in %s (%s); %d subscriptions failed", channel, error, len(failed))
+        for sub in failed:
+            payload = notice(None, channel_failed_text(channel, error, sub.run_id))
+            for user in sub.users:
+                self.store.notice_once(f"dm:{sub.id}:{user}", channel_id=user, payload=payload, now=now)
+
+    def _in_parallel(self, fn: Callable[[T, DeliverStats], None], items: list[T], stats: DeliverStats) -> None:
+        """``fn(item, stats)`` for each item, up to ``post_concurrency`` channels at once."""
+        if self.settings.post_concurrency <= 1 or len(items) == 1:
+            for item in items:
+                fn(item, stats)
+            return
+
+        def one(item: T) -> DeliverStats:
+            part = DeliverStats()
+            fn(item, part)
+            return part
+
+        for part in self.workers.map(one, items, self.settings.post_concurrency):
+            stats.add(part)

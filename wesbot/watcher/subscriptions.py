@@ -1,0 +1,268 @@
+"""Polling the runs people subscribed to: read each due run once, store what was seen, and queue what is
+owed (the end notification, "the run is gone", "cannot read it", "lost access") in the same transaction.
+
+Never posts: delivery does, from the outbox. Many due runs are read from GET /runs pages first (one request
+per page, not per run); the runs the list does not settle get a status call each, concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..outcome import RunOutcome
+from ..slack.cards import auth_lost_text, expired_text, gone_text, notice, notification, unreadable_text
+from ..store.watch import Subscription, WatchedRun, WatchStore
+from ..wes.errors import NotFound, WesAuthError, WesError
+from ..wes.models import RunStatus, State, is_terminal
+from ..wes.paging import Walk
+from .base import Clock, RunList, WatchedWes, WatcherSettings, Workers
+from .details import Details
+
+logger = logging.getLogger("wesbot.watcher")
+
+AUTH_EPISODE = "auth_failing_since"
+
+
+@dataclass
+class TickStats:
+    due: int = 0
+    swept: int = 0  # runs whose state came from the list
+    sweep_requests: int = 0
+    polled: int = 0
+    changed: int = 0
+    ended: int = 0
+    failed: int = 0
+    gone: int = 0
+    bugs: int = 0
+    wes_requests: int = 0
+    stopped: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Poll:
+    """What one read of a run gave: its status (still going), its outcome (ended), a WES error, or a bug in
+    wesbot (``bug`` is the error id in the log: the run is polled again, the channel is not told)."""
+
+    run: WatchedRun
+    status: RunStatus | None = None
+    outcome: RunOutcome | None = None
+    error: WesError | None = None
+    bug: str | None = None
+    requests: int = 1
+
+
+class SubscriptionPoller:
+    def __init__(self, store: WatchStore, wes: WatchedWes, details: Details, runs: RunList, workers: Workers, *,
+                 host: str, settings: WatcherSettings, clock: Clock, owed: Callable[[], None]) -> None:
+        self.store = store
+        self.wes = wes
+        self.details = details
+        self.runs = runs
+        self.workers = workers
+        self.host = host
+        self.settings = settings
+        self.clock = clock
+        self.owed = owed  # called once something was queued for delivery
+        # When a sweep does not pay (few of our runs per page read), skip sweeping for a few cycles.
+        self._skip_sweeps = 0
+        self._told_no_states = False
+
+    def tick(self) -> TickStats:
+        """Read every due run once and store what was seen. Never raises for WES or Slack trouble."""
+        stats = TickStats()
+        now = self.clock.now()
+        # A due time further ahead than any wait we set was written before the wall clock went back: due now.
+        due = self.store.due_runs(now, horizon=self.settings.longest_wait)
+        stats.due = len(due)
+        if not due:
+            return stats
+        listed = self._sweep(due, stats)
+        settled = self._settle(due, listed, stats, now)
+        to_poll = [run for run in due if run.run_id not in settled]
+        listed_ended = {run_id for run_id, state in listed.items() if is_terminal(state)}
+        quiet: list[Poll] = []
+
+        def arrived(poll: Poll) -> None:
+            """Runs still going are recorded together at the end; an end is recorded (and can be posted by
+            the sender thread) as soon as it is read, not after the whole cycle."""
+            stats.polled += 1
+            stats.wes_requests += poll.requests
+            if poll.status is not None and poll.outcome is None:
+                quiet.append(poll)
+                return
+            try:
+                self._apply(poll, self.clock.now(), stats)
+            except Exception:  # one bad run must not stop the others (errbot's poller does the same)
+                logger.exception("could not record the poll of run %s", poll.run.run_id)
+
+        polls = self.workers.map(lambda run: self._poll(run, run.run_id in listed_ended), to_poll,
+                                 self.settings.concurrency, on_result=arrived)
+        stats.stopped = len(polls) < len(to_poll)
+        self._record_quiet(quiet, stats)
+        stats.wes_requests += stats.sweep_requests
+        return stats
+
+    def expire(self) -> int:
+        """End the subscriptions that reached their age, telling their subscribers."""
+        days = self.settings.subscription_days
+
+        def render(sub: Subscription) -> dict[str, object]:
+            return notice(sub, expired_text(sub, days), mention=True)
+
+        expired = len(self.store.expire_due(self.clock.now(), render))
+        if expired:
+            self.owed()
+        return expired
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    def _sweep(self, due: list[WatchedRun], stats: TickStats) -> dict[str, State]:
+        """States of due runs read from GET /runs pages, when that is cheaper than a status call per run.
+        At most ``sweep_max_pages`` pages and ``sweep_budget`` seconds: the runs it did not reach get a status
+        call, so a list that never ends costs a bounded delay, never a missed poll."""
+        if len(due) < self.settings.sweep_min_runs:
+            return {}
+        if self._skip_sweeps > 0:
+            self._skip_sweeps -= 1
+            return {}
+        wanted = {run.run_id for run in due}
+        found: dict[str, State] = {}
+        progress = Walk()
+        try:
+            for page in self.runs.pages(progress, self.settings.sweep_max_pages, self.runs.deadline()):
+                found.update((item.run_id, item.state) for item in page.runs if item.run_id in wanted
+                             and item.run_id not in found)
+                if len(found) == len(wanted):
+                    break
+        except WesError as error:
+            logger.info("reading the run list failed (%s); asking each run for its status", error)
+        stats.sweep_requests += progress.pages
+        if progress.cut is not None:
+            logger.debug("the run list was read only in part (%s bound, %d pages)", progress.cut, progress.pages)
+        self._judge_sweep(found, progress.pages)
+        return found
+
+    def _judge_sweep(self, found: dict[str, State], pages: int) -> None:
+        stateless = sum(state is None for state in found.values())
+        if stateless and not self._told_no_states:
+            logger.info("the WES server lists runs without their state; asking each run for its status instead")
+            self._told_no_states = True
+        if pages and len(found) - stateless < 2 * pages:
+            # Most of what the list holds is not ours: status calls are cheaper. Try again in a while.
+            self._skip_sweeps = 10
+
+    def _settle(self, due: list[WatchedRun], listed: dict[str, State], stats: TickStats, now: float) -> set[str]:
+        """Runs the list showed as still going are settled; the rest (not listed, ended, no state) get a
+        status call. Returns the settled run ids."""
+        settled = [(run.run_id, listed[run.run_id]) for run in due
+                   if listed.get(run.run_id) is not None and not is_terminal(listed[run.run_id])]
+        if not settled:
+            return set()
+        try:
+            stats.changed += self.store.record_states(
+                [(run_id, str(state)) for run_id, state in settled], now=now,
+                next_poll_at=now + self.settings.poll_seconds)
+            stats.swept = len(settled)
+            self._auth_recovered()
+        except Exception:
+            logger.exception("could not record the states read from the run list")
+            return set()
+        return {run_id for run_id, _ in settled}
+
+    def _poll(self, run: WatchedRun, listed_ended: bool = False) -> Poll:
+        """Read one run. When the run list already showed it ended, GET /runs/{id} confirms it and gives
+        the details in one request (its state is the confirmation); otherwise the cheap status call first."""
+        try:
+            if listed_ended:
+                log = self.wes.get_run(run.run_id)
+                status = RunStatus(run_id=run.run_id, state=log.state)
+                if not is_terminal(status.state):
+                    return Poll(run=run, status=status)
+                outcome, requests = self.details.outcome(run.run_id, status, log)
+                return Poll(run=run, status=status, outcome=outcome, requests=1 + requests)
+            status = self.wes.get_status(run.run_id)
+            if not is_terminal(status.state):
+                return Poll(run=run, status=status)
+            outcome, requests = self.details.outcome(run.run_id, status)
+            return Poll(run=run, status=status, outcome=outcome, requests=1 + requests)
+        except WesError as error:
+            return Poll(run=run, error=error)
+        except Exception:  # a bug in wesbot, not the server's doing: logged as one, and the run polled again
+            error_id = uuid.uuid4().hex[:8]
+            logger.exception("error %s: a bug in wesbot while polling run %s; it is polled again", error_id,
+                             run.run_id)
+            return Poll(run=run, bug=error_id)
+
+    # -- recording -----------------------------------------------------------------------------------
+
+    def _record_quiet(self, quiet: list[Poll], stats: TickStats) -> None:
+        if not quiet:
+            return
+        now = self.clock.now()
+        stats.changed += self.store.record_states(
+            [(p.run.run_id, None if p.status is None or p.status.state is None else str(p.status.state))
+             for p in quiet], now=now, next_poll_at=now + self.settings.poll_seconds)
+        self._auth_recovered()
+
+    def _apply(self, poll: Poll, now: float, stats: TickStats) -> None:
+        """Record one run's end, disappearance or failed read (runs still going are recorded in bulk)."""
+        if poll.error is None and poll.bug is None:
+            self._auth_recovered()
+        if poll.outcome is not None:
+            outcome = poll.outcome
+            self.store.record_terminal(
+                poll.run.run_id, state=outcome.state, now=now, exit_code=outcome.exit_code,
+                start_time=outcome.start_time, end_time=outcome.end_time,
+                render=lambda sub: notification(sub, outcome, host=self.host),
+            )
+            stats.ended += 1
+            self.owed()
+        elif poll.bug is not None:
+            stats.bugs += 1
+            self.store.record_bug(poll.run.run_id, next_poll_at=now + self._backoff(poll.run))
+        elif isinstance(poll.error, NotFound):
+            self._gone(poll.run.run_id, poll.error, now)
+            stats.gone += 1
+        elif poll.error is not None:
+            self._unreadable(poll.run, poll.error, now)
+            stats.failed += 1
+
+    def _backoff(self, run: WatchedRun) -> float:
+        return float(min(self.settings.poll_seconds * (2 ** min(run.failures, 10)), self.settings.backoff_cap))
+
+    def _gone(self, run_id: str, error: NotFound, now: float) -> None:
+        text = gone_text(run_id, str(error))
+        self.store.end_subscriptions(run_id, status="gone", reason=str(error), now=now,
+                                     render=lambda sub: notice(sub, text, mention=True), key_prefix="gone")
+        self.owed()
+
+    def _unreadable(self, run: WatchedRun, error: WesError, now: float) -> None:
+        """A failed read: back off; tell the channel once when the run has been unreadable for a while."""
+        watched = self.store.record_failure(run.run_id, now=now, reason=str(error),
+                                            next_poll_at=now + self._backoff(run))
+        if isinstance(error, WesAuthError):
+            self._report_auth(run.run_id, error, now)
+            return
+        since = watched.failing_since or now
+        if not watched.unreadable_reported and now - since >= self.settings.unreadable_after:
+            text = unreadable_text(run.run_id, since, now, str(error))
+            self.store.mark_unreadable_reported(run.run_id, now=now, render=lambda sub: notice(sub, text))
+            self.owed()
+
+    def _report_auth(self, run_id: str, error: WesAuthError, now: float) -> None:
+        """401/403: tell each subscribed channel once per episode; the subscriptions are kept."""
+        episode = self.store.get_notice(AUTH_EPISODE)
+        if episode is None:
+            episode = str(int(now))
+            self.store.set_notice(AUTH_EPISODE, episode)
+        payload = notice(None, auth_lost_text(self.host, str(error)))
+        for channel in self.store.active_channels_of_runs([run_id]):
+            self.store.notice_once(f"auth-lost:{channel}:{episode}", channel_id=channel, payload=payload, now=now)
+        self.owed()
+
+    def _auth_recovered(self) -> None:
+        if self.store.get_notice(AUTH_EPISODE) is not None:
+            self.store.set_notice(AUTH_EPISODE, None)
