@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.watching import FakeClock, RecordingPoster
 from wesbot.cancel import Cancelers, confirm, recover
 from wesbot.commands import parse
 from wesbot.core import CancelResult, Context, execute
@@ -16,7 +17,6 @@ from wesbot.store.watch import WatchStore
 from wesbot.watcher import Delivery, WatcherSettings, Workers
 
 from .test_cancel import NOW, StubWes
-from .test_watcher import FakeClock, RecordingPoster
 
 URL = "http://wes.test/ga4gh/wes/v1"
 

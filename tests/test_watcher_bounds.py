@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_watcher import FakeClock, RecordingPoster, StubWes, make, subscribe
+from tests.fakes.watching import FakeClock, RecordingPoster, StubWes, make, subscribe
 from wesbot.slack.poster import PostResult
 from wesbot.store.cancels import CancelStore
 from wesbot.store.watch import WatchStore
@@ -23,16 +22,6 @@ from wesbot.wes.models import RunListPage, RunLog, RunStatus, RunSummary, parse_
 # A 30 s poll period: the time bound is min(20 s, 30 s / 2) = 15 s.
 SETTINGS = WatcherSettings(poll_seconds=30, lease_seconds=30, pace_seconds=1.0, post_concurrency=1)
 BUDGET = 15.0
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> WatchStore:
-    return WatchStore(tmp_path / "w.db")
 
 
 @dataclass

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.test_watcher import FakeClock, RecordingPoster, StubWes, cycle, make, subscribe
+from tests.fakes.watching import FakeClock, RecordingPoster, StubWes, cycle, make, subscribe
 from wesbot.store.watch import WatchStore
 from wesbot.store.watches import WatchesStore
 from wesbot.wes.models import RunListPage
@@ -17,16 +15,6 @@ class HostileListWes(StubWes):
 
     def list_runs(self, *, page_size: int | None = None, page_token: str | None = None) -> RunListPage:
         raise RecursionError("maximum recursion depth exceeded")
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> WatchStore:
-    return WatchStore(tmp_path / "w.db")
 
 
 def test_a_sweep_that_raises_does_not_stop_subscriptions(store: WatchStore, clock: FakeClock,

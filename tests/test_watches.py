@@ -6,22 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_watcher import DAY, FakeClock, RecordingPoster, StubWes, make, subscribe
+from tests.fakes.watching import DAY, FakeClock, RecordingPoster, StubWes, make, subscribe
 from wesbot.store.watch import WatchStore
 from wesbot.store.watches import WatchesStore
 from wesbot.watcher import Watcher, WatcherSettings
 
 SETTINGS = WatcherSettings(poll_seconds=30, digest_after=5, post_concurrency=1)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> WatchStore:
-    return WatchStore(tmp_path / "w.db")
 
 
 def watcher_for(store: WatchStore, wes: StubWes, poster: RecordingPoster, clock: FakeClock, **kw: object) -> Watcher:
