@@ -527,9 +527,12 @@ class WatchStore:
 
     def pending_channels(self, before: float, *, horizon: float | None = None) -> set[str]:
         """Channels with an outbox row that may be sent before ``before``; ``horizon`` as for :meth:`due_runs`."""
+        # A note waiting for its card's thread does not hold the channel: the card must go first.
         return {r[0] for r in self.db.execute(
-            "SELECT DISTINCT channel_id FROM outbox WHERE status IN ('pending', 'sending') "
-            "AND (not_before <= ? OR not_before > ?)", [before, _beyond(before, horizon)]).fetchall()}
+            "SELECT DISTINCT o.channel_id FROM outbox o LEFT JOIN subscriptions s ON s.id = o.subscription_id "
+            "WHERE o.status IN ('pending', 'sending') AND (o.not_before <= ? OR o.not_before > ?) "
+            "AND NOT (o.in_thread = 1 AND s.status = 'active' AND s.card_ts IS NULL AND s.card_failed IS NULL)",
+            [before, _beyond(before, horizon)]).fetchall()}
 
     def set_card(self, sub_id: int, *, ts: str | None, version: int) -> None:
         with self._tx() as db:

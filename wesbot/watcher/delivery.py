@@ -115,29 +115,31 @@ class Delivery:
         at once (``post_concurrency``); a channel's own rows go out one at a time, in order, paced."""
         done = 0
         while done < limit and not self._stopped:
-            firsts: dict[str, OutboxRow] = {}
+            firsts: dict[str, tuple[OutboxRow, str | None]] = {}
             for row in self.store.deliverable(self.clock.now(), limit=1000, horizon=self.settings.longest_wait):
-                if row.channel_id not in firsts and self.pacing.ready(row.channel_id):
-                    firsts[row.channel_id] = row
+                if row.channel_id in firsts or not self.pacing.ready(row.channel_id):
+                    continue
+                ready, thread = self._thread_of(row)
+                if ready:  # else its card is not posted yet: the note goes in its thread once it is
+                    firsts[row.channel_id] = (row, thread)
             batch = list(firsts.values())[: limit - done]
             if not batch:
                 break
             self._in_parallel(self._send, batch, stats)
             done += len(batch)
 
-    def _send(self, row: OutboxRow, stats: DeliverStats) -> None:
-        ready, thread = self._thread_of(row)
-        if not ready:
-            return  # the card is not posted yet: the note goes in its thread once it is
+    def _send(self, item: tuple[OutboxRow, str | None], stats: DeliverStats) -> None:
+        row, thread = item
+        broadcast = row.kind == "notification" and thread is not None
         if row.status == "sending" and self._arrived_before(row, thread):
             return
         self.store.mark_sending(row.id, self.clock.now())
-        result = self.poster.post(row.channel_id, row.payload, thread_ts=thread,
-                                  broadcast=row.kind == "notification" and thread is not None, key=row.dedupe_key)
+        result = self.poster.post(row.channel_id, row.payload, thread_ts=thread, broadcast=broadcast,
+                                  key=row.dedupe_key)
         if not result.ok and result.permanent and not result.channel_error and row.payload.get("blocks"):
-            # A message Slack will not take as blocks: the plain-text fallback still says what happened.
+            # A message Slack will not take as blocks: the plain-text fallback still says what happened, where.
             result = self.poster.post(row.channel_id, {"text": row.payload.get("text", "")}, thread_ts=thread,
-                                      key=row.dedupe_key)
+                                      broadcast=broadcast, key=row.dedupe_key)
         self.pacing.hold(row.channel_id, self.settings.pace_seconds)
         self._settle(row, result, stats)
 
