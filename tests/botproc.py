@@ -25,6 +25,19 @@ from tests.fakes.fake_slack import (
 )
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any WES_, SLACK_ or WESBOT_ setting, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WES_", "SLACK_", "WESBOT_"))}
+    env.update(extra)
+    return env
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m wesbot ARGS`` to completion (at most 60 s), its output captured as text."""
+    return subprocess.run([sys.executable, "-m", "wesbot", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -43,14 +56,13 @@ class BotProcess:
         self.dir = workdir if workdir is not None else self._own_dir.name  # type: ignore[union-attr]
         self.port = free_port() if http else None
         self.log_path = Path(self.dir) / log_name
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("WES_", "SLACK_", "WESBOT_"))}
-        env.update({
-            "WES_URL": wes_url,
-            "SLACK_API_URL": slack_api_url,
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "WESBOT_DB": str(Path(self.dir) / "wesbot.db"),
-            "PYTHONUNBUFFERED": "1",
-        })
+        env = clean_env(
+            WES_URL=wes_url,
+            SLACK_API_URL=slack_api_url,
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            WESBOT_DB=str(Path(self.dir) / "wesbot.db"),
+            PYTHONUNBUFFERED="1",
+        )
         if wes_auth:
             env["WES_AUTH"] = wes_auth
         if http:
@@ -138,3 +150,9 @@ def ask_bot(bot: BotProcess, slack: FakeSlack, text: str, *, name: str | None = 
                                     response_url=slack.response_url(name))
     assert post_signed(bot, payload).status_code == 200
     return final_answer(slack, name, timeout)
+
+
+def slash(bot: BotProcess, slack: FakeSlack, text: str, *, channel: str = "C1", user: str = "U1",
+          name: str | None = None) -> dict[str, Any]:
+    """``ask_bot`` for the watcher's end-to-end tests, whose channels and users default to C1 and U1."""
+    return ask_bot(bot, slack, text, name=name, channel_id=channel, user_id=user)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.cancelling import NOW, StubWes
 from tests.fakes.watching import FakeClock, RecordingPoster
 from wesbot.cancel import Cancelers, confirm, recover
 from wesbot.commands import parse
@@ -15,8 +16,6 @@ from wesbot.slack.blocks import render
 from wesbot.store.cancels import CancelStore
 from wesbot.store.watch import WatchStore
 from wesbot.watcher import Delivery, WatcherSettings, Workers
-
-from .test_cancel import NOW, StubWes
 
 URL = "http://wes.test/ga4gh/wes/v1"
 

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.botproc import clean_env, run
 from tests.fakes.fake_wes import FakeWes, make_task
 from wesbot.cli import main
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WES_", "SLACK_", "WESBOT_"))}
-    env.update(extra)
-    return env
-
-
-def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wesbot", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=60)
 
 
 @pytest.fixture(scope="module")

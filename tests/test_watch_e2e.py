@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from tests.botproc import BotProcess, ask_bot
+from tests.botproc import BotProcess, slash
 from tests.fakes.fake_slack import FakeSlack
 from tests.fakes.fake_wes import FakeWes, empty
 
@@ -22,11 +22,6 @@ def start(wes: FakeWes, slack: FakeSlack, workdir: str, *, log: str = "bot.log",
                       extra_env={**FAST, **env})
     proc.wait_http_ready()
     return proc
-
-
-def slash(bot: BotProcess, slack: FakeSlack, text: str, *, channel: str = "C1", user: str = "U1",
-          name: str | None = None) -> dict[str, Any]:
-    return ask_bot(bot, slack, text, name=name, channel_id=channel, user_id=user)
 
 
 def notifications(slack: FakeSlack) -> list[dict[str, Any]]:

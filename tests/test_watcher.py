@@ -1,4 +1,5 @@
-"""The watcher's cycle against a fake clock, a stub WES and a recording Slack poster: no sockets, no sleeps."""
+"""The watcher's cycle against a fake clock, a stub WES and a recording Slack poster: no sockets, no sleeps.
+Delivery on its own (retries, pacing, crash recovery, with no polling) is tested in test_delivery.py."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from tests.fakes.watching import (
     make,
     subscribe,
 )
-from wesbot.slack.poster import PostResult
 from wesbot.store.watch import WatchStore
 from wesbot.wes.errors import NotFound, WesAuthError, WesUnreachable
 from wesbot.wes.models import Log
@@ -106,69 +106,6 @@ def test_a_notification_can_never_be_queued_twice(store: WatchStore, clock: Fake
     assert len(first) == 1 and second == []
 
 
-def test_slack_429_is_retried_after_retry_after(store: WatchStore, clock: FakeClock) -> None:
-    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
-    subscribe(store, clock, "r1")
-    watcher = make(store, wes, poster, clock)
-    cycle(watcher, clock, 1)
-    wes.states["r1"] = "COMPLETE"
-    clock.advance(30)
-    poster.script["C1"] = [PostResult(ok=False, error="rate limited (429)", retry_after=20)]
-    watcher.step()  # tick records the end; the notification, sent first, hits the 429
-    sent_before = [p for p in poster.posts if p.method == "post" and p.thread_ts]
-    clock.advance(10)
-    watcher.deliver()
-    assert [p for p in poster.posts if p.method == "post" and p.thread_ts] == sent_before == []
-    clock.advance(15)
-    watcher.deliver()
-    assert len([p for p in poster.posts if p.method == "post" and p.thread_ts]) == 1
-
-
-def test_transient_slack_errors_back_off_and_never_lose_the_notification(store: WatchStore,
-                                                                        clock: FakeClock) -> None:
-    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
-    subscribe(store, clock, "r1")
-    watcher = make(store, wes, poster, clock)
-    cycle(watcher, clock, 1)
-    wes.states["r1"] = "COMPLETE"
-    clock.advance(30)
-    watcher.tick()
-    poster.script["C1"] = [PostResult(ok=False, error="Slack answered 503")] * 4
-    for _ in range(40):
-        clock.advance(5)
-        watcher.deliver()
-    assert len([p for p in poster.posts if p.method == "post" and p.thread_ts]) == 1
-
-
-def test_not_in_channel_fails_the_subscription_and_dms_the_subscribers(store: WatchStore, clock: FakeClock) -> None:
-    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
-    subscribe(store, clock, "r1", "C9", "U1")
-    subscribe(store, clock, "r1", "C9", "U2")
-    poster.script["C9"] = [PostResult(ok=False, error="not_in_channel", permanent=True, channel_error=True)]
-    watcher = make(store, wes, poster, clock)
-    for _ in range(3):
-        cycle(watcher, clock, 2)
-    [sub] = store.subscriptions_of_run("r1", active_only=False)
-    assert sub.status == "failed" and sub.reason == "not_in_channel"
-    dms = {p.channel: str(p.message) for p in poster.posts if p.method == "post"}
-    assert set(dms) == {"U1", "U2"} and "/invite @wesbot" in dms["U1"]
-    assert store.due_runs(clock.now() + DAY) == []  # nothing is watched for that channel any more
-
-
-def test_blocks_slack_refuses_fall_back_to_text(store: WatchStore, clock: FakeClock) -> None:
-    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
-    subscribe(store, clock, "r1")
-    watcher = make(store, wes, poster, clock)
-    cycle(watcher, clock, 1)
-    wes.states["r1"] = "COMPLETE"
-    clock.advance(30)
-    watcher.tick()
-    poster.script["C1"] = [PostResult(ok=False, error="invalid_blocks", permanent=True)]
-    watcher.deliver()
-    [note] = [p for p in poster.posts if p.method == "post" and p.thread_ts]
-    assert "blocks" not in note.message and "COMPLETE" in note.message["text"]
-
-
 def test_wes_outage_backs_off_keeps_the_subscription_and_reports_once(store: WatchStore, clock: FakeClock) -> None:
     wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
     subscribe(store, clock, "r1")
@@ -233,21 +170,6 @@ def test_subscriptions_expire_with_a_note(store: WatchStore, clock: FakeClock) -
     assert len(wes.status_calls) == calls  # no longer polled
 
 
-def test_posts_are_paced_per_channel(store: WatchStore, clock: FakeClock) -> None:
-    wes, poster = StubWes({f"r{i}": "RUNNING" for i in range(3)}), RecordingPoster()
-    for i in range(3):
-        subscribe(store, clock, f"r{i}", "C1")
-    subscribe(store, clock, "r0", "C2")
-    watcher = make(store, wes, poster, clock)
-    watcher.deliver()
-    assert [p.channel for p in poster.posts] == ["C1", "C2"]  # one post per channel per second
-    clock.advance(1)
-    watcher.deliver()
-    clock.advance(1)
-    watcher.deliver()
-    assert [p.channel for p in poster.posts] == ["C1", "C2", "C1", "C1"]
-
-
 def test_only_the_lease_holder_posts_and_a_second_takes_over(store: WatchStore, clock: FakeClock,
                                                              tmp_path: Path) -> None:
     wes, poster_a, poster_b = StubWes({"r1": "RUNNING"}), RecordingPoster(), RecordingPoster()
@@ -266,32 +188,6 @@ def test_only_the_lease_holder_posts_and_a_second_takes_over(store: WatchStore, 
         clock.advance(31)
     assert len([p for p in poster_b.posts if p.thread_ts]) == 1
     assert not [p for p in poster_a.posts if p.thread_ts]
-
-
-@pytest.mark.parametrize("slack_can_tell", [True, False])
-def test_a_post_cut_short_by_a_crash_is_checked_before_it_is_sent_again(store: WatchStore, clock: FakeClock,
-                                                                         tmp_path: Path, slack_can_tell: bool) -> None:
-    wes, poster = StubWes({"r1": "RUNNING"}), RecordingPoster()
-    poster.can_look = slack_can_tell
-    subscribe(store, clock, "r1")
-    first = make(store, wes, poster, clock)
-    cycle(first, clock, 1)
-    wes.states["r1"] = "COMPLETE"
-    clock.advance(30)
-    first.tick()
-    # The crash: the notification reached Slack, but the process died before it could mark the row sent.
-    [row] = store.deliverable(clock.now())
-    store.mark_sending(row.id, clock.now())
-    thread = store.subscription(row.subscription_id or 0).card_ts
-    poster.post(row.channel_id, row.payload, thread_ts=thread, key=row.dedupe_key)
-    second = make(WatchStore(tmp_path / "w.db"), wes, poster, clock, owner="after-crash")
-    clock.advance(31)
-    for _ in range(3):
-        cycle(second, clock, 2)
-    sent = [p for p in poster.posts if p.key == row.dedupe_key]
-    # Slack can tell (history scope): no repeat. It cannot: sent again, at least once rather than never.
-    assert len(sent) == (1 if slack_can_tell else 2)
-    assert store.deliverable(clock.now() + 3600) == []
 
 
 def test_many_runs_are_read_from_the_run_list_and_only_ended_ones_get_a_status_call(store: WatchStore,

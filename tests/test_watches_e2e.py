@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.botproc import BotProcess
+from tests.botproc import BotProcess, slash
 from tests.fakes.fake_slack import FakeSlack
 from tests.fakes.fake_wes import FakeWes
-from tests.test_watch_e2e import slash
 
 FAST = {"WESBOT_POLL_SECONDS": "0.3", "WESBOT_LEASE_SECONDS": "2"}
 

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.botproc import BotProcess, ask_bot
+from tests.botproc import BotProcess, ask_bot, clean_env, run
 from tests.fakes.fake_slack import FakeSlack
 from tests.fakes.fake_wes import FakeWes, HttpRequest, LoopbackHTTPServer, Reply, plain_text
-from tests.test_cli import clean_env, run
 from wesbot.wes.client import MAX_BODY, MAX_LARGE_BODY, WesClient
 from wesbot.wes.errors import WesProtocolError, WesUnreachable
 
