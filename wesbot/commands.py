@@ -8,6 +8,7 @@ like typed input.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -176,9 +177,18 @@ def _check_id(kind: str, value: str, name: str) -> str:
     return value
 
 
-def parse(text: str) -> Command:
-    """Parse ``/wes`` text. Raises :class:`UsageError` with the usage line for anything wrong."""
-    words = text.split()
+@dataclass(frozen=True)
+class _Options:
+    """The ``--`` options, which may stand anywhere in the text: ``--share``, and where a listing resumes."""
+
+    share: bool = False
+    page_token: str | None = None
+    skip: int = 0
+
+
+def _read_options(words: list[str]) -> tuple[_Options, list[str]]:
+    """Split ``words`` into the options and the positional words, in order. Options are read before the
+    subcommand is known, so a bad option is reported even when the subcommand is wrong too."""
     share = False
     page_token: str | None = None
     skip = 0
@@ -189,97 +199,161 @@ def parse(text: str) -> Command:
         elif word.startswith("--page="):
             page_token = unquote(word[len("--page=") :]) or None
         elif word.startswith("--skip="):
-            raw = word[len("--skip=") :]
-            if not raw.isdigit() or len(raw) > 6:
-                raise UsageError("--skip takes a small number", "Usage: /wes runs [STATE]")
-            skip = int(raw)
+            skip = _read_skip(word[len("--skip=") :])
         elif word.startswith("--") and len(word) > 2:
             raise UsageError(f"unknown option {word[:40]!r}", "Usage: /wes SUBCOMMAND ... [--share]")
         else:
             positional.append(word)
-    if not positional:
-        return Command(name="help", share=share)
-    head, args = positional[0].lower(), positional[1:]
+    return _Options(share=share, page_token=page_token, skip=skip), positional
+
+
+def _read_skip(raw: str) -> int:
+    # Bounded: a button value is untrusted, and a huge skip would page through the whole server.
+    if not raw.isdigit() or len(raw) > 6:
+        raise UsageError("--skip takes a small number", "Usage: /wes runs [STATE]")
+    return int(raw)
+
+
+def _subcommand(word: str) -> str:
+    """The subcommand ``word`` names (an alias resolves to its subcommand)."""
+    head = word.lower()
     name = _ALIASES.get(head, head)
     if name not in _BY_NAME:
         raise UsageError(
-            f"unknown subcommand {positional[0][:40]!r}",
+            f"unknown subcommand {word[:40]!r}",
             "Usage: /wes " + "|".join(sub.name for sub in SUBCOMMANDS) + " ... (try /wes help)",
         )
+    return name
 
-    def need(count_min: int, count_max: int) -> None:
-        if len(args) < count_min:
-            raise UsageError("missing argument", usage(name))
-        if len(args) > count_max:
-            raise UsageError(f"unexpected {args[count_max][:40]!r}", usage(name))
 
-    if name == "help":
-        need(0, 1)
-        topic = None
-        if args:
-            topic = _ALIASES.get(args[0].lower(), args[0].lower())
-            if topic not in _BY_NAME:
-                raise UsageError(f"no subcommand {args[0][:40]!r}", usage("help"))
-        return Command(name="help", topic=topic, share=share)
-    if name == "runs":
-        need(0, 1)
-        return Command(
-            name="runs", state_filter=parse_state_filter(args[0]) if args else None,
-            share=share, page_token=page_token, skip=skip,
-        )
-    if name == "subscriptions":
-        need(0, 0)
-        return Command(name=name, share=share)
-    if name in ("watch", "unwatch"):
-        need(1, 3)
-        tag = None
-        rest = list(args)
-        if rest[0].lower() == "tag":
-            if len(rest) < 2 or "=" not in rest[1] or rest[1].startswith("="):
-                raise UsageError("a tag is KEY=VALUE", usage(name))
-            key, _, value = rest[1].partition("=")
-            tag = (key[:100], value[:200])
-            rest = rest[2:]
-        if len(rest) > 1:
-            raise UsageError(f"unexpected {rest[1][:40]!r}", usage(name))
-        kind = rest[0].lower() if rest else "failed"
-        if kind not in ("failed", "finished"):
-            raise UsageError(f"{rest[0][:40]!r}: say failed or finished", usage(name))
-        return Command(name=name, watch_kind=kind, tag=tag, share=share)
-    if name == "audit":
-        need(0, 1)
-        return Command(name=name, run_id=_check_id("run id", args[0], name) if args else None, share=share)
-    if name in ("status", "details", "subscribe", "unsubscribe", "cancel"):
-        need(1, 1)
-        # A cancel confirmation is never shared: its red button stays with whoever asked.
-        return Command(name=name, run_id=_check_id("run id", args[0], name), share=share and name != "cancel")
-    if name == "tasks":
-        need(1, 2)
-        only_failed = False
-        if len(args) == 2:
-            if args[1].lower() != "failed":
-                raise UsageError(f"unexpected {args[1][:40]!r}", usage(name))
-            only_failed = True
-        return Command(
-            name="tasks", run_id=_check_id("run id", args[0], name), only_failed=only_failed,
-            share=share, page_token=page_token, skip=skip,
-        )
-    if name == "logs":
-        need(1, 3)
-        stream = None
-        if args[-1].lower() in ("stdout", "stderr") and len(args) > 1:
-            stream = args.pop().lower()
-        if len(args) > 2:
-            raise UsageError(f"unexpected {args[2][:40]!r}", usage(name))
-        return Command(
-            name="logs", run_id=_check_id("run id", args[0], name),
-            task_id=_check_id("task id", args[1], name) if len(args) == 2 else None, stream=stream, share=share,
-        )
-    # task
-    need(2, 2)
+def _need(name: str, args: list[str], count_min: int, count_max: int) -> None:
+    if len(args) < count_min:
+        raise UsageError("missing argument", usage(name))
+    if len(args) > count_max:
+        raise UsageError(f"unexpected {args[count_max][:40]!r}", usage(name))
+
+
+# One parser per subcommand: (subcommand name, its arguments, the options) -> Command. Each checks
+# its own argument count, so that the usage line in an error is always that subcommand's.
+_Parser = Callable[[str, list[str], _Options], Command]
+
+
+def _parse_help(name: str, args: list[str], opts: _Options) -> Command:
+    _need(name, args, 0, 1)
+    topic = None
+    if args:
+        topic = _ALIASES.get(args[0].lower(), args[0].lower())
+        if topic not in _BY_NAME:
+            raise UsageError(f"no subcommand {args[0][:40]!r}", usage("help"))
+    return Command(name="help", topic=topic, share=opts.share)
+
+
+def _parse_runs(name: str, args: list[str], opts: _Options) -> Command:
+    _need(name, args, 0, 1)
+    return Command(
+        name="runs", state_filter=parse_state_filter(args[0]) if args else None,
+        share=opts.share, page_token=opts.page_token, skip=opts.skip,
+    )
+
+
+def _parse_no_args(name: str, args: list[str], opts: _Options) -> Command:
+    _need(name, args, 0, 0)
+    return Command(name=name, share=opts.share)
+
+
+def _parse_watch(name: str, args: list[str], opts: _Options) -> Command:
+    """``watch``/``unwatch``: ``failed|finished``, optionally after ``tag KEY=VALUE``; ``failed`` by default."""
+    _need(name, args, 1, 3)
+    tag, rest = _read_tag(name, args)
+    if len(rest) > 1:
+        raise UsageError(f"unexpected {rest[1][:40]!r}", usage(name))
+    kind = rest[0].lower() if rest else "failed"
+    if kind not in ("failed", "finished"):
+        raise UsageError(f"{rest[0][:40]!r}: say failed or finished", usage(name))
+    return Command(name=name, watch_kind=kind, tag=tag, share=opts.share)
+
+
+def _read_tag(name: str, args: list[str]) -> tuple[tuple[str, str] | None, list[str]]:
+    """A leading ``tag KEY=VALUE`` (cut to what a tag may hold), and the words after it."""
+    if args[0].lower() != "tag":
+        return None, list(args)
+    if len(args) < 2 or "=" not in args[1] or args[1].startswith("="):
+        raise UsageError("a tag is KEY=VALUE", usage(name))
+    key, _, value = args[1].partition("=")
+    return (key[:100], value[:200]), args[2:]
+
+
+def _parse_audit(name: str, args: list[str], opts: _Options) -> Command:
+    _need(name, args, 0, 1)
+    return Command(name=name, run_id=_check_id("run id", args[0], name) if args else None, share=opts.share)
+
+
+def _parse_run_id(name: str, args: list[str], opts: _Options) -> Command:
+    """The subcommands that take exactly one run id."""
+    _need(name, args, 1, 1)
+    # A cancel confirmation is never shared: its red button stays with whoever asked.
+    return Command(name=name, run_id=_check_id("run id", args[0], name), share=opts.share and name != "cancel")
+
+
+def _parse_tasks(name: str, args: list[str], opts: _Options) -> Command:
+    _need(name, args, 1, 2)
+    if len(args) == 2 and args[1].lower() != "failed":
+        raise UsageError(f"unexpected {args[1][:40]!r}", usage(name))
+    return Command(
+        name="tasks", run_id=_check_id("run id", args[0], name), only_failed=len(args) == 2,
+        share=opts.share, page_token=opts.page_token, skip=opts.skip,
+    )
+
+
+def _parse_logs(name: str, args: list[str], opts: _Options) -> Command:
+    """``RUN_ID [TASK_ID] [stdout|stderr]``: a stream word is only a stream after the run id."""
+    _need(name, args, 1, 3)
+    args = list(args)
+    stream = None
+    if args[-1].lower() in ("stdout", "stderr") and len(args) > 1:
+        stream = args.pop().lower()
+    if len(args) > 2:
+        raise UsageError(f"unexpected {args[2][:40]!r}", usage(name))
+    return Command(
+        name="logs", run_id=_check_id("run id", args[0], name),
+        task_id=_check_id("task id", args[1], name) if len(args) == 2 else None, stream=stream, share=opts.share,
+    )
+
+
+def _parse_task(name: str, args: list[str], opts: _Options) -> Command:
+    _need(name, args, 2, 2)
     return Command(
         name="task",
         run_id=_check_id("run id", args[0], name),
         task_id=_check_id("task id", args[1], name),
-        share=share,
+        share=opts.share,
     )
+
+
+_PARSERS: dict[str, _Parser] = {
+    "help": _parse_help,
+    "runs": _parse_runs,
+    "status": _parse_run_id,
+    "details": _parse_run_id,
+    "tasks": _parse_tasks,
+    "task": _parse_task,
+    "logs": _parse_logs,
+    "subscribe": _parse_run_id,
+    "unsubscribe": _parse_run_id,
+    "subscriptions": _parse_no_args,
+    "watch": _parse_watch,
+    "unwatch": _parse_watch,
+    "cancel": _parse_run_id,
+    "audit": _parse_audit,
+}
+# A subcommand without a parser would only fail when someone typed it: fail at import instead.
+assert _PARSERS.keys() == _BY_NAME.keys(), sorted(_PARSERS.keys() ^ _BY_NAME.keys())
+
+
+def parse(text: str) -> Command:
+    """Parse ``/wes`` text. Raises :class:`UsageError` with the usage line for anything wrong."""
+    opts, positional = _read_options(text.split())
+    if not positional:
+        return Command(name="help", share=opts.share)
+    name = _subcommand(positional[0])
+    return _PARSERS[name](name, positional[1:], opts)

@@ -8,9 +8,10 @@ never part of a message, a ``repr`` or a log line.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from .cancel import parse_cancelers
@@ -19,6 +20,8 @@ from .wes.secrets import secret_forms
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DB = "wesbot.db"
+
+_T = TypeVar("_T")
 
 
 class ConfigError(Exception):
@@ -119,6 +122,124 @@ def _check_url(name: str, value: str, problems: list[str]) -> str:
     return value.rstrip("/")
 
 
+class _Reader:
+    """The environment being read, and every problem found so far.
+
+    Each reader below takes one, reads one group of settings and appends what is wrong to ``problems``
+    instead of raising, so that :func:`load_settings` can report every problem at once."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def get(self, name: str) -> str | None:
+        """The value of ``name``; None when unset or blank (an empty line in ``.env`` means unset)."""
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def number(self, name: str, default: float, low: float, high: float, *, integer: bool = False) -> float:
+        """A number from ``low`` to ``high``; ``default`` when unset, or (with a problem) when out of range."""
+        raw = self.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw) if integer else float(raw)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            kind = "a whole number" if integer else "a number"
+            self.problems.append(f"{name} must be {kind} from {low:g} to {high:g} (got {raw[:20]!r})")
+            return default
+        return value
+
+    def listed(self, name: str, parse: Callable[[str | None], _T], default: _T) -> _T:
+        """A comma-separated list, read by ``parse``, which raises ValueError naming the bad entry."""
+        try:
+            return parse(self.get(name))
+        except ValueError as error:
+            self.problems.append(f"{name}: {error}")
+            return default
+
+
+def _wes_url(env: _Reader) -> str:
+    wes_url = env.get("WES_URL")
+    if wes_url is None:
+        env.problems.append(
+            "WES_URL is not set: the base URL of the WES API, e.g. https://wes.example.org/ga4gh/wes/v1"
+        )
+        return ""
+    return _check_url("WES_URL", wes_url, env.problems)
+
+
+def _wes_credentials(env: _Reader) -> tuple[tuple[str, str] | None, str | None]:
+    """``(WES_AUTH as (user, password), WES_TOKEN)``: at most one of them may be set."""
+    wes_auth: tuple[str, str] | None = None
+    raw_auth = env.get("WES_AUTH")
+    if raw_auth is not None:
+        user, sep, password = raw_auth.partition(":")
+        if not sep or not user:
+            env.problems.append("WES_AUTH must be user:password, as in curl --user")
+        else:
+            wes_auth = (user, password)
+    wes_token = env.get("WES_TOKEN")
+    if raw_auth is not None and wes_token is not None:
+        env.problems.append("WES_AUTH and WES_TOKEN are both set: set only one of them")
+    return wes_auth, wes_token
+
+
+def _slack_tokens(
+    env: _Reader, *, need_slack: bool, http_mode: bool, need_app: bool
+) -> tuple[str | None, str | None, str | None]:
+    """``(bot token, app token, signing secret)``. The app token is dropped when serving HTTP, since its
+    presence is what selects Socket Mode (:attr:`Settings.socket_mode`)."""
+    bot_token = env.get("SLACK_BOT_TOKEN")
+    app_token = env.get("SLACK_APP_TOKEN")
+    signing_secret = env.get("SLACK_SIGNING_SECRET")
+    if need_slack:
+        _check_bot_token(env, bot_token)
+        if need_app:
+            _check_app_credentials(env, app_token, signing_secret, http_mode=http_mode)
+    if app_token is not None and not app_token.startswith("xapp-"):
+        env.problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+    return bot_token, app_token if not (need_slack and http_mode) else None, signing_secret
+
+
+def _check_bot_token(env: _Reader, bot_token: str | None) -> None:
+    if bot_token is None:
+        env.problems.append("SLACK_BOT_TOKEN is not set: the bot token (xoxb-...) from your Slack app's OAuth page")
+    elif not bot_token.startswith("xoxb-"):
+        env.problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+
+
+def _check_app_credentials(env: _Reader, app_token: str | None, signing_secret: str | None, *, http_mode: bool) -> None:
+    """What receiving Slack's requests needs: a signing secret over HTTP, an app-level token in Socket Mode."""
+    if http_mode:
+        if signing_secret is None:
+            env.problems.append("SLACK_SIGNING_SECRET is not set: HTTP mode needs it to verify Slack's requests")
+    elif app_token is None:
+        env.problems.append(
+            "SLACK_APP_TOKEN is not set: Socket Mode needs an app-level token (xapp-...); "
+            "or run `wesbot serve --http`"
+        )
+
+
+def _slack_api_url(env: _Reader) -> str:
+    """SLACK_API_URL (tests point it at a fake Web API), with the trailing slash slack_sdk expects."""
+    raw = env.get("SLACK_API_URL")
+    if raw is None:
+        return DEFAULT_SLACK_API_URL
+    return _check_url("SLACK_API_URL", raw, env.problems) + "/"
+
+
+def _db_path(env: _Reader) -> str:
+    """WESBOT_DB; its folder must exist, so that a typo is reported now rather than at the first write."""
+    db_path = env.get("WESBOT_DB") or DEFAULT_DB
+    parent = Path(db_path).expanduser().resolve().parent
+    if not parent.is_dir():
+        env.problems.append(f"WESBOT_DB: the folder {str(parent)[:200]!r} does not exist")
+    return db_path
+
+
 def load_settings(
     env: Mapping[str, str],
     *,
@@ -128,97 +249,26 @@ def load_settings(
 ) -> Settings:
     """Validate the environment. ``need_slack`` for ``serve`` and ``watch``; ``http_mode`` when serving HTTP;
     ``need_app`` is False for ``watch``, which posts with the bot token but receives nothing."""
-    problems: list[str] = []
-
-    def get(name: str) -> str | None:
-        value = env.get(name, "").strip()
-        return value or None
-
-    wes_url = get("WES_URL")
-    if wes_url is None:
-        problems.append("WES_URL is not set: the base URL of the WES API, e.g. https://wes.example.org/ga4gh/wes/v1")
-        wes_url = ""
-    else:
-        wes_url = _check_url("WES_URL", wes_url, problems)
-
-    wes_auth: tuple[str, str] | None = None
-    raw_auth = get("WES_AUTH")
-    if raw_auth is not None:
-        user, sep, password = raw_auth.partition(":")
-        if not sep or not user:
-            problems.append("WES_AUTH must be user:password, as in curl --user")
-        else:
-            wes_auth = (user, password)
-    wes_token = get("WES_TOKEN")
-    if raw_auth is not None and wes_token is not None:
-        problems.append("WES_AUTH and WES_TOKEN are both set: set only one of them")
-
-    bot_token = get("SLACK_BOT_TOKEN")
-    app_token = get("SLACK_APP_TOKEN")
-    signing_secret = get("SLACK_SIGNING_SECRET")
-    if need_slack:
-        if bot_token is None:
-            problems.append("SLACK_BOT_TOKEN is not set: the bot token (xoxb-...) from your Slack app's OAuth page")
-        elif not bot_token.startswith("xoxb-"):
-            problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
-        if not need_app:
-            pass
-        elif http_mode:
-            if signing_secret is None:
-                problems.append("SLACK_SIGNING_SECRET is not set: HTTP mode needs it to verify Slack's requests")
-        elif app_token is None:
-            problems.append(
-                "SLACK_APP_TOKEN is not set: Socket Mode needs an app-level token (xapp-...); "
-                "or run `wesbot serve --http`"
-            )
-    if app_token is not None and not app_token.startswith("xapp-"):
-        problems.append("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
-
-    slack_api_url = get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
-    if get("SLACK_API_URL") is not None:
-        slack_api_url = _check_url("SLACK_API_URL", slack_api_url, problems) + "/"
-
-    db_path = get("WESBOT_DB") or DEFAULT_DB
-    parent = Path(db_path).expanduser().resolve().parent
-    if not parent.is_dir():
-        problems.append(f"WESBOT_DB: the folder {str(parent)[:200]!r} does not exist")
-
-    def number(name: str, default: float, low: float, high: float, *, integer: bool = False) -> float:
-        raw = get(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw) if integer else float(raw)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            kind = "a whole number" if integer else "a number"
-            problems.append(f"{name} must be {kind} from {low:g} to {high:g} (got {raw[:20]!r})")
-            return default
-        return value
-
-    poll_seconds = number("WESBOT_POLL_SECONDS", 30.0, 0.1, 86400)
-    poll_concurrency = int(number("WESBOT_POLL_CONCURRENCY", 16, 1, 256, integer=True))
-    subscription_days = number("WESBOT_SUBSCRIPTION_DAYS", 14.0, 0.00001, 3650)
-    lease_seconds = number("WESBOT_LEASE_SECONDS", 30.0, 1, 3600)
-    digest_after = int(number("WESBOT_DIGEST_AFTER", 5, 1, 1000, integer=True))
-
-    cancelers: tuple[str, ...] = ()
-    try:
-        cancelers = parse_cancelers(get("WESBOT_CANCELERS"))
-    except ValueError as error:
-        problems.append(f"WESBOT_CANCELERS: {error}")
-    cancel_timeout = number("WESBOT_CANCEL_TIMEOUT", 600.0, 1, 86400)
-    wes_timeout = number("WESBOT_WES_TIMEOUT", 15.0, 1, 600)
-
-    log_hosts: frozenset[str] = frozenset()
-    try:
-        log_hosts = parse_allowed_hosts(get("WESBOT_LOG_HOSTS"))
-    except ValueError as error:
-        problems.append(f"WESBOT_LOG_HOSTS: {error}")
-
-    if problems:
-        raise ConfigError(problems)
+    reader = _Reader(env)
+    # The groups are read in this order so that the problems are listed in it.
+    wes_url = _wes_url(reader)
+    wes_auth, wes_token = _wes_credentials(reader)
+    bot_token, app_token, signing_secret = _slack_tokens(
+        reader, need_slack=need_slack, http_mode=http_mode, need_app=need_app
+    )
+    slack_api_url = _slack_api_url(reader)
+    db_path = _db_path(reader)
+    poll_seconds = reader.number("WESBOT_POLL_SECONDS", 30.0, 0.1, 86400)
+    poll_concurrency = int(reader.number("WESBOT_POLL_CONCURRENCY", 16, 1, 256, integer=True))
+    subscription_days = reader.number("WESBOT_SUBSCRIPTION_DAYS", 14.0, 0.00001, 3650)
+    lease_seconds = reader.number("WESBOT_LEASE_SECONDS", 30.0, 1, 3600)
+    digest_after = int(reader.number("WESBOT_DIGEST_AFTER", 5, 1, 1000, integer=True))
+    cancelers: tuple[str, ...] = reader.listed("WESBOT_CANCELERS", parse_cancelers, ())
+    cancel_timeout = reader.number("WESBOT_CANCEL_TIMEOUT", 600.0, 1, 86400)
+    wes_timeout = reader.number("WESBOT_WES_TIMEOUT", 15.0, 1, 600)
+    log_hosts: frozenset[str] = reader.listed("WESBOT_LOG_HOSTS", parse_allowed_hosts, frozenset())
+    if reader.problems:
+        raise ConfigError(reader.problems)
     return Settings(
         cancelers=cancelers,
         cancel_timeout=cancel_timeout,
@@ -233,7 +283,7 @@ def load_settings(
         wes_auth=wes_auth,
         wes_token=wes_token,
         slack_bot_token=bot_token,
-        slack_app_token=app_token if not (need_slack and http_mode) else None,
+        slack_app_token=app_token,
         slack_signing_secret=signing_secret,
         slack_api_url=slack_api_url,
         db_path=db_path,

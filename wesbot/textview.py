@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from .commands import OPTIONS_HELP, SUBCOMMANDS
 from .core import (
     AuditResult,
@@ -51,56 +54,13 @@ def _log(label: str, value: str | None) -> list[str]:
 
 
 def render_text(result: Result, *, host: str) -> str:
-    lines: list[str]
-    if isinstance(result, ErrorResult):
-        lines = [f"error: {_clean(result.message)}"]
-        if result.usage:
-            lines.append(result.usage)
-    elif isinstance(result, HelpResult):
-        lines = []
-        for sub in SUBCOMMANDS:
-            if result.topic is None or sub.name == result.topic:
-                lines += [sub.usage, "    " + sub.summary.replace("`", "")]
-        if result.topic is None:
-            lines.append(OPTIONS_HELP.replace("`", ""))
-    elif isinstance(result, RunsResult):
-        lines = [_run_line(run.run_id, run.state, run.start_time, run.end_time, run.tags) for run in result.runs]
-        if not lines:
-            lines = ["no runs"]
-        lines += [_clean(note) for note in result.notes]
-        if result.next_page:
-            lines.append(f"(more: {_next_hint(result)})")
-    elif isinstance(result, StatusResult):
-        lines = [f"{_clean(result.status.run_id)}\t{_clean(state_label(result.status.state))}"]
-    elif isinstance(result, DetailsResult):
-        lines = _details(result)
-    elif isinstance(result, TasksResult):
-        lines = [_task_line(task, result.run_terminal) for task in result.tasks] or ["no tasks"]
-        if result.source == "inline":
-            lines.append("(this server has no task endpoint; tasks come from the run log)")
-        lines += [_clean(note) for note in result.notes]
-        if result.next_page:
-            lines.append(f"(more: {_next_hint(result)})")
-    elif isinstance(result, TaskResult):
-        lines = _task(result.task, result.run_terminal)
-    elif isinstance(result, LogsResult):
-        lines = [f"{_clean(result.what)}{' (the end)' if result.tail.truncated else ''}:"]
-        if result.tail.source == "path" or (not result.tail.text and result.tail.note):
-            lines += [f"  {_clean(result.tail.location or '')}", f"  ({_clean(result.tail.note or '')})"]
-        else:
-            lines += _tail_lines(result.tail.text)
-            if result.tail.note:
-                lines.append(f"({_clean(result.tail.note)})")
-    elif isinstance(result, AuditResult):
-        lines = [f"{show_time(epoch_iso(r.at))}\t{r.user_id}\t{_clean(r.run_id)}\t"
-                 f"{_clean(r.state_before or '-')}\t{r.outcome}" + (f" ({r.wes_status})" if r.wes_status else "")
-                 + (f"\t{_clean(r.detail)}" if r.detail else "")
-                 for r in result.rows] or ["no cancel attempts recorded"]
-    elif isinstance(result, (SubscribeResult, UnsubscribeResult, SubscriptionsResult, CancelResult, WatchResult)):
-        lines = [f"{type(result).__name__}: see Slack"]  # these subcommands run in Slack only
-    else:  # pragma: no cover
-        raise TypeError(type(result).__name__)
-    return "\n".join(lines)
+    """The terminal text for ``result``: one renderer per result type, found through the type's MRO so that
+    a subclass of a result renders like its base."""
+    for cls in type(result).__mro__:
+        renderer = _RENDERERS.get(cls)
+        if renderer is not None:
+            return "\n".join(renderer(result))
+    raise TypeError(type(result).__name__)  # pragma: no cover
 
 
 def _next_hint(result: RunsResult | TasksResult) -> str:
@@ -174,3 +134,91 @@ def _task(task: Log, run_terminal: bool) -> list[str]:
     lines += _log("stdout", task.stdout) + _log("stderr", task.stderr)
     lines += ["system log: " + _clean(line) for line in task.system_logs[-10:]]
     return lines
+
+
+def _error(result: ErrorResult) -> list[str]:
+    lines = [f"error: {_clean(result.message)}"]
+    if result.usage:
+        lines.append(result.usage)
+    return lines
+
+
+def _help(result: HelpResult) -> list[str]:
+    lines: list[str] = []
+    for sub in SUBCOMMANDS:
+        if result.topic is None or sub.name == result.topic:
+            lines += [sub.usage, "    " + sub.summary.replace("`", "")]
+    if result.topic is None:
+        lines.append(OPTIONS_HELP.replace("`", ""))
+    return lines
+
+
+def _runs(result: RunsResult) -> list[str]:
+    lines = [_run_line(run.run_id, run.state, run.start_time, run.end_time, run.tags) for run in result.runs]
+    return (lines or ["no runs"]) + _page_footer(result)
+
+
+def _status(result: StatusResult) -> list[str]:
+    return [f"{_clean(result.status.run_id)}\t{_clean(state_label(result.status.state))}"]
+
+
+def _tasks(result: TasksResult) -> list[str]:
+    lines = [_task_line(task, result.run_terminal) for task in result.tasks] or ["no tasks"]
+    if result.source == "inline":
+        lines.append("(this server has no task endpoint; tasks come from the run log)")
+    return lines + _page_footer(result)
+
+
+def _page_footer(result: RunsResult | TasksResult) -> list[str]:
+    """A listing's notes, then how to ask for its next page."""
+    lines = [_clean(note) for note in result.notes]
+    if result.next_page:
+        lines.append(f"(more: {_next_hint(result)})")
+    return lines
+
+
+def _one_task(result: TaskResult) -> list[str]:
+    return _task(result.task, result.run_terminal)
+
+
+def _logs(result: LogsResult) -> list[str]:
+    tail = result.tail
+    lines = [f"{_clean(result.what)}{' (the end)' if tail.truncated else ''}:"]
+    if tail.source == "path" or (not tail.text and tail.note):
+        # Nothing to show but where the log is and why it was not read.
+        return lines + [f"  {_clean(tail.location or '')}", f"  ({_clean(tail.note or '')})"]
+    lines += _tail_lines(tail.text)
+    if tail.note:
+        lines.append(f"({_clean(tail.note)})")
+    return lines
+
+
+def _audit(result: AuditResult) -> list[str]:
+    return [f"{show_time(epoch_iso(r.at))}\t{r.user_id}\t{_clean(r.run_id)}\t"
+            f"{_clean(r.state_before or '-')}\t{r.outcome}" + (f" ({r.wes_status})" if r.wes_status else "")
+            + (f"\t{_clean(r.detail)}" if r.detail else "")
+            for r in result.rows] or ["no cancel attempts recorded"]
+
+
+def _slack_only(result: Result) -> list[str]:
+    """These subcommands act on a channel and a user, so they run in Slack only."""
+    return [f"{type(result).__name__}: see Slack"]
+
+
+# Each renderer takes exactly the result type it is filed under; Any because a dict cannot say so.
+_RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
+    ErrorResult: _error,
+    HelpResult: _help,
+    RunsResult: _runs,
+    StatusResult: _status,
+    DetailsResult: _details,
+    TasksResult: _tasks,
+    TaskResult: _one_task,
+    LogsResult: _logs,
+    AuditResult: _audit,
+    SubscribeResult: _slack_only,
+    UnsubscribeResult: _slack_only,
+    SubscriptionsResult: _slack_only,
+    CancelResult: _slack_only,
+    WatchResult: _slack_only,
+}

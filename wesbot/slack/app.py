@@ -201,19 +201,65 @@ def answer(
 
 def register(app: App, deps: Deps) -> None:
     """Register the ``/wes`` command, its buttons and the global error handler on ``app``."""
+    listeners = _Listeners(deps)
+    app.middleware(listeners.only_slack_response_urls)
+    app.command(SLASH_COMMAND)(ack=listeners.ack_command, lazy=[listeners.run_command])
+    app.action(ACTION_CANCEL)(ack=_ack_action, lazy=[listeners.run_cancel])
+    app.action(ACTION_KEEP)(ack=_ack_action, lazy=[_run_keep])
+    for action_id in ACTIONS:
+        # wes_run buttons carry the subcommand in their action_id (wes_run:details); the others are exact.
+        matcher = re.compile(rf"^{re.escape(action_id)}(:[a-z]+)?$")
+        app.action(matcher)(ack=_ack_action, lazy=[listeners.action_runner(action_id)])
+    app.error(listeners.on_error)
 
-    @app.middleware
-    def only_slack_response_urls(body: dict[str, Any], context: dict[str, Any],
+
+def _reply(respond: Respond, message: Message) -> None:
+    """An ephemeral answer below the message the user clicked, which stays as it was."""
+    _safe_respond(respond, response_type="ephemeral", replace_original=False, **message)
+
+
+def _invalid_button(respond: Respond, error: UsageError) -> None:
+    _reply(respond, error_message("That button is no longer valid: " + error.message + "."))
+
+
+def _channel_of(body: dict[str, Any]) -> str | None:
+    """The channel a button was clicked in: a message's, else (in an ephemeral message) the container's."""
+    channel_id: str | None = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    return channel_id
+
+
+def _ack_action(ack: Ack) -> None:
+    """Every button is acknowledged at once with nothing; its lazy part answers through respond."""
+    ack()
+
+
+def _run_keep(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    """The "Keep it running" button: the confirmation goes away, nothing else happens."""
+    _safe_respond(respond, delete_original=True)
+
+
+class _Listeners:
+    """The listeners that need :class:`Deps`, as methods of one object holding them.
+
+    Bolt injects the arguments each method names and skips ``self``; each ``ack_*`` only parses and
+    acknowledges, and each ``run_*`` is registered as a lazy listener, so WES is only called off the request
+    thread."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def only_slack_response_urls(self, body: dict[str, Any], context: dict[str, Any],
                                  next: Callable[[], BoltResponse]) -> BoltResponse:
         """Runs after Bolt's signature check: a response_url that is not Slack's is refused, never answered."""
         urls = [body.get("response_url")] if isinstance(body, dict) and "response_url" in body else []
-        if not all(response_url_allowed(url, deps.response_origins) for url in urls):
+        if not all(response_url_allowed(url, self.deps.response_origins) for url in urls):
             logger.warning("refused a payload whose response_url is not on Slack's hooks host")
             return BoltResponse(status=400, body="")
         context[CHECKED] = True
         return next()
 
-    def ack_command(ack: Ack, command: dict[str, Any]) -> None:
+    def ack_command(self, ack: Ack, command: dict[str, Any]) -> None:
+        """Help and usage mistakes need no WES call, so they are answered right in the ack."""
         try:
             parsed = parse(command.get("text") or "")
         except UsageError as error:
@@ -224,98 +270,86 @@ def register(app: App, deps: Deps) -> None:
             return
         ack()
 
-    def run_command(command: dict[str, Any], respond: Respond) -> None:
+    def run_command(self, command: dict[str, Any], respond: Respond) -> None:
         try:
             parsed = parse(command.get("text") or "")
         except UsageError:
             return  # answered in the ack
         if parsed.name == "help":
             return
-        answer(deps, parsed, respond, user_id=command.get("user_id"), channel_id=command.get("channel_id"))
+        answer(self.deps, parsed, respond, user_id=command.get("user_id"), channel_id=command.get("channel_id"))
 
-    app.command(SLASH_COMMAND)(ack=ack_command, lazy=[run_command])
+    def action_runner(self, action_id: str) -> Callable[..., None]:
+        """The lazy listener of the ``action_id`` buttons, named after them (Bolt finds a lazy listener by name)."""
 
-    def ack_action(ack: Ack) -> None:
-        ack()
-
-    def make_action_runner(action_id: str) -> Callable[..., None]:
         def run_action(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-            user_id = (body.get("user") or {}).get("id")
-            channel_id = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
-            try:
-                # Button values are untrusted: they go through the same parser as typed text.
-                parsed = parse(str(action.get("value") or ""))
-            except UsageError as error:
-                _safe_respond(respond, response_type="ephemeral", replace_original=False,
-                              **error_message("That button is no longer valid: " + error.message + "."))
-                return
-            if parsed.name == "help":
-                _safe_respond(respond, response_type="ephemeral", replace_original=False, **help_message(parsed.topic))
-                return
-            if action_id == ACTION_SHARE:
-                parsed = dataclasses.replace(parsed, share=True)
-            answer(deps, parsed, respond, user_id=user_id, channel_id=channel_id, replace=action_id == ACTION_PAGE)
+            self.run_action(action_id, body, action, respond)
 
         run_action.__name__ = f"run_{action_id}"
         return run_action
 
-    def run_cancel(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        """The red "Cancel run" button: everything is checked again now, from who clicked, not from the button."""
-        user_id = str((body.get("user") or {}).get("id") or "")
-        channel_id = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    def run_action(self, action_id: str, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        """A lookup button. Its value is untrusted: it goes through the same parser as typed text."""
         try:
             parsed = parse(str(action.get("value") or ""))
         except UsageError as error:
-            _safe_respond(respond, response_type="ephemeral", replace_original=False,
-                          **error_message("That button is no longer valid: " + error.message + "."))
+            _invalid_button(respond, error)
+            return
+        if parsed.name == "help":
+            _reply(respond, help_message(parsed.topic))
+            return
+        if action_id == ACTION_SHARE:
+            parsed = dataclasses.replace(parsed, share=True)
+        answer(self.deps, parsed, respond, user_id=(body.get("user") or {}).get("id"), channel_id=_channel_of(body),
+               replace=action_id == ACTION_PAGE)
+
+    def run_cancel(self, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        """The red "Cancel run" button: everything is checked again now, from who clicked, not from the button."""
+        deps = self.deps
+        user_id = str((body.get("user") or {}).get("id") or "")
+        channel_id = _channel_of(body)
+        try:
+            parsed = parse(str(action.get("value") or ""))
+        except UsageError as error:
+            _invalid_button(respond, error)
             return
         if parsed.name != "cancel" or parsed.run_id is None or deps.cancels is None or deps.cancelers is None:
-            _safe_respond(respond, response_type="ephemeral", replace_original=False,
-                          **error_message("That button is no longer valid."))
+            _reply(respond, error_message("That button is no longer valid."))
             return
-        run_id = parsed.run_id
-
-        def announce(state_before: str) -> tuple[str | None, str | None]:
-            if deps.poster is None or not channel_id:
-                return None, "no channel"
-            result = deps.poster.post(channel_id, cancel_announcement(user_id, run_id, state_before))
-            return (result.ts, None) if result.ok else (None, result.error or "error")
-
         try:
             view = confirm_cancel(
-                deps.wes, run_id=run_id, user_id=user_id, channel_id=channel_id, cancelers=deps.cancelers,
+                deps.wes, run_id=parsed.run_id, user_id=user_id, channel_id=channel_id, cancelers=deps.cancelers,
                 store=deps.cancels, now=time.time(), timeout=deps.cancel_timeout,
-                response_url=body.get("response_url"), announce=announce)
+                response_url=body.get("response_url"), announce=self._announcer(channel_id, user_id, parsed.run_id))
         except Exception as error:
             error_id = new_error_id()
             logger.exception("error %s while cancelling", error_id)
-            _safe_respond(respond, response_type="ephemeral", replace_original=False,
-                          **error_message(_sorry(error, deps.db_path, error_id)))
+            _reply(respond, error_message(_sorry(error, deps.db_path, error_id)))
             return
         if deps.wake is not None:
             deps.wake()  # the watcher follows the cancel from now on
         _safe_respond(respond, response_type="ephemeral", replace_original=True, **cancel_message(view))
 
-    def run_keep(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-        _safe_respond(respond, delete_original=True)
+    def _announcer(
+        self, channel_id: str | None, user_id: str, run_id: str
+    ) -> Callable[[str], tuple[str | None, str | None]]:
+        """How the cancel tells the channel who cancelled: ``announce(state_before) -> (ts, error)``."""
 
-    app.action(ACTION_CANCEL)(ack=ack_action, lazy=[run_cancel])
-    app.action(ACTION_KEEP)(ack=ack_action, lazy=[run_keep])
+        def announce(state_before: str) -> tuple[str | None, str | None]:
+            if self.deps.poster is None or not channel_id:
+                return None, "no channel"
+            result = self.deps.poster.post(channel_id, cancel_announcement(user_id, run_id, state_before))
+            return (result.ts, None) if result.ok else (None, result.error or "error")
 
-    for action_id in ACTIONS:
-        # wes_run buttons carry the subcommand in their action_id (wes_run:details); the others are exact.
-        matcher = re.compile(rf"^{re.escape(action_id)}(:[a-z]+)?$")
-        app.action(matcher)(ack=ack_action, lazy=[make_action_runner(action_id)])
+        return announce
 
-    @app.error
-    def on_error(error: Exception, body: dict[str, Any], context: dict[str, Any],
+    def on_error(self, error: Exception, body: dict[str, Any], context: dict[str, Any],
                  respond: Respond | None = None) -> BoltResponse | None:
         error_id = new_error_id()
         logger.error("error %s in a Slack listener", error_id, exc_info=error)
         # Only a request that passed verification and the response_url check is ever answered.
         if respond is not None and context.get(CHECKED) and isinstance(body, dict) and body.get("response_url"):
-            _safe_respond(respond, response_type="ephemeral", replace_original=False,
-                          **error_message(_sorry(error, deps.db_path, error_id)))
+            _reply(respond, error_message(_sorry(error, self.deps.db_path, error_id)))
         return None
 
 
