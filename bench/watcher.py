@@ -257,13 +257,14 @@ def populate(store: WatchStore, fakes: Fakes, clock: BenchClock, runs: int, chan
     channel_of = [f"C{i % channels:05d}" for i in range(runs)]
     now = clock.now()
     subscriptions = [
-        store.subscribe(run_id=f"run-{i:06d}", channel_id=channel_of[i], user_id=f"U{i % channels:05d}", now=now,
-                        expires_at=now + 14 * DAY, state="RUNNING", workflow="echo.cwl").subscription
+        store.subscriptions.subscribe(run_id=f"run-{i:06d}", channel_id=channel_of[i], user_id=f"U{i % channels:05d}",
+                                      now=now, expires_at=now + 14 * DAY, state="RUNNING",
+                                      workflow="echo.cwl").subscription
         for i in range(runs)
     ]
     # The cards are already in the channels: no 10,000 card posts, but chat.update finds them later.
     for sub, ts in zip(subscriptions, fakes.call("cards", channel_of), strict=True):
-        store.set_card(sub.id, ts=ts, version=sub.card_version)
+        store.subscriptions.set_card(sub.id, ts=ts, version=sub.card_version)
 
 
 def end_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, ends: list[tuple[str, str]],
@@ -297,7 +298,8 @@ def end_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, ends: list[tupl
             phase.flips = fakes.call("end", ends)
             deadline = time.monotonic() + timeout
         elif drained_at is None:
-            if fakes.call("notified") >= len(ends) and not store.pending_count() and not store.cards_to_sync(limit=1):
+            drained = not store.outbox.pending_count() and not store.subscriptions.cards_to_sync(limit=1)
+            if fakes.call("notified") >= len(ends) and drained:
                 drained_at = time.monotonic()
         elif time.monotonic() - drained_at > 2.0:  # a little longer, for any duplicate
             break

@@ -248,7 +248,7 @@ def run_phase(watcher: Watcher, store: WatchStore, fakes: Fakes, phase: Phase, t
         phase.steps += 1
         if phase.flips and drained is None:
             if (fakes.call("accounted", phase.first_message) >= len(phase.expected)
-                    and not store.pending_count()):
+                    and not store.outbox.pending_count()):
                 drained = time.time()
         elif drained is not None and any(s.started > drained for s in phase.sweeps):
             break

@@ -39,17 +39,18 @@ def ended(delivery: Delivery, store: WatchStore, clock: FakeClock, run_id: str, 
     for user in users:
         subscribe(store, clock, run_id, channel, user)
     delivery.deliver()
-    [sub] = store.subscriptions_of_run(run_id)
+    [sub] = store.subscriptions.of_run(run_id)
     assert sub.card_ts is not None
-    store.record_terminal(run_id, state="COMPLETE", now=clock.now(), exit_code=0, start_time=None, end_time=None,
-                          render=lambda s: notification(f"{s.run_id} ended *COMPLETE*"))
+    owed = {s.id: notification(f"{s.run_id} ended *COMPLETE*") for s in store.subscriptions.of_run(run_id)}
+    store.runs.record_terminal(run_id, state="COMPLETE", now=clock.now(), exit_code=0, start_time=None, end_time=None,
+                               owed=owed)
     clock.advance(SETTINGS.pace_seconds)
     return sub
 
 
 def queue(store: WatchStore, clock: FakeClock, channel: str, text: str) -> None:
     """A message for the channel itself (not a thread), as a channel watch or a DM queues it."""
-    store.notice_once(f"test:{channel}:{text}", channel_id=channel, payload={"text": text}, now=clock.now())
+    store.outbox.notice_once(f"test:{channel}:{text}", channel_id=channel, payload={"text": text}, now=clock.now())
 
 
 def posted(poster: RecordingPoster, channel: str | None = None) -> list[Post]:
@@ -105,7 +106,7 @@ def test_a_5xx_is_retried_with_backoff_and_sent_once(store: WatchStore, clock: F
         clock.advance(1)
     assert tried == [0, 2, 6, 14, 30]  # waits of 2, 4, 8 and 16 s, then through
     assert texts(poster, "C1") == ["r1 ended *COMPLETE*"]
-    assert store.pending_count() == 0
+    assert store.outbox.pending_count() == 0
 
 
 def test_blocks_slack_refuses_fall_back_to_text_once(store: WatchStore, clock: FakeClock,
@@ -142,7 +143,7 @@ def test_a_message_refused_as_blocks_and_as_text_fails_and_is_not_retried(store:
         delivery.deliver()
     assert [p.method for p in poster.posts if p.thread_ts] == ["failed", "failed"]
     assert outbox(store)["end:r1:COMPLETE:C1"] == ("failed", "msg_too_long")
-    assert store.pending_count() == 0
+    assert store.outbox.pending_count() == 0
 
 
 @pytest.mark.parametrize("refused", ["card", "notice"])
@@ -158,14 +159,14 @@ def test_not_in_channel_fails_the_channels_subscriptions_and_dms_each_subscriber
     for _ in range(5):
         delivery.deliver()
         clock.advance(2)
-    subs = [s for run in ("r1", "r2") for s in store.subscriptions_of_run(run, active_only=False)]
+    subs = [s for run in ("r1", "r2") for s in store.subscriptions.of_run(run, active_only=False)]
     assert [(s.status, s.reason) for s in subs] == [("failed", "not_in_channel")] * 2
     assert len(attempts(poster, "C9")) == 1  # nothing more is tried in that channel
     dms = {p.channel: str(p.message) for p in posted(poster)}
     assert len(posted(poster)) == 3 and set(dms) == {"U1", "U2", "U3"}
     assert "/invite @wesbot" in dms["U1"] and "`r2`" in dms["U3"]
-    assert store.due_runs(clock.now() + DAY) == []  # nothing is watched for that channel any more
-    assert store.pending_count() == 0
+    assert store.runs.due(clock.now() + DAY) == []  # nothing is watched for that channel any more
+    assert store.outbox.pending_count() == 0
 
 
 def test_pacing_one_post_a_second_per_channel_in_order_other_channels_in_the_same_round(
@@ -211,8 +212,8 @@ def test_a_row_left_sending_by_a_crash_is_looked_up_before_it_is_sent_again(
         store: WatchStore, clock: FakeClock, poster: RecordingPoster, tmp_path: Path,
         caplog: pytest.LogCaptureFixture, arrived: bool, slack_can_tell: bool, posts: int) -> None:
     sub = ended(make(store, poster, clock), store, clock, "r1", "C1")
-    [row] = store.deliverable(clock.now())
-    store.mark_sending(row.id, clock.now())  # ... and the process dies, before or after Slack took the post
+    [row] = store.outbox.deliverable(clock.now())
+    store.outbox.mark_sending(row.id, clock.now())  # ... and the process dies, before or after Slack took the post
     if arrived:
         poster.post(row.channel_id, row.payload, thread_ts=sub.card_ts, key=row.dedupe_key)
     poster.can_look = slack_can_tell
@@ -223,7 +224,7 @@ def test_a_row_left_sending_by_a_crash_is_looked_up_before_it_is_sent_again(
         restarted.deliver()
     sent = [p for p in poster.posts if p.key == row.dedupe_key]
     assert len(sent) == posts and all(p.thread_ts == sub.card_ts for p in sent)
-    assert store.pending_count() == 0
+    assert store.outbox.pending_count() == 0
     [stored] = [r for r in store.db["outbox"].rows if r["id"] == row.id]
     assert stored["status"] == "sent" and stored["ts"] == sent[-1].ts
     said = " ".join(r.getMessage() for r in caplog.records)
@@ -246,20 +247,20 @@ def test_a_refused_token_keeps_every_row_and_logs_once_then_retries_after_token_
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "SLACK_BOT_TOKEN" in errors[0].getMessage()
     assert [p.method for p in poster.posts] == ["failed", "failed"]  # one try per channel, then quiet
-    assert store.pending_count() == 3 and {s for s, _ in outbox(store).values()} == {"pending"}
+    assert store.outbox.pending_count() == 3 and {s for s, _ in outbox(store).values()} == {"pending"}
     clock.advance(TOKEN_RETRY - 290)
     delivery.deliver()
     assert texts(poster, "C1") == ["for C1"] and texts(poster, "C2") == ["for C2"]
     clock.advance(1)
     delivery.deliver()
-    assert texts(poster, "C1") == ["for C1", "second for C1"] and store.pending_count() == 0
+    assert texts(poster, "C1") == ["for C1", "second for C1"] and store.outbox.pending_count() == 0
 
 
 def _note_for_a_card_not_yet_posted(store: WatchStore, clock: FakeClock) -> Subscription:
     """A run just subscribed to (its card not posted yet), with a note owed in its card's thread."""
     subscribe(store, clock, "r1", "C1")
-    [sub] = store.subscriptions_of_run("r1")
-    store.notice_once("unreadable:r1:C1", channel_id="C1", payload={"text": "cannot read r1"}, now=clock.now(),
+    [sub] = store.subscriptions.of_run("r1")
+    store.outbox.notice_once("unreadable:r1:C1", channel_id="C1", payload={"text": "cannot read r1"}, now=clock.now(),
                       subscription_id=sub.id, in_thread=True)
     return sub
 

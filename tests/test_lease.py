@@ -36,14 +36,14 @@ def leases(store: WatchStore) -> MakeLeases:
     """Leases over the test's database, as seen from one process: this one unless told otherwise."""
 
     def make(host: str = HERE, pid: int = ME) -> Leases:
-        return Leases(lambda: store.db, store._tx, host=host, pid=pid, alive=lambda p: p != DEAD)
+        return Leases(lambda: store.db, store.transaction, host=host, pid=pid, alive=lambda p: p != DEAD)
 
     return make
 
 
 def written_by_an_older_wesbot(store: WatchStore, owner: str, expires_at: float) -> None:
     """What wesbot wrote before leases had a host and a pid."""
-    with store._tx() as db:
+    with store.transaction() as db:
         db.execute("INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?)", [LEASE, owner, expires_at])
 
 
@@ -102,17 +102,17 @@ def test_release_frees_the_lease_at_once_but_only_for_its_holder(leases: MakeLea
 
 def test_no_holder_yet() -> None:
     store = WatchStore(memory=True)
-    assert store.lease_holder(LEASE) is None and store.leases.info(LEASE) is None
+    assert store.leases.holder(LEASE) is None and store.leases.info(LEASE) is None
 
 
 def test_the_store_records_this_host_and_process() -> None:
     store = WatchStore(memory=True)
-    assert store.acquire_lease(LEASE, "me", now=0, period=PERIOD)
-    assert store.lease_holder(LEASE) == ("me", PERIOD)
+    assert store.leases.acquire(LEASE, "me", now=0, period=PERIOD)
+    assert store.leases.holder(LEASE) == ("me", PERIOD)
     assert store.leases.info(LEASE) == LeaseHolder(owner="me", expires_at=PERIOD, host=socket.gethostname(),
                                                    pid=os.getpid())
-    store.release_lease(LEASE, "me")
-    assert store.lease_holder(LEASE) == ("me", 0)
+    store.leases.release(LEASE, "me")
+    assert store.leases.holder(LEASE) == ("me", 0)
 
 
 def test_upgrading_keeps_the_old_holder_and_its_full_period(tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ def test_upgrading_keeps_the_old_holder_and_its_full_period(tmp_path: Path) -> N
     old.close()
     store = WatchStore(path)
     assert store.leases.info(LEASE) == LeaseHolder(owner="old", expires_at=PERIOD, host=None, pid=None)
-    dead_everywhere = Leases(lambda: store.db, store._tx, alive=lambda pid: False)
+    dead_everywhere = Leases(lambda: store.db, store.transaction, alive=lambda pid: False)
     assert not dead_everywhere.acquire(LEASE, "me", now=1, period=PERIOD)
 
 

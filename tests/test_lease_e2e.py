@@ -20,7 +20,7 @@ HOLDER = """
 import sys, time
 from wesbot.store.watch import WatchStore
 store = WatchStore(sys.argv[1])
-assert store.acquire_lease("watcher", "crashed", now=time.time(), period=600)
+assert store.leases.acquire("watcher", "crashed", now=time.time(), period=600)
 print("holding", flush=True)
 time.sleep(60)
 """
@@ -41,13 +41,13 @@ def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
 def test_a_restart_on_the_same_host_takes_over_from_a_killed_holder_at_once(
         tmp_path: Path, holder: subprocess.Popen[str]) -> None:
     store = WatchStore(tmp_path / "w.db")
-    assert not store.acquire_lease(LEASE, "restarted", now=time.time(), period=30)  # alive: it keeps the lease
+    assert not store.leases.acquire(LEASE, "restarted", now=time.time(), period=30)  # alive: it keeps the lease
     info = store.leases.info(LEASE)
     assert info is not None and (info.owner, info.pid) == ("crashed", holder.pid)
     holder.kill()  # kill -9
     holder.wait()  # reaped (by systemd, a shell, or here), so its pid is gone
     started = time.monotonic()
-    assert store.acquire_lease(LEASE, "restarted", now=time.time(), period=30)  # 600 s before the fix
+    assert store.leases.acquire(LEASE, "restarted", now=time.time(), period=30)  # 600 s before the fix
     assert time.monotonic() - started < 1
     info = store.leases.info(LEASE)
     assert info is not None and (info.owner, info.pid) == ("restarted", store.leases.pid)

@@ -97,12 +97,14 @@ def test_restart_after_the_transition_was_recorded_sends_it_once(store: WatchSto
 
 def test_a_notification_can_never_be_queued_twice(store: WatchStore, clock: FakeClock) -> None:
     subscribe(store, clock, "r1")
-    render = lambda sub: {"text": "done"}  # noqa: E731
-    first = store.record_terminal("r1", state="COMPLETE", now=1, exit_code=0, start_time=None, end_time=None,
-                                  render=render)
+    def owed() -> dict[int, dict[str, object]]:
+        return {sub.id: {"text": "done"} for sub in store.subscriptions.of_run("r1")}
+
+    first = store.runs.record_terminal("r1", state="COMPLETE", now=1, exit_code=0, start_time=None, end_time=None,
+                                       owed=owed())
     subscribe(store, clock, "r1", user="U9")  # even if someone subscribes again and it "ends" again
-    second = store.record_terminal("r1", state="COMPLETE", now=2, exit_code=0, start_time=None, end_time=None,
-                                   render=render)
+    second = store.runs.record_terminal("r1", state="COMPLETE", now=2, exit_code=0, start_time=None, end_time=None,
+                                        owed=owed())
     assert len(first) == 1 and second == []
 
 
@@ -119,7 +121,7 @@ def test_wes_outage_backs_off_keeps_the_subscription_and_reports_once(store: Wat
     assert 5 <= polls <= 30  # backed off (capped at 10 minutes), not 240 reads
     notes = [p for p in poster.posts if "has not been able to read run" in str(p.message)]
     assert len(notes) == 1 and "did not answer within 10 s" in str(notes[0].message)
-    assert store.subscriptions_of_run("r1")[0].status == "active"
+    assert store.subscriptions.of_run("r1")[0].status == "active"
     del wes.errors["r1"]
     wes.states["r1"] = "COMPLETE"
     for _ in range(25):
@@ -140,7 +142,7 @@ def test_lost_access_is_reported_once_per_channel(store: WatchStore, clock: Fake
         cycle(watcher, clock, 30)
     lost = [p.channel for p in poster.posts if "lost access" in str(p.message)]
     assert sorted(lost) == ["C1", "C2"]
-    assert all(s.status == "active" for s in store.subscriptions_of_run("r2"))
+    assert all(s.status == "active" for s in store.subscriptions.of_run("r2"))
 
 
 def test_a_run_that_is_gone_ends_the_subscription_with_a_note(store: WatchStore, clock: FakeClock) -> None:
@@ -152,7 +154,7 @@ def test_a_run_that_is_gone_ends_the_subscription_with_a_note(store: WatchStore,
     for _ in range(3):
         cycle(watcher, clock, 30)
     assert any("no longer on the WES server" in str(p.message) and "<@U1>" in str(p.message) for p in poster.posts)
-    assert store.subscriptions_of_run("r1", active_only=False)[0].status == "gone"
+    assert store.subscriptions.of_run("r1", active_only=False)[0].status == "gone"
 
 
 def test_subscriptions_expire_with_a_note(store: WatchStore, clock: FakeClock) -> None:
@@ -164,7 +166,7 @@ def test_subscriptions_expire_with_a_note(store: WatchStore, clock: FakeClock) -
     cycle(watcher, clock, 1)
     cycle(watcher, clock, 1)
     assert any("stopped watching run `ghost` after 14 days" in str(p.message) for p in poster.posts)
-    assert store.subscriptions_of_run("ghost", active_only=False)[0].status == "expired"
+    assert store.subscriptions.of_run("ghost", active_only=False)[0].status == "expired"
     calls = len(wes.status_calls)
     cycle(watcher, clock, 60)
     assert len(wes.status_calls) == calls  # no longer polled
@@ -240,3 +242,19 @@ def test_a_list_without_states_falls_back_to_status_calls(store: WatchStore, clo
         watcher.tick()
     assert stats.swept == 0 and len(wes.status_calls) == 120
     assert sum("without their state" in r.getMessage() for r in caplog.records) == 1  # said once
+
+
+def test_a_subscription_made_while_an_end_was_being_written_is_told_on_the_next_poll(
+        store: WatchStore, clock: FakeClock, poster: RecordingPoster) -> None:
+    wes = StubWes({"r1": "COMPLETE"})
+    subscribe(store, clock, "r1", "C1")
+    owed = {sub.id: {"text": "r1 ended"} for sub in store.subscriptions.of_run("r1")}  # rendered first...
+    subscribe(store, clock, "r1", "C2")  # ...someone subscribes in another channel meanwhile...
+    store.runs.record_terminal("r1", state="COMPLETE", now=clock.now(), exit_code=0, start_time=None, end_time=None,
+                               owed=owed)  # ...and the end is written with what was rendered
+    assert [s.channel_id for s in store.subscriptions.of_run("r1")] == ["C2"]  # not ended unannounced
+    watcher = make(store, wes, poster, clock)
+    for _ in range(3):
+        cycle(watcher, clock)
+    told = sorted(p.channel for p in poster.posts if p.method == "post" and "ended" in p.message["text"])
+    assert told == ["C1", "C2"] and store.subscriptions.of_run("r1") == []

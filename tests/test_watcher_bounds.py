@@ -101,7 +101,7 @@ def test_the_default_page_bound_stops_an_endless_list(store: WatchStore, clock: 
     stats = watcher.sweep_watches()
     assert WatcherSettings().watch_max_pages == 200
     assert wes.list_calls == stats.requests == 200 and stats.listed == 200
-    assert store.get_notice("sweep_complete") == "0"
+    assert store.values.get("sweep_complete") == "0"
 
 
 def test_the_runs_bound_stops_an_endless_list(store: WatchStore, clock: FakeClock) -> None:
@@ -109,7 +109,7 @@ def test_the_runs_bound_stops_an_endless_list(store: WatchStore, clock: FakeCloc
     settings = WatcherSettings(poll_seconds=30, watch_max_runs=5_000)
     stats = watching(store, wes, RecordingPoster(), clock, settings=settings).sweep_watches()
     assert stats.listed == 5_000 and wes.list_calls == 51  # "a", 49 pages of 100, and 99 runs of one more
-    assert store.get_notice("sweep_complete") == "0"
+    assert store.values.get("sweep_complete") == "0"
 
 
 def test_one_page_bigger_than_the_runs_bound_is_cut_and_incomplete(store: WatchStore, clock: FakeClock) -> None:
@@ -117,7 +117,7 @@ def test_one_page_bigger_than_the_runs_bound_is_cut_and_incomplete(store: WatchS
     settings = WatcherSettings(poll_seconds=30, watch_max_runs=5_000)
     stats = watching(store, wes, RecordingPoster(), clock, settings=settings).sweep_watches()
     assert stats.listed == 5_000 and wes.list_calls == 1
-    assert store.get_notice("sweep_complete") == "0"  # the list's end was read, but not all of it was kept
+    assert store.values.get("sweep_complete") == "0"  # the list's end was read, but not all of it was kept
 
 
 @pytest.mark.parametrize(("poll", "seconds_max", "pages"), [(30, 20.0, 15), (60, 20.0, 20), (600, 5.0, 5)])
@@ -127,7 +127,7 @@ def test_the_time_bound_stops_an_endless_list(store: WatchStore, clock: FakeCloc
     settings = WatcherSettings(poll_seconds=poll, sweep_seconds_max=seconds_max)
     stats = watching(store, wes, RecordingPoster(), clock, settings=settings).sweep_watches()
     assert wes.list_calls == stats.requests == pages  # min(sweep_seconds_max, poll / 2) seconds of pages
-    assert store.get_notice("sweep_complete") == "0"
+    assert store.values.get("sweep_complete") == "0"
 
 
 def test_the_subscription_ticks_list_read_is_bounded_in_time_too(store: WatchStore, clock: FakeClock) -> None:
@@ -151,7 +151,7 @@ def test_a_cut_sweep_announces_only_ends_of_runs_it_already_knew(store: WatchSto
     calls = wes.list_calls
     stats = watcher.sweep_watches()
     watcher.deliver()
-    assert wes.list_calls - calls == BUDGET and store.get_notice("sweep_complete") == "0"
+    assert wes.list_calls - calls == BUDGET and store.values.get("sweep_complete") == "0"
     assert announced(poster) == [("C1", "a")] and stats.queued == 1
     assert [r for r in wes.run_calls if r != "a"] == []  # nothing new-looking was even confirmed
 
@@ -251,10 +251,10 @@ def test_due_times_far_ahead_are_due_now_but_a_backoff_is_kept(store: WatchStore
     for run_id in ("set-back", "backing-off", "due"):
         subscribe(store, clock, run_id)
     now = clock.now()
-    store.record_states([("set-back", "RUNNING")], now=now, next_poll_at=now + 3600)
-    store.record_failure("backing-off", now=now, reason="503", next_poll_at=now + 500)
-    assert {r.run_id for r in store.due_runs(now)} == {"due"}  # without a horizon: as before
-    assert {r.run_id for r in store.due_runs(now, horizon=SETTINGS.longest_wait)} == {"due", "set-back"}
+    store.runs.record_states([("set-back", "RUNNING")], now=now, next_poll_at=now + 3600)
+    store.runs.record_failure("backing-off", now=now, reason="503", next_poll_at=now + 500)
+    assert {r.run_id for r in store.runs.due(now)} == {"due"}  # without a horizon: as before
+    assert {r.run_id for r in store.runs.due(now, horizon=SETTINGS.longest_wait)} == {"due", "set-back"}
     assert SETTINGS.longest_wait == max(SETTINGS.poll_seconds, SETTINGS.backoff_cap) == 600
 
 

@@ -43,7 +43,7 @@ def test_a_refused_token_keeps_everything_and_delivers_once_slack_accepts_it(sto
     wes.states["r1"] = "COMPLETE"
     for _ in range(60):
         cycle(watcher, clock, 60)
-    assert store.subscription(1).status != "failed"
+    assert store.subscriptions.get(1).status != "failed"
     ended = [p for p in poster.posts if p.method == "post" and "ended" in str(p.message)]
     assert len(ended) == 1
 
@@ -62,4 +62,4 @@ def test_a_refused_token_on_a_card_backs_off_instead_of_retrying_every_second(st
     poster.script["C1"] = []
     clock.advance(300)
     watcher.deliver()
-    assert [p.method for p in poster.posts] == ["failed", "post"] and store.subscription(1).card_ts is not None
+    assert [p.method for p in poster.posts] == ["failed", "post"] and store.subscriptions.get(1).card_ts is not None

@@ -159,7 +159,7 @@ def make(store: WatchStore, wes: StubWes, poster: RecordingPoster, clock: FakeCl
 
 def subscribe(store: WatchStore, clock: FakeClock, run_id: str, channel: str = "C1", user: str = "U1",
               state: str = "RUNNING") -> None:
-    store.subscribe(run_id=run_id, channel_id=channel, user_id=user, now=clock.now(),
+    store.subscriptions.subscribe(run_id=run_id, channel_id=channel, user_id=user, now=clock.now(),
                     expires_at=clock.now() + 14 * DAY, state=state, workflow="align.cwl")
 
 

@@ -64,7 +64,7 @@ class CancelStore:
 
     def audit(self, *, now: float, user_id: str, channel_id: str | None, run_id: str, state_before: str | None,
               outcome: str, wes_status: int | None = None, detail: str | None = None) -> int:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO audit (at, user_id, channel_id, run_id, wes_url, state_before, outcome, wes_status, "
                 "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -75,7 +75,7 @@ class CancelStore:
 
     def set_audit_outcome(self, audit_id: int, outcome: str, detail: str | None = None,
                           wes_status: int | None = None) -> None:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             db.execute("UPDATE audit SET outcome = ?, detail = COALESCE(?, detail), "
                        "wes_status = COALESCE(?, wes_status) WHERE id = ?",
                        [outcome, detail[:500] if detail else None, wes_status, audit_id])
@@ -105,7 +105,7 @@ class CancelStore:
         The claim and its audit row ("sending") are written together, before the POST: a process that dies
         during the POST leaves both, for :meth:`stale_claims` to find.
         """
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             db.execute("DELETE FROM cancels WHERE run_id = ? AND status = 'done'", [run_id])
             inserted = db.execute(
                 "INSERT OR IGNORE INTO cancels (run_id, status, user_id, channel_id, state_before, requested_at, "
@@ -125,12 +125,12 @@ class CancelStore:
 
     def release(self, run_id: str) -> None:
         """WES refused or failed: drop the claim so that someone may try again."""
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             db.execute("DELETE FROM cancels WHERE run_id = ? AND status = 'requesting'", [run_id])
 
     def requested(self, run_id: str, *, audit_id: int, now: float, message_ts: str | None,
                   message_error: str | None) -> None:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             db.execute(
                 "UPDATE cancels SET status = 'requested', audit_id = ?, next_poll_at = ?, message_ts = ?, "
                 "message_error = ? WHERE run_id = ?",
@@ -146,7 +146,7 @@ class CancelStore:
 
     def adopt(self, run_id: str, *, now: float, message_ts: str | None, message_error: str | None) -> bool:
         """Follow a stale claim from now on (False: it was no longer 'requesting')."""
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             return db.execute(
                 "UPDATE cancels SET status = 'requested', next_poll_at = ?, message_ts = ?, message_error = ? "
                 "WHERE run_id = ? AND status = 'requesting'", [now, message_ts, message_error, run_id],
@@ -165,11 +165,11 @@ class CancelStore:
         return [_cancel(r) for r in rows]
 
     def poll_later(self, run_id: str, next_poll_at: float) -> None:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             db.execute("UPDATE cancels SET next_poll_at = ? WHERE run_id = ?", [next_poll_at, run_id])
 
     def finish(self, run_id: str, *, final_state: str | None, outcome: str) -> None:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             row = db.execute("SELECT audit_id FROM cancels WHERE run_id = ?", [run_id]).fetchone()
             db.execute(
                 "UPDATE cancels SET status = 'done', final_state = ?, outcome = ?, synced = 0 WHERE run_id = ?",
@@ -188,7 +188,7 @@ class CancelStore:
         return [_cancel(r) for r in rows]
 
     def announced(self, run_id: str, *, message_ts: str | None, message_error: str | None) -> None:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             db.execute("UPDATE cancels SET message_ts = ?, message_error = ? WHERE run_id = ?",
                        [message_ts, message_error, run_id])
 
@@ -199,7 +199,7 @@ class CancelStore:
         return [_cancel(r) for r in rows]
 
     def synced(self, run_id: str) -> None:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             db.execute("UPDATE cancels SET synced = 1, response_url = NULL WHERE run_id = ?", [run_id])
 
     def get(self, run_id: str) -> Cancel | None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .outbox import enqueue
+from .values import set_value
 from .watch import WatchStore
 
 WATCH_KINDS = ("failed", "finished")
+# The value that says whether the last sweep read the whole run list (the next one decides on it).
+SWEEP_COMPLETE = "sweep_complete"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,7 +59,7 @@ class WatchesStore:
 
     def add(self, *, channel_id: str, kind: str, tag_key: str, tag_value: str, user_id: str,
             now: float) -> tuple[ChannelWatch, bool]:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             existing = db.execute(
                 f"SELECT {_COLUMNS}, status FROM channel_watches WHERE channel_id = ? AND kind = ? AND tag_key = ? "
                 "AND tag_value = ?", [channel_id, kind, tag_key, tag_value]).fetchone()
@@ -74,7 +77,7 @@ class WatchesStore:
             return _watch(row), True
 
     def remove(self, *, channel_id: str, kind: str, tag_key: str, tag_value: str) -> bool:
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             return db.execute(
                 "UPDATE channel_watches SET status = 'removed' WHERE channel_id = ? AND kind = ? AND tag_key = ? "
                 "AND tag_value = ? AND status = 'active'", [channel_id, kind, tag_key, tag_value]).rowcount == 1
@@ -115,23 +118,17 @@ class WatchesStore:
         read the whole list (the next sweep decides on that), and the activation of watches created before it.
         Returns how many messages were queued."""
         queued = 0
-        with self.store._tx() as db:
+        with self.store.transaction() as db:
             db.conn.executemany(
                 "INSERT INTO swept_runs (run_id, state, seen_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (run_id) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at",
                 [(run_id, state, now) for run_id, state in changes],
             )
             for item in owed:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO outbox (dedupe_key, kind, channel_id, subscription_id, in_thread, payload, "
-                    "created_at, status) VALUES (?, ?, ?, NULL, 0, ?, ?, ?)",
-                    [item.key, item.kind, item.channel_id, json.dumps(item.payload), now,
-                     "skipped" if item.skip else "pending"],
-                )
-                queued += int(cursor.rowcount == 1 and not item.skip)
+                queued += int(enqueue(db, key=item.key, kind=item.kind, channel_id=item.channel_id,
+                                      payload=item.payload, now=now, skip=item.skip) is not None and not item.skip)
             if activate:
                 db.execute("UPDATE channel_watches SET active_from = ? WHERE active_from IS NULL AND "
                            "status = 'active' AND created_at <= ?", [now, now])
-            db.execute("INSERT INTO notices (key, value) VALUES ('sweep_complete', ?) "
-                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", ["1" if complete else "0"])
+            set_value(db, SWEEP_COMPLETE, "1" if complete else "0")
         return queued

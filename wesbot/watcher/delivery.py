@@ -101,7 +101,7 @@ class Delivery:
 
     def owed(self) -> bool:
         """Whether anything is waiting to be posted (the sender thread polls faster then)."""
-        return self.store.pending_count() > 0 or bool(self.store.cards_to_sync(limit=1)) or (
+        return self.store.outbox.pending_count() > 0 or bool(self.store.subscriptions.cards_to_sync(limit=1)) or (
             self.cancels is not None and bool(self.cancels.to_sync() or self.cancels.to_announce()))
 
     @property
@@ -116,7 +116,7 @@ class Delivery:
         done = 0
         while done < limit and not self._stopped:
             firsts: dict[str, tuple[OutboxRow, str | None]] = {}
-            for row in self.store.deliverable(self.clock.now(), limit=1000, horizon=self.settings.longest_wait):
+            for row in self.store.outbox.deliverable(self.clock.now(), limit=1000, horizon=self.settings.longest_wait):
                 if row.channel_id in firsts or not self.pacing.ready(row.channel_id):
                     continue
                 ready, thread = self._thread_of(row)
@@ -133,7 +133,7 @@ class Delivery:
         broadcast = row.kind == "notification" and thread is not None
         if row.status == "sending" and self._arrived_before(row, thread):
             return
-        self.store.mark_sending(row.id, self.clock.now())
+        self.store.outbox.mark_sending(row.id, self.clock.now())
         result = self.poster.post(row.channel_id, row.payload, thread_ts=thread, broadcast=broadcast,
                                   key=row.dedupe_key)
         if not result.ok and result.permanent and not result.channel_error and row.payload.get("blocks"):
@@ -148,7 +148,7 @@ class Delivery:
         (not ready while the card is not posted yet); None for a row posted in the channel."""
         if not row.in_thread or row.subscription_id is None:
             return True, None
-        sub = self.store.subscription(row.subscription_id)
+        sub = self.store.subscriptions.get(row.subscription_id)
         if sub.card_ts is None and sub.card_failed is None and sub.status == "active":
             return False, None
         return True, sub.card_ts
@@ -159,7 +159,7 @@ class Delivery:
                                         oldest=row.created_at - 60)
         if found:
             logger.info("outbox %s (%s) had reached Slack before wesbot stopped", row.id, row.dedupe_key)
-            self.store.mark_sent(row.id, ts=found if isinstance(found, str) else None, now=self.clock.now())
+            self.store.outbox.mark_sent(row.id, ts=found if isinstance(found, str) else None, now=self.clock.now())
             return True
         if found is None:
             logger.warning("outbox %s (%s) was being sent when wesbot stopped and Slack cannot tell whether "
@@ -172,22 +172,22 @@ class Delivery:
         error = result.error or "error"
         if result.ok:
             self._token_refused_since = None
-            self.store.mark_sent(row.id, ts=result.ts, now=done)
+            self.store.outbox.mark_sent(row.id, ts=result.ts, now=done)
             stats.sent += 1
         elif result.permanent:
-            self.store.mark_failed(row.id, error=error)
+            self.store.outbox.mark_failed(row.id, error=error)
             if result.channel_error:
                 self._channel_failed(row.channel_id, result, done)
             stats.failed += 1
         elif result.token_error:
             self._token_refused(result)
-            self.store.mark_retry(row.id, not_before=done + TOKEN_RETRY, error=error)
+            self.store.outbox.mark_retry(row.id, not_before=done + TOKEN_RETRY, error=error)
             self.pacing.hold(row.channel_id, TOKEN_RETRY)
             stats.retried += 1
         else:
             self._token_refused_since = None
             wait = result.retry_after or min(2.0 ** min(row.attempts + 1, 12), self.settings.retry_cap)
-            self.store.mark_retry(row.id, not_before=done + wait, error=error)
+            self.store.outbox.mark_retry(row.id, not_before=done + wait, error=error)
             if result.retry_after:
                 self.pacing.hold(row.channel_id, wait)
             stats.retried += 1
@@ -198,15 +198,15 @@ class Delivery:
         """Post new cards and update stale ones, one per channel per round, in the slots notifications left."""
         while not self._stopped:
             # A channel with a notification waiting keeps its next slot for it, not for a card update.
-            waiting = self.store.pending_channels(self.clock.now() + self.settings.pace_seconds,
+            waiting = self.store.outbox.pending_channels(self.clock.now() + self.settings.pace_seconds,
                                                   horizon=self.settings.longest_wait)
             firsts: dict[str, int] = {}
-            for sub_id, channel in self.store.card_candidates():
+            for sub_id, channel in self.store.subscriptions.card_candidates():
                 if channel not in firsts and channel not in waiting and self.pacing.ready(channel):
                     firsts[channel] = sub_id
             if not firsts:
                 return
-            self._in_parallel(self._sync_card, [self.store.subscription(sub_id) for sub_id in firsts.values()],
+            self._in_parallel(self._sync_card, [self.store.subscriptions.get(sub_id) for sub_id in firsts.values()],
                               stats)
 
     def _sync_card(self, sub: Subscription, stats: DeliverStats) -> None:
@@ -218,7 +218,7 @@ class Delivery:
         self.pacing.hold(sub.channel_id, self.settings.pace_seconds)
         if result.ok:
             self._token_refused_since = None
-            self.store.set_card(sub.id, ts=result.ts, version=sub.card_version)
+            self.store.subscriptions.set_card(sub.id, ts=result.ts, version=sub.card_version)
             stats.cards += 1
         elif result.token_error:
             # The installation, not the card: try this channel again after the token backoff, not every second.
@@ -228,7 +228,7 @@ class Delivery:
             self._channel_failed(sub.channel_id, result, self.clock.now())
         elif result.permanent:
             logger.warning("card of run %s in %s failed: %s", sub.run_id, sub.channel_id, result.error)
-            self.store.set_card_failed(sub.id, result.error or "error")
+            self.store.subscriptions.set_card_failed(sub.id, result.error or "error")
         elif result.retry_after:
             self.pacing.hold(sub.channel_id, result.retry_after)
 
@@ -284,19 +284,19 @@ class Delivery:
         if self._token_refused_since is None:
             self._token_refused_since = self.clock.monotonic()
             logger.error("Slack rejects the bot token (%s): fix SLACK_BOT_TOKEN; %d notifications waiting",
-                         result.error, self.store.pending_count())
+                         result.error, self.store.outbox.pending_count())
 
     def _channel_failed(self, channel: str, result: PostResult, now: float) -> None:
         """Slack will not take posts in ``channel``: end its subscriptions and tell their subscribers by DM."""
         if channel.startswith(("U", "W")):
             return  # a DM that failed: nobody left to tell
         error = result.error or "error"
-        failed = self.store.fail_channel(channel, error=error, now=now)
+        failed = self.store.subscriptions.fail_channel(channel, error=error, now=now)
         logger.warning("Slack refuses posts in %s (%s); %d subscriptions failed", channel, error, len(failed))
         for sub in failed:
             payload = notice(None, channel_failed_text(channel, error, sub.run_id))
             for user in sub.users:
-                self.store.notice_once(f"dm:{sub.id}:{user}", channel_id=user, payload=payload, now=now)
+                self.store.outbox.notice_once(f"dm:{sub.id}:{user}", channel_id=user, payload=payload, now=now)
 
     def _in_parallel(self, fn: Callable[[T, DeliverStats], None], items: list[T], stats: DeliverStats) -> None:
         """``fn(item, stats)`` for each item, up to ``post_concurrency`` channels at once."""

@@ -91,7 +91,7 @@ class Watcher:
         thread posts (:meth:`run`), so that posting starts while a long cycle is still reading runs."""
         started = self.clock.monotonic()
         period = self.settings.lease_seconds
-        if not self.store.acquire_lease(LEASE, self.owner, now=self.clock.now(), period=period):
+        if not self.store.leases.acquire(LEASE, self.owner, now=self.clock.now(), period=period):
             self._holding.clear()
             return max(period / 3, 0.2)
         self._holding.set()
@@ -119,7 +119,7 @@ class Watcher:
         self._next_tick = self.clock.monotonic() + self.settings.poll_seconds
         if stats is not None and stats.polled:
             logger.debug("tick: %s", stats)
-        due_in = self._stored_wait(self.store.next_due())
+        due_in = self._stored_wait(self.store.runs.next_due())
         if due_in is not None:
             self._next_tick = min(self._next_tick, self.clock.monotonic() + max(due_in, 0.5))
 
@@ -137,7 +137,7 @@ class Watcher:
         waits = [self._next_tick - mono, period / 3]
         if self.sweeper is not None:
             waits.append(self._next_sweep - mono)
-        upcoming = self._stored_wait(self.store.next_outbox_time())
+        upcoming = self._stored_wait(self.store.outbox.next_time())
         if upcoming is not None:
             waits.append(upcoming)
         if self.delivery.owed():
@@ -188,7 +188,7 @@ class Watcher:
             self._owed.set()
             sender.join(3.0)
             try:
-                self.store.release_lease(LEASE, self.owner)
+                self.store.leases.release(LEASE, self.owner)
             except Exception:
                 logger.warning("could not release the watcher lease", exc_info=True)
             logger.info("watcher %s stopped", self.owner)
@@ -197,7 +197,7 @@ class Watcher:
         """One step of :meth:`run`, logging when this process starts or stops holding the lease."""
         try:
             wait = self.step(deliver=False)
-            holder = self.store.lease_holder(LEASE)
+            holder = self.store.leases.holder(LEASE)
         except Exception:
             logger.exception("watcher step failed; trying again shortly")
             return 5.0, holding

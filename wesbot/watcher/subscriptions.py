@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..outcome import RunOutcome
 from ..slack.cards import auth_lost_text, expired_text, gone_text, notice, notification, unreadable_text
-from ..store.watch import Subscription, WatchedRun, WatchStore
+from ..store.watch import WatchedRun, WatchStore
 from ..wes.errors import NotFound, WesAuthError, WesError
 from ..wes.models import RunStatus, State, is_terminal
 from ..wes.paging import Walk
@@ -75,7 +75,7 @@ class SubscriptionPoller:
         stats = TickStats()
         now = self.clock.now()
         # A due time further ahead than any wait we set was written before the wall clock went back: due now.
-        due = self.store.due_runs(now, horizon=self.settings.longest_wait)
+        due = self.store.runs.due(now, horizon=self.settings.longest_wait)
         stats.due = len(due)
         if not due:
             return stats
@@ -108,11 +108,11 @@ class SubscriptionPoller:
     def expire(self) -> int:
         """End the subscriptions that reached their age, telling their subscribers."""
         days = self.settings.subscription_days
-
-        def render(sub: Subscription) -> dict[str, object]:
-            return notice(sub, expired_text(sub, days), mention=True)
-
-        expired = len(self.store.expire_due(self.clock.now(), render))
+        now = self.clock.now()
+        owed = {sub.id: notice(sub, expired_text(sub, days), mention=True)
+                for sub in self.store.subscriptions.due_to_expire(now)}
+        expired = len(self.store.subscriptions.end(owed, status="expired", reason="expired", now=now,
+                                                   key_prefix="expired")) if owed else 0
         if expired:
             self.owed()
         return expired
@@ -162,7 +162,7 @@ class SubscriptionPoller:
         if not settled:
             return set()
         try:
-            stats.changed += self.store.record_states(
+            stats.changed += self.store.runs.record_states(
                 [(run_id, str(state)) for run_id, state in settled], now=now,
                 next_poll_at=now + self.settings.poll_seconds)
             stats.swept = len(settled)
@@ -202,7 +202,7 @@ class SubscriptionPoller:
         if not quiet:
             return
         now = self.clock.now()
-        stats.changed += self.store.record_states(
+        stats.changed += self.store.runs.record_states(
             [(p.run.run_id, None if p.status is None or p.status.state is None else str(p.status.state))
              for p in quiet], now=now, next_poll_at=now + self.settings.poll_seconds)
         self._auth_recovered()
@@ -213,16 +213,16 @@ class SubscriptionPoller:
             self._auth_recovered()
         if poll.outcome is not None:
             outcome = poll.outcome
-            self.store.record_terminal(
+            owed = {sub.id: notification(sub, outcome, host=self.host)
+                    for sub in self.store.subscriptions.of_run(poll.run.run_id)}
+            self.store.runs.record_terminal(
                 poll.run.run_id, state=outcome.state, now=now, exit_code=outcome.exit_code,
-                start_time=outcome.start_time, end_time=outcome.end_time,
-                render=lambda sub: notification(sub, outcome, host=self.host),
-            )
+                start_time=outcome.start_time, end_time=outcome.end_time, owed=owed)
             stats.ended += 1
             self.owed()
         elif poll.bug is not None:
             stats.bugs += 1
-            self.store.record_bug(poll.run.run_id, next_poll_at=now + self._backoff(poll.run))
+            self.store.runs.record_bug(poll.run.run_id, next_poll_at=now + self._backoff(poll.run))
         elif isinstance(poll.error, NotFound):
             self._gone(poll.run.run_id, poll.error, now)
             stats.gone += 1
@@ -235,13 +235,13 @@ class SubscriptionPoller:
 
     def _gone(self, run_id: str, error: NotFound, now: float) -> None:
         text = gone_text(run_id, str(error))
-        self.store.end_subscriptions(run_id, status="gone", reason=str(error), now=now,
-                                     render=lambda sub: notice(sub, text, mention=True), key_prefix="gone")
+        owed = {sub.id: notice(sub, text, mention=True) for sub in self.store.subscriptions.of_run(run_id)}
+        self.store.subscriptions.end(owed, status="gone", reason=str(error), now=now, key_prefix="gone")
         self.owed()
 
     def _unreadable(self, run: WatchedRun, error: WesError, now: float) -> None:
         """A failed read: back off; tell the channel once when the run has been unreadable for a while."""
-        watched = self.store.record_failure(run.run_id, now=now, reason=str(error),
+        watched = self.store.runs.record_failure(run.run_id, now=now, reason=str(error),
                                             next_poll_at=now + self._backoff(run))
         if isinstance(error, WesAuthError):
             self._report_auth(run.run_id, error, now)
@@ -249,20 +249,22 @@ class SubscriptionPoller:
         since = watched.failing_since or now
         if not watched.unreadable_reported and now - since >= self.settings.unreadable_after:
             text = unreadable_text(run.run_id, since, now, str(error))
-            self.store.mark_unreadable_reported(run.run_id, now=now, render=lambda sub: notice(sub, text))
+            owed = {sub.id: notice(sub, text) for sub in self.store.subscriptions.of_run(run.run_id)}
+            self.store.runs.mark_unreadable_reported(run.run_id, now=now, since=since, owed=owed)
             self.owed()
 
     def _report_auth(self, run_id: str, error: WesAuthError, now: float) -> None:
         """401/403: tell each subscribed channel once per episode; the subscriptions are kept."""
-        episode = self.store.get_notice(AUTH_EPISODE)
+        episode = self.store.values.get(AUTH_EPISODE)
         if episode is None:
             episode = str(int(now))
-            self.store.set_notice(AUTH_EPISODE, episode)
+            self.store.values.set(AUTH_EPISODE, episode)
         payload = notice(None, auth_lost_text(self.host, str(error)))
-        for channel in self.store.active_channels_of_runs([run_id]):
-            self.store.notice_once(f"auth-lost:{channel}:{episode}", channel_id=channel, payload=payload, now=now)
+        for channel in self.store.subscriptions.active_channels_of_runs([run_id]):
+            self.store.outbox.notice_once(f"auth-lost:{channel}:{episode}", channel_id=channel, payload=payload,
+                                          now=now)
         self.owed()
 
     def _auth_recovered(self) -> None:
-        if self.store.get_notice(AUTH_EPISODE) is not None:
-            self.store.set_notice(AUTH_EPISODE, None)
+        if self.store.values.get(AUTH_EPISODE) is not None:
+            self.store.values.set(AUTH_EPISODE, None)

@@ -165,7 +165,7 @@ class WatchSweeper:
         if not self._fill_states(states, stats, deadline) and progress.complete:
             progress.complete, progress.cut = False, "time"
         self._report_cut(progress, stats.listed)
-        previous_complete = self.store.get_notice(COMPLETE_FLAG) == "1"
+        previous_complete = self.store.values.get(COMPLETE_FLAG) == "1"
         changes, ended = diff(states, known, new_can_end=previous_complete and progress.complete)
         active = [w for w in watches if w.active_from is not None]
         owed = self._owed(ended, seen, active, stats) if active else []

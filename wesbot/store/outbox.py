@@ -1,0 +1,106 @@
+"""The outbox: every message owed to Slack, written by the jobs (in the transaction that decided it was owed)
+and posted by delivery, which marks each row sent, to be retried, or failed.
+
+Each row has a unique ``dedupe_key`` (run, terminal state, channel for notifications), so the same message
+can never be queued twice: :func:`enqueue` is the one INSERT, used by every repository that owes one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from .base import Message, Store, beyond
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboxRow:
+    id: int
+    dedupe_key: str
+    kind: str
+    channel_id: str
+    subscription_id: int | None
+    in_thread: bool
+    payload: Message
+    status: str
+    attempts: int
+    created_at: float
+
+
+def enqueue(db: Database, *, key: str, kind: str, channel_id: str, payload: Message, now: float,
+            subscription_id: int | None = None, in_thread: bool = False, skip: bool = False) -> int | None:
+    """Queue one message inside the caller's transaction, unless one with this key ever was. Returns its
+    outbox id, or None. ``skip`` only reserves the key (a run that went into a digest)."""
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO outbox (dedupe_key, kind, channel_id, subscription_id, in_thread, payload, "
+        "created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [key, kind, channel_id, subscription_id, int(in_thread), json.dumps(payload), now,
+         "skipped" if skip else "pending"],
+    )
+    return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
+
+
+class Outbox:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def notice_once(self, key: str, *, channel_id: str, payload: Message, now: float,
+                    subscription_id: int | None = None, in_thread: bool = False) -> int | None:
+        """Queue a notice unless one with this key was ever queued. Returns its outbox id, or None."""
+        with self.store.transaction() as db:
+            return enqueue(db, key=key, kind="notice", channel_id=channel_id, subscription_id=subscription_id,
+                           in_thread=in_thread, payload=payload, now=now)
+
+    def deliverable(self, now: float, limit: int = 50, *, horizon: float | None = None) -> list[OutboxRow]:
+        """Rows that may be sent now, oldest first; ``horizon`` as for :func:`~wesbot.store.base.beyond`."""
+        rows = self.store.db.execute(
+            "SELECT id, dedupe_key, kind, channel_id, subscription_id, in_thread, payload, status, attempts, "
+            "created_at FROM outbox WHERE status IN ('pending', 'sending') AND (not_before <= ? OR not_before > ?) "
+            "ORDER BY id LIMIT ?",
+            [now, beyond(now, horizon), limit],
+        ).fetchall()
+        return [
+            OutboxRow(id=r[0], dedupe_key=r[1], kind=r[2], channel_id=r[3], subscription_id=r[4], in_thread=bool(r[5]),
+                      payload=json.loads(r[6]), status=r[7], attempts=r[8], created_at=r[9])
+            for r in rows
+        ]
+
+    def next_time(self) -> float | None:
+        """When the next row may be sent (wall time), or None when nothing is owed."""
+        row = self.store.db.execute(
+            "SELECT MIN(not_before) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def pending_count(self) -> int:
+        return int(self.store.db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()[0])
+
+    def pending_channels(self, before: float, *, horizon: float | None = None) -> set[str]:
+        """Channels with an outbox row that may be sent before ``before``."""
+        # A note waiting for its card's thread does not hold the channel: the card must go first.
+        return {r[0] for r in self.store.db.execute(
+            "SELECT DISTINCT o.channel_id FROM outbox o LEFT JOIN subscriptions s ON s.id = o.subscription_id "
+            "WHERE o.status IN ('pending', 'sending') AND (o.not_before <= ? OR o.not_before > ?) "
+            "AND NOT (o.in_thread = 1 AND s.status = 'active' AND s.card_ts IS NULL AND s.card_failed IS NULL)",
+            [before, beyond(before, horizon)]).fetchall()}
+
+    def mark_sending(self, outbox_id: int, now: float) -> None:
+        """Before the post: a row left 'sending' by a crash may have reached Slack (delivery looks first)."""
+        with self.store.transaction() as db:
+            db.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?", [outbox_id])
+
+    def mark_sent(self, outbox_id: int, *, ts: str | None, now: float) -> None:
+        with self.store.transaction() as db:
+            db.execute("UPDATE outbox SET status = 'sent', sent_at = ?, ts = ?, error = NULL WHERE id = ?",
+                       [now, ts, outbox_id])
+
+    def mark_retry(self, outbox_id: int, *, not_before: float, error: str) -> None:
+        with self.store.transaction() as db:
+            db.execute("UPDATE outbox SET status = 'pending', not_before = ?, error = ? WHERE id = ?",
+                       [not_before, error, outbox_id])
+
+    def mark_failed(self, outbox_id: int, *, error: str) -> None:
+        with self.store.transaction() as db:
+            db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?", [error, outbox_id])

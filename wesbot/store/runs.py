@@ -1,0 +1,154 @@
+"""Watched runs: the last state the watcher read of each subscribed run, when to read it next, and how its
+reads have been failing. Writing an end also queues what it owes, in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlite_utils import Database
+
+from .base import Message, Store, beyond
+from .outbox import enqueue
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchedRun:
+    run_id: str
+    state: str | None
+    failures: int
+    failing_since: float | None
+    unreadable_reported: bool
+
+
+class WatchedRuns:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def due(self, now: float, limit: int | None = None, *, horizon: float | None = None) -> list[WatchedRun]:
+        """Distinct runs with an active subscription whose next poll is due, oldest due first.
+
+        Due times are wall time (they survive restarts). With ``horizon`` (the longest wait the watcher ever
+        sets), a due time more than that ahead of ``now`` was written before the wall clock was set back, and
+        counts as due now rather than in an hour."""
+        sql = (
+            "SELECT w.run_id, w.state, w.failures, w.failing_since, w.unreadable_reported FROM watched_runs w "
+            "WHERE (w.next_poll_at <= ? OR w.next_poll_at > ?) AND EXISTS (SELECT 1 FROM subscriptions s "
+            "WHERE s.run_id = w.run_id AND s.status = 'active') ORDER BY w.next_poll_at"
+        )
+        params: list[Any] = [now, beyond(now, horizon)]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [
+            WatchedRun(run_id=r[0], state=r[1], failures=r[2], failing_since=r[3], unreadable_reported=bool(r[4]))
+            for r in self.store.db.execute(sql, params).fetchall()
+        ]
+
+    def next_due(self) -> float | None:
+        row = self.store.db.execute(
+            "SELECT MIN(w.next_poll_at) FROM watched_runs w WHERE EXISTS (SELECT 1 FROM subscriptions s "
+            "WHERE s.run_id = w.run_id AND s.status = 'active')"
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def record_states(self, polls: Iterable[tuple[str, str | None]], *, now: float, next_poll_at: float) -> int:
+        """Store successful polls of non-terminal states, in one transaction. Returns how many changed (their
+        cards go stale)."""
+        changed = 0
+        with self.store.transaction() as db:
+            for run_id, state in polls:
+                changed += int(self._set_state(db, run_id, state, now, None, None, None))
+                db.execute(
+                    "UPDATE watched_runs SET last_polled_at = ?, next_poll_at = ?, failures = 0, failing_since = NULL, "
+                    "failing_reason = NULL, unreadable_reported = 0 WHERE run_id = ?",
+                    [now, next_poll_at, run_id],
+                )
+        return changed
+
+    @staticmethod
+    def _set_state(db: Database, run_id: str, state: str | None, now: float, exit_code: int | None,
+                   start_time: str | None, end_time: str | None) -> bool:
+        row = db.execute("SELECT state FROM watched_runs WHERE run_id = ?", [run_id]).fetchone()
+        changed = row is not None and row[0] != state
+        db.execute(
+            "UPDATE watched_runs SET state = ?, exit_code = COALESCE(?, exit_code), "
+            "start_time = COALESCE(?, start_time), end_time = COALESCE(?, end_time), "
+            "state_since = CASE WHEN state IS ? THEN state_since ELSE ? END WHERE run_id = ?",
+            [state, exit_code, start_time, end_time, state, now, run_id],
+        )
+        if changed:
+            db.execute(
+                "UPDATE subscriptions SET card_version = card_version + 1 WHERE run_id = ? AND status = 'active'",
+                [run_id],
+            )
+        return changed
+
+    def record_terminal(self, run_id: str, *, state: str, now: float, exit_code: int | None,
+                        start_time: str | None, end_time: str | None, owed: dict[int, Message]) -> list[int]:
+        """The run ended: in one transaction, store the state, queue the notification rendered for each
+        subscription in ``owed`` (``dedupe_key`` = run, state, channel) and end those subscriptions. Rendered
+        before the transaction: a subscription made since is not in ``owed``, stays active and is told on its
+        next poll. Returns the outbox ids queued."""
+        queued: list[int] = []
+        with self.store.transaction() as db:
+            self._set_state(db, run_id, state, now, exit_code, start_time, end_time)
+            db.execute("UPDATE watched_runs SET last_polled_at = ?, failures = 0 WHERE run_id = ?", [now, run_id])
+            for sub_id, payload in owed.items():
+                row = db.execute("SELECT channel_id FROM subscriptions WHERE id = ? AND run_id = ? AND "
+                                 "status = 'active'", [sub_id, run_id]).fetchone()
+                if row is None:
+                    continue
+                outbox_id = enqueue(db, key=f"end:{run_id}:{state}:{row[0]}", kind="notification",
+                                    channel_id=row[0], subscription_id=sub_id, in_thread=True, payload=payload,
+                                    now=now)
+                if outbox_id is not None:
+                    queued.append(outbox_id)
+                db.execute("UPDATE subscriptions SET status = 'ended', ended_at = ?, card_version = card_version + 1 "
+                           "WHERE id = ?", [now, sub_id])
+        return queued
+
+    def record_failure(self, run_id: str, *, now: float, reason: str, next_poll_at: float) -> WatchedRun:
+        """A poll that could not read the run (timeout, 5xx, auth). The subscription is kept."""
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE watched_runs SET failures = failures + 1, failing_since = COALESCE(failing_since, ?), "
+                "failing_reason = ?, last_polled_at = ?, next_poll_at = ? WHERE run_id = ?",
+                [now, reason, now, next_poll_at, run_id],
+            )
+            row = db.execute(
+                "SELECT run_id, state, failures, failing_since, unreadable_reported FROM watched_runs WHERE run_id = ?",
+                [run_id],
+            ).fetchone()
+        return WatchedRun(run_id=row[0], state=row[1], failures=row[2], failing_since=row[3],
+                          unreadable_reported=bool(row[4]))
+
+    def record_bug(self, run_id: str, *, next_poll_at: float) -> None:
+        """A poll that failed on a bug in wesbot: poll again later (with the run's backoff), but this is not the
+        server's doing, so the run does not count as unreadable and nobody is told."""
+        with self.store.transaction() as db:
+            db.execute("UPDATE watched_runs SET failures = failures + 1, next_poll_at = ? WHERE run_id = ?",
+                       [next_poll_at, run_id])
+
+    def failing_since(self, run_id: str) -> float | None:
+        row = self.store.db.execute("SELECT failing_since FROM watched_runs WHERE run_id = ?", [run_id]).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def mark_unreadable_reported(self, run_id: str, *, now: float, since: float, owed: dict[int, Message]) -> list[int]:
+        """Queue the one "cannot read this run" note rendered for each subscription in ``owed`` (still active),
+        and remember it was sent."""
+        queued: list[int] = []
+        with self.store.transaction() as db:
+            for sub_id, payload in owed.items():
+                row = db.execute("SELECT channel_id FROM subscriptions WHERE id = ? AND status = 'active'",
+                                 [sub_id]).fetchone()
+                if row is None:
+                    continue
+                outbox_id = enqueue(db, key=f"unreadable:{run_id}:{row[0]}:{since}", kind="notice",
+                                    channel_id=row[0], subscription_id=sub_id, in_thread=True, payload=payload,
+                                    now=now)
+                if outbox_id is not None:
+                    queued.append(outbox_id)
+            db.execute("UPDATE watched_runs SET unreadable_reported = 1 WHERE run_id = ?", [run_id])
+        return queued

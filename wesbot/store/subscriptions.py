@@ -1,0 +1,242 @@
+"""Subscriptions: who watches which run in which channel, and the run's card in that channel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from .base import Message, Store
+from .outbox import enqueue
+
+
+@dataclass(frozen=True, kw_only=True)
+class Subscription:
+    id: int
+    run_id: str
+    channel_id: str
+    status: str
+    created_at: float
+    expires_at: float
+    workflow: str | None
+    card_ts: str | None
+    card_version: int
+    card_synced: int
+    card_failed: str | None
+    reason: str | None
+    users: tuple[str, ...]
+    # From watched_runs: the state at the last poll and since when.
+    state: str | None = None
+    state_since: float | None = None
+    exit_code: int | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscribeOutcome:
+    subscription: Subscription
+    created: bool  # a new subscription (a card will be posted)
+    added_user: bool  # this user was not yet among its subscribers
+
+
+def read_subscription(db: Database, sub_id: int) -> Subscription:
+    """One subscription with its subscribers and its run's last known state, on ``db`` (any connection)."""
+    row = db.execute(
+        "SELECT s.id, s.run_id, s.channel_id, s.status, s.created_at, s.expires_at, s.workflow, s.card_ts, "
+        "s.card_version, s.card_synced, s.card_failed, s.reason, w.state, w.state_since, w.exit_code, "
+        "w.start_time, w.end_time "
+        "FROM subscriptions s LEFT JOIN watched_runs w ON w.run_id = s.run_id WHERE s.id = ?",
+        [sub_id],
+    ).fetchone()
+    users = tuple(r[0] for r in db.execute(
+        "SELECT user_id FROM subscribers WHERE subscription_id = ? ORDER BY created_at, user_id", [sub_id]
+    ).fetchall())
+    return Subscription(
+        id=row[0], run_id=row[1], channel_id=row[2], status=row[3], created_at=row[4], expires_at=row[5],
+        workflow=row[6], card_ts=row[7], card_version=row[8], card_synced=row[9], card_failed=row[10],
+        reason=row[11], users=users, state=row[12], state_since=row[13], exit_code=row[14],
+        start_time=row[15], end_time=row[16],
+    )
+
+
+class Subscriptions:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def subscribe(
+        self,
+        *,
+        run_id: str,
+        channel_id: str,
+        user_id: str,
+        now: float,
+        expires_at: float,
+        state: str | None,
+        workflow: str | None = None,
+        start_time: str | None = None,
+    ) -> SubscribeOutcome:
+        """Watch ``run_id`` for ``channel_id``; one subscription per (run, channel), users are added to it."""
+        with self.store.transaction() as db:
+            row = db.execute(
+                "SELECT id, status FROM subscriptions WHERE run_id = ? AND channel_id = ?", [run_id, channel_id]
+            ).fetchone()
+            created = row is None or row[1] != "active"
+            if row is None:
+                cursor = db.execute(
+                    "INSERT INTO subscriptions (run_id, channel_id, status, created_at, expires_at, workflow) "
+                    "VALUES (?, ?, 'active', ?, ?, ?)",
+                    [run_id, channel_id, now, expires_at, workflow],
+                )
+                sub_id = int(cursor.lastrowid or 0)
+            else:
+                sub_id = int(row[0])
+                if created:
+                    # A run subscribed to again after it was removed: a fresh card, a fresh set of users.
+                    db.execute("DELETE FROM subscribers WHERE subscription_id = ?", [sub_id])
+                    db.execute(
+                        "UPDATE subscriptions SET status = 'active', reason = NULL, created_at = ?, expires_at = ?, "
+                        "ended_at = NULL, workflow = COALESCE(?, workflow), card_ts = NULL, card_failed = NULL, "
+                        "card_version = card_version + 1 WHERE id = ?",
+                        [now, expires_at, workflow, sub_id],
+                    )
+            added = db.execute(
+                "INSERT OR IGNORE INTO subscribers (subscription_id, user_id, created_at) VALUES (?, ?, ?)",
+                [sub_id, user_id, now],
+            ).rowcount == 1
+            if added and not created:
+                db.execute("UPDATE subscriptions SET card_version = card_version + 1 WHERE id = ?", [sub_id])
+            db.execute(
+                "INSERT INTO watched_runs (run_id, state, start_time, state_since, next_poll_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+                [run_id, state, start_time, now, now],
+            )
+            subscription = read_subscription(db, sub_id)
+        return SubscribeOutcome(subscription=subscription, created=created, added_user=added)
+
+    def unsubscribe(self, *, run_id: str, channel_id: str, user_id: str) -> str:
+        """Remove ``user_id``; once nobody is left, the channel's subscription.
+
+        Returns "not_subscribed", "user_removed" (others still watch) or "subscription_removed".
+        """
+        with self.store.transaction() as db:
+            row = db.execute(
+                "SELECT id FROM subscriptions WHERE run_id = ? AND channel_id = ? AND status = 'active'",
+                [run_id, channel_id],
+            ).fetchone()
+            if row is None:
+                return "not_subscribed"
+            sub_id = int(row[0])
+            removed = db.execute(
+                "DELETE FROM subscribers WHERE subscription_id = ? AND user_id = ?", [sub_id, user_id]
+            ).rowcount
+            left = db.execute("SELECT COUNT(*) FROM subscribers WHERE subscription_id = ?", [sub_id]).fetchone()[0]
+            if left == 0:
+                db.execute(
+                    "UPDATE subscriptions SET status = 'removed', reason = 'unsubscribed', "
+                    "card_version = card_version + 1 WHERE id = ?",
+                    [sub_id],
+                )
+                return "subscription_removed"
+            if not removed:
+                return "not_subscribed"
+            db.execute("UPDATE subscriptions SET card_version = card_version + 1 WHERE id = ?", [sub_id])
+            return "user_removed"
+
+    def of_channel(self, channel_id: str) -> list[Subscription]:
+        db = self.store.db
+        ids = [r[0] for r in db.execute(
+            "SELECT id FROM subscriptions WHERE channel_id = ? AND status = 'active' ORDER BY created_at", [channel_id]
+        ).fetchall()]
+        return [read_subscription(db, i) for i in ids]
+
+    def get(self, sub_id: int) -> Subscription:
+        return read_subscription(self.store.db, sub_id)
+
+    def of_run(self, run_id: str, *, active_only: bool = True) -> list[Subscription]:
+        db = self.store.db
+        where = " AND status = 'active'" if active_only else ""
+        ids = [r[0] for r in db.execute(f"SELECT id FROM subscriptions WHERE run_id = ?{where}", [run_id]).fetchall()]
+        return [read_subscription(db, i) for i in ids]
+
+    def due_to_expire(self, now: float) -> list[Subscription]:
+        db = self.store.db
+        ids = [r[0] for r in db.execute(
+            "SELECT id FROM subscriptions WHERE status = 'active' AND expires_at <= ?", [now]).fetchall()]
+        return [read_subscription(db, i) for i in ids]
+
+    def active_channels_of_runs(self, run_ids: Iterable[str]) -> list[str]:
+        ids = list(run_ids)
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return [r[0] for r in self.store.db.execute(
+            f"SELECT DISTINCT channel_id FROM subscriptions WHERE status = 'active' AND run_id IN ({marks}) "
+            "ORDER BY channel_id", ids
+        ).fetchall()]
+
+    def end(self, owed: dict[int, Message], *, status: str, reason: str | None, now: float,
+            key_prefix: str) -> list[int]:
+        """End the subscriptions in ``owed`` that are still active (run gone, expired), queueing the note
+        rendered for each. Rendered before: a subscription made since is not in ``owed`` and stays active
+        (the next poll deals with it). Returns the outbox ids queued."""
+        queued: list[int] = []
+        with self.store.transaction() as db:
+            for sub_id, payload in owed.items():
+                row = db.execute("SELECT run_id, channel_id FROM subscriptions WHERE id = ? AND status = 'active'",
+                                 [sub_id]).fetchone()
+                if row is None:
+                    continue
+                outbox_id = enqueue(db, key=f"{key_prefix}:{row[0]}:{row[1]}:{sub_id}", kind="notice",
+                                    channel_id=row[1], subscription_id=sub_id, in_thread=True, payload=payload,
+                                    now=now)
+                if outbox_id is not None:
+                    queued.append(outbox_id)
+                db.execute(
+                    "UPDATE subscriptions SET status = ?, reason = COALESCE(?, reason), ended_at = ?, "
+                    "card_version = card_version + 1 WHERE id = ?",
+                    [status, reason, now, sub_id],
+                )
+        return queued
+
+    def fail_channel(self, channel_id: str, *, error: str, now: float) -> list[Subscription]:
+        """Slack refuses to post in this channel for good: fail its subscriptions and its pending messages."""
+        with self.store.transaction() as db:
+            sub_ids = [r[0] for r in db.execute(
+                "SELECT id FROM subscriptions WHERE channel_id = ? AND status = 'active'", [channel_id]
+            ).fetchall()]
+            db.execute(
+                "UPDATE subscriptions SET status = 'failed', reason = ?, ended_at = ? "
+                "WHERE channel_id = ? AND status = 'active'",
+                [error, now, channel_id],
+            )
+            db.execute(
+                "UPDATE outbox SET status = 'failed', error = ? "
+                "WHERE channel_id = ? AND status IN ('pending', 'sending')",
+                [error, channel_id],
+            )
+            return [read_subscription(db, i) for i in sub_ids]
+
+    def cards_to_sync(self, limit: int = 50) -> list[Subscription]:
+        """Cards to post (active, none yet) or to update (changed since last synced)."""
+        db = self.store.db
+        return [read_subscription(db, i) for i, _ in self.card_candidates(limit)]
+
+    def card_candidates(self, limit: int = 5000) -> list[tuple[int, str]]:
+        """(subscription id, channel) of the cards to post or update, oldest first; cheap to call often."""
+        return [(int(r[0]), str(r[1])) for r in self.store.db.execute(
+            "SELECT id, channel_id FROM subscriptions WHERE card_failed IS NULL AND ("
+            "(card_ts IS NULL AND status = 'active') OR (card_ts IS NOT NULL AND card_synced < card_version)) "
+            "ORDER BY id LIMIT ?",
+            [limit],
+        ).fetchall()]
+
+    def set_card(self, sub_id: int, *, ts: str | None, version: int) -> None:
+        with self.store.transaction() as db:
+            db.execute("UPDATE subscriptions SET card_ts = COALESCE(?, card_ts), card_synced = ? WHERE id = ?",
+                       [ts, version, sub_id])
+
+    def set_card_failed(self, sub_id: int, error: str) -> None:
+        with self.store.transaction() as db:
+            db.execute("UPDATE subscriptions SET card_failed = ? WHERE id = ?", [error, sub_id])
