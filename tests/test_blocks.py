@@ -7,7 +7,7 @@ import json
 import pytest
 
 from wesbot.commands import parse
-from wesbot.core import (
+from wesbot.results import (
     DetailsResult,
     ErrorResult,
     HelpResult,
@@ -19,7 +19,8 @@ from wesbot.core import (
     TaskResult,
     TasksResult,
 )
-from wesbot.slack.blocks import ACTION_PAGE, ACTION_SHARE, check_limits, code, code_block, escape, render
+from wesbot.slack.blocks import ACTION_PAGE, ACTION_SHARE, check_limits, code, code_block, escape
+from wesbot.slack.replies import render
 from wesbot.textview import render_text
 from wesbot.wes.logs import LogTail
 from wesbot.wes.models import Log, RunLog, RunRequest, RunState, RunStatus, RunSummary

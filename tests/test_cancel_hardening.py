@@ -11,8 +11,9 @@ from tests.fakes.cancelling import NOW, StubWes
 from tests.fakes.watching import FakeClock, RecordingPoster
 from wesbot.cancel import Cancelers, confirm, recover
 from wesbot.commands import parse
-from wesbot.core import CancelResult, Context, execute
-from wesbot.slack.blocks import render
+from wesbot.core import Context, execute
+from wesbot.results import CancelResult
+from wesbot.slack.replies import render
 from wesbot.store.cancels import CancelStore
 from wesbot.store.watch import WatchStore
 from wesbot.watcher import Delivery, WatcherSettings, Workers

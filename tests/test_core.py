@@ -7,19 +7,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from wesbot.commands import parse
-from wesbot.core import (
-    DetailsResult,
-    ErrorResult,
-    LogRef,
-    LogsResult,
-    RunsResult,
-    TaskResult,
-    TasksResult,
-    execute,
-    run_failed,
-    run_text,
-    task_log_ref,
-)
+from wesbot.core import LogRef, execute, run_failed, run_text, task_log_ref
+from wesbot.results import DetailsResult, ErrorResult, LogsResult, RunsResult, TaskResult, TasksResult
 from wesbot.textview import render_text
 from wesbot.wes.errors import NotFound, WesUnreachable
 from wesbot.wes.logs import LogTail

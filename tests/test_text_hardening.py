@@ -7,9 +7,9 @@ import json
 import pytest
 
 from wesbot.commands import parse
-from wesbot.core import DetailsResult, RunsResult, TasksResult
 from wesbot.format import duration, epoch_iso, human_duration, show_time
-from wesbot.slack.blocks import render
+from wesbot.results import DetailsResult, RunsResult, TasksResult
+from wesbot.slack.replies import render
 from wesbot.textview import render_text
 from wesbot.wes.models import Log, RunLog, RunRequest, RunState, RunSummary
 

@@ -214,7 +214,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    from .core import AuditResult
+    from .results import AuditResult
     from .store import open_db
 
     open_db(settings.db_path).close()

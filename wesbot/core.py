@@ -3,39 +3,47 @@
 Slack (``wesbot.slack``) and the terminal (``wesbot ask``) both call :func:`execute` and only differ in
 how they render what it returns. :func:`execute` never raises for anything a user or a server can
 cause: usage mistakes and every :class:`~wesbot.wes.errors.WesError` come back as an
-:class:`ErrorResult` carrying one sentence.
+:class:`~wesbot.results.ErrorResult` carrying one sentence. What each command answers is defined in
+:mod:`wesbot.results`; this module only runs commands against WES.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
-from .cancel import Cancelers, CancelView
+from .cancel import Cancelers
 from .cancel import prompt as cancel_prompt
-from .commands import SLACK_ONLY, SUBCOMMANDS, Command, UsageError, parse
+from .commands import SLACK_ONLY, Command, UsageError, parse
 from .outcome import run_failed as outcome_run_failed
 from .outcome import task_failed, task_running
-from .store.cancels import AuditRow, CancelStore
-from .store.watch import Subscription, WatchStore
+from .results import (
+    AuditResult,
+    CancelResult,
+    DetailsResult,
+    ErrorResult,
+    HelpResult,
+    LogsResult,
+    NextPage,
+    Result,
+    RunsResult,
+    StatusResult,
+    SubscribeResult,
+    SubscriptionsResult,
+    TaskResult,
+    TasksResult,
+    UnsubscribeResult,
+    WatchResult,
+)
+from .store.cancels import CancelStore
+from .store.watch import WatchStore
 from .store.watches import ChannelWatch, WatchesStore
 from .wes.errors import NotFound, WesError
 from .wes.logs import LogTail
-from .wes.models import (
-    Log,
-    RunListPage,
-    RunLog,
-    RunStatus,
-    RunSummary,
-    State,
-    TaskLog,
-    TaskPage,
-    is_terminal,
-)
+from .wes.models import Log, RunListPage, RunLog, RunStatus, RunSummary, TaskLog, TaskPage, is_terminal
 from .wes.paging import walk
 
 logger = logging.getLogger("wesbot.core")
@@ -91,162 +99,6 @@ class Context:
     cancels: CancelStore | None = None
     cancelers: Cancelers | None = None
     watches: WatchesStore | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class Result:
-    command: Command | None
-    ok: bool = True
-
-    @property
-    def shareable(self) -> bool:
-        """May ``--share`` (or a Share button) post this in the channel?"""
-        return self.ok
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = _jsonable(dataclasses.asdict(self))
-        data["kind"] = type(self).__name__.removesuffix("Result").lower()
-        data.pop("command", None)
-        return data
-
-
-@dataclass(frozen=True, kw_only=True)
-class ErrorResult(Result):
-    ok: bool = False
-    message: str
-    usage: str | None = None
-    # "usage" (the command text), "wes" (the server), "internal" (a bug in wesbot; see the logs)
-    kind: str = "wes"
-
-
-@dataclass(frozen=True, kw_only=True)
-class HelpResult(Result):
-    topic: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class NextPage:
-    """Where the next page starts: a server page token and how many of its items were already shown."""
-
-    page_token: str | None
-    skip: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunsResult(Result):
-    runs: list[RunSummary]
-    next_page: NextPage | None = None
-    pages_read: int = 1
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, kw_only=True)
-class StatusResult(Result):
-    status: RunStatus
-
-
-@dataclass(frozen=True, kw_only=True)
-class DetailsResult(Result):
-    run: RunLog
-    # None when the number of tasks could not be told (the server lists them elsewhere, paged).
-    task_count: int | None = None
-    task_count_more: bool = False
-    # For a failed run: the end of the first failed task's stderr (or the run's), or why it is missing.
-    log_what: str | None = None
-    log_tail: LogTail | None = None
-    log_error: str | None = None
-    log_task_id: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class TasksResult(Result):
-    run_id: str
-    tasks: list[Log]
-    next_page: NextPage | None = None
-    source: str = "endpoint"
-    notes: list[str] = field(default_factory=list)
-    # Whether the run had ended, which decides what a task without an end time means (outcome.py). Only
-    # asked of the server when a task shown depends on it; False otherwise.
-    run_terminal: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class TaskResult(Result):
-    run_id: str
-    task: Log
-    run_terminal: bool = False  # as in TasksResult
-
-
-@dataclass(frozen=True, kw_only=True)
-class LogsResult(Result):
-    run_id: str
-    task_id: str | None
-    stream: str
-    # "stderr of task align", "stdout of run R"
-    what: str
-    tail: LogTail
-
-
-@dataclass(frozen=True, kw_only=True)
-class CancelResult(Result):
-    view: CancelView
-
-    @property
-    def shareable(self) -> bool:
-        return False  # a cancel confirmation (its red button) is only ever shown to whoever asked
-
-
-@dataclass(frozen=True, kw_only=True)
-class AuditResult(Result):
-    run_id: str | None
-    rows: list[AuditRow]
-    # Slack's /wes audit shows the attempts made in the channel it is typed in; None: all (the terminal)
-    channel_id: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class SubscribeResult(Result):
-    run_id: str
-    state: State
-    # The run had already ended: nothing was stored.
-    already_ended: bool = False
-    exit_code: int | None = None
-    created: bool = False
-    added_user: bool = False
-    watchers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class UnsubscribeResult(Result):
-    run_id: str
-    # "not_subscribed", "user_removed" or "subscription_removed"
-    outcome: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class SubscriptionsResult(Result):
-    channel_id: str
-    subscriptions: list[Subscription]
-    watches: list[ChannelWatch] = field(default_factory=list)
-
-
-@dataclass(frozen=True, kw_only=True)
-class WatchResult(Result):
-    # "watch" or "unwatch"; changed: a watch was added (or removed), else it already was (or was not) there
-    action: str
-    changed: bool
-    description: str
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = [_jsonable(v) for v in value]
-        return sorted(items) if isinstance(value, (set, frozenset)) else items
-    return value
 
 
 def run_text(text: str, wes: Wes, ctx: Context | None = None, logs: LogReader | None = None) -> Result:
@@ -333,12 +185,12 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
         return WatchResult(command=command, action="unwatch", changed=gone, description=described)
     if command.name == "subscriptions":
         return SubscriptionsResult(command=command, channel_id=ctx.channel_id,
-                                   subscriptions=ctx.store.channel_subscriptions(ctx.channel_id),
+                                   subscriptions=ctx.store.subscriptions.of_channel(ctx.channel_id),
                                    watches=ctx.watches.of_channel(ctx.channel_id) if ctx.watches else [])
     run_id = command.run_id
     assert run_id is not None
     if command.name == "unsubscribe":
-        removed = ctx.store.unsubscribe(run_id=run_id, channel_id=ctx.channel_id, user_id=ctx.user_id)
+        removed = ctx.store.subscriptions.unsubscribe(run_id=run_id, channel_id=ctx.channel_id, user_id=ctx.user_id)
         return UnsubscribeResult(command=command, run_id=run_id, outcome=removed)
     # subscribe: an unknown run is refused, a server that is down stores nothing (both raise WesError here)
     status = wes.get_status(run_id)
@@ -353,7 +205,7 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
         return SubscribeResult(command=command, run_id=run_id, state=status.state, already_ended=True,
                                exit_code=run.run_log.exit_code if run else None)
     workflow = run.request.workflow_url if run else None
-    outcome = ctx.store.subscribe(
+    outcome = ctx.store.subscriptions.subscribe(
         run_id=run_id, channel_id=ctx.channel_id, user_id=ctx.user_id, now=ctx.now,
         expires_at=ctx.now + ctx.subscription_days * 86400, state=None if status.state is None else str(status.state),
         workflow=workflow.rsplit("/", 1)[-1] if workflow else None,
@@ -582,17 +434,11 @@ def _tasks(command: Command, wes: Wes) -> Result:
 
 
 __all__ = [
-    "SUBCOMMANDS",
-    "DetailsResult",
-    "ErrorResult",
-    "HelpResult",
+    "DETAILS_LOG_LINES",
+    "Context",
+    "LogReader",
     "LogRef",
-    "NextPage",
-    "Result",
-    "RunsResult",
-    "StatusResult",
-    "TaskResult",
-    "TasksResult",
+    "Wes",
     "execute",
     "failed_log_ref",
     "run_failed",

@@ -6,7 +6,16 @@ from collections.abc import Callable
 from typing import Any
 
 from .commands import OPTIONS_HELP, SUBCOMMANDS
-from .core import (
+from .format import (
+    compact_json,
+    duration,
+    epoch_iso,
+    log_is_inline,
+    show_time,
+    state_with_exit,
+    task_state,
+)
+from .results import (
     AuditResult,
     CancelResult,
     DetailsResult,
@@ -22,15 +31,6 @@ from .core import (
     TasksResult,
     UnsubscribeResult,
     WatchResult,
-)
-from .format import (
-    compact_json,
-    duration,
-    epoch_iso,
-    log_is_inline,
-    show_time,
-    state_with_exit,
-    task_state,
 )
 from .wes.logs import sanitize_log_text, sanitize_text
 from .wes.models import Log, State, state_label

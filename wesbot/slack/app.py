@@ -27,7 +27,8 @@ from ..cancel import DEFAULT_CANCEL_TIMEOUT, Cancelers
 from ..cancel import confirm as confirm_cancel
 from ..commands import Command, UsageError, parse
 from ..config import Settings
-from ..core import Context, ErrorResult, LogReader, Result, Wes, execute
+from ..core import Context, LogReader, Wes, execute
+from ..results import ErrorResult, Result
 from ..store.cancels import CancelStore
 from ..store.health import describe_storage_error
 from ..store.watch import WatchStore
@@ -39,15 +40,14 @@ from .blocks import (
     ACTION_RUN,
     ACTION_SHARE,
     Message,
-    cancel_message,
     code,
     error_message,
     help_message,
-    render,
 )
 from .cards import cancel_announcement
 from .gate import response_origins, response_url_allowed
 from .poster import SlackPoster
+from .replies import cancel_message, render
 
 logger = logging.getLogger("wesbot.slack")
 

@@ -1,0 +1,196 @@
+"""What a command answers: one frozen dataclass per kind of answer, which the renderers consume.
+
+:func:`wesbot.core.execute` returns one of these; ``wesbot.slack.replies`` turns it into a Slack message and
+``wesbot.textview`` into terminal text. Pure data: no I/O, and nothing here talks to WES.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cancel import CancelView
+from .commands import Command
+from .store.cancels import AuditRow
+from .store.subscriptions import Subscription
+from .store.watches import ChannelWatch
+from .wes.logs import LogTail
+from .wes.models import Log, RunLog, RunStatus, RunSummary, State
+
+
+@dataclass(frozen=True, kw_only=True)
+class Result:
+    command: Command | None
+    ok: bool = True
+
+    @property
+    def shareable(self) -> bool:
+        """May ``--share`` (or a Share button) post this in the channel?"""
+        return self.ok
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = _jsonable(dataclasses.asdict(self))
+        data["kind"] = type(self).__name__.removesuffix("Result").lower()
+        data.pop("command", None)
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorResult(Result):
+    ok: bool = False
+    message: str
+    usage: str | None = None
+    # "usage" (the command text), "wes" (the server), "internal" (a bug in wesbot; see the logs)
+    kind: str = "wes"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelpResult(Result):
+    topic: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NextPage:
+    """Where the next page starts: a server page token and how many of its items were already shown."""
+
+    page_token: str | None
+    skip: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunsResult(Result):
+    runs: list[RunSummary]
+    next_page: NextPage | None = None
+    pages_read: int = 1
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusResult(Result):
+    status: RunStatus
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetailsResult(Result):
+    run: RunLog
+    # None when the number of tasks could not be told (the server lists them elsewhere, paged).
+    task_count: int | None = None
+    task_count_more: bool = False
+    # For a failed run: the end of the first failed task's stderr (or the run's), or why it is missing.
+    log_what: str | None = None
+    log_tail: LogTail | None = None
+    log_error: str | None = None
+    log_task_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TasksResult(Result):
+    run_id: str
+    tasks: list[Log]
+    next_page: NextPage | None = None
+    source: str = "endpoint"
+    notes: list[str] = field(default_factory=list)
+    # Whether the run had ended, which decides what a task without an end time means (outcome.py). Only
+    # asked of the server when a task shown depends on it; False otherwise.
+    run_terminal: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskResult(Result):
+    run_id: str
+    task: Log
+    run_terminal: bool = False  # as in TasksResult
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogsResult(Result):
+    run_id: str
+    task_id: str | None
+    stream: str
+    # "stderr of task align", "stdout of run R"
+    what: str
+    tail: LogTail
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelResult(Result):
+    view: CancelView
+
+    @property
+    def shareable(self) -> bool:
+        return False  # a cancel confirmation (its red button) is only ever shown to whoever asked
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditResult(Result):
+    run_id: str | None
+    rows: list[AuditRow]
+    # Slack's /wes audit shows the attempts made in the channel it is typed in; None: all (the terminal)
+    channel_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscribeResult(Result):
+    run_id: str
+    state: State
+    # The run had already ended: nothing was stored.
+    already_ended: bool = False
+    exit_code: int | None = None
+    created: bool = False
+    added_user: bool = False
+    watchers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnsubscribeResult(Result):
+    run_id: str
+    # "not_subscribed", "user_removed" or "subscription_removed"
+    outcome: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscriptionsResult(Result):
+    channel_id: str
+    subscriptions: list[Subscription]
+    watches: list[ChannelWatch] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchResult(Result):
+    # "watch" or "unwatch"; changed: a watch was added (or removed), else it already was (or was not) there
+    action: str
+    changed: bool
+    description: str
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_jsonable(v) for v in value]
+        return sorted(items) if isinstance(value, (set, frozenset)) else items
+    return value
+
+
+__all__ = [
+    "AuditResult",
+    "CancelResult",
+    "DetailsResult",
+    "ErrorResult",
+    "HelpResult",
+    "LogsResult",
+    "NextPage",
+    "Result",
+    "RunsResult",
+    "StatusResult",
+    "SubscribeResult",
+    "SubscriptionsResult",
+    "TaskResult",
+    "TasksResult",
+    "UnsubscribeResult",
+    "WatchResult",
+]

@@ -1,0 +1,472 @@
+"""Render command results (:mod:`wesbot.results`) as Slack messages, one function per kind. Pure: no I/O.
+
+Built from the primitives in :mod:`.blocks`, which escape every string that came from WES and keep each
+message within Block Kit's limits; :func:`render` shortens what is still too long, with a note.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..cancel import CancelView
+from ..commands import Command
+from ..format import (
+    compact_json,
+    duration,
+    epoch_iso,
+    is_url,
+    log_is_inline,
+    shorten,
+    show_time,
+    state_with_exit,
+    task_state,
+)
+from ..results import (
+    AuditResult,
+    CancelResult,
+    DetailsResult,
+    ErrorResult,
+    HelpResult,
+    LogsResult,
+    NextPage,
+    Result,
+    RunsResult,
+    StatusResult,
+    SubscribeResult,
+    SubscriptionsResult,
+    TaskResult,
+    TasksResult,
+    UnsubscribeResult,
+    WatchResult,
+)
+from ..wes.logs import LogTail, sanitize_log_text
+from ..wes.models import Log, is_terminal, state_label
+from .blocks import (
+    ACTION_CANCEL,
+    ACTION_KEEP,
+    ACTION_PAGE,
+    ACTION_RUN,
+    ACTION_SHARE,
+    MAX_BLOCKS,
+    MAX_FALLBACK,
+    MAX_SECTION,
+    Block,
+    Message,
+    actions,
+    button,
+    chunk_lines,
+    code,
+    code_block,
+    context,
+    error_message,
+    escape,
+    fields_section,
+    header,
+    help_message,
+    link,
+    run_button,
+    section,
+)
+
+
+def _share_button(command: Command | None) -> Block | None:
+    if command is None or command.share:
+        return None
+    return button("Share in channel", ACTION_SHARE, command.text(page_token=command.page_token, skip=command.skip))
+
+
+def _next_button(command: Command | None, next_page: NextPage | None) -> Block | None:
+    if command is None or next_page is None:
+        return None
+    return button("Next page ›", ACTION_PAGE, command.text(page_token=next_page.page_token, skip=next_page.skip))
+
+
+def _footer(host: str, shared_by: str | None, notes: list[str] | None = None) -> list[Block]:
+    parts = [f"WES server: {escape(host)}"]
+    if shared_by:
+        parts.insert(0, f"Shared by <@{shared_by}>")
+    blocks = [context(escape(note)) for note in (notes or [])]
+    blocks.append(context(" · ".join(parts)))
+    return blocks
+
+
+def _fit(blocks: list[Block]) -> list[Block]:
+    """Keep a message within MAX_BLOCKS, keeping the last two blocks (actions and footer)."""
+    if len(blocks) <= MAX_BLOCKS:
+        return blocks
+    head = blocks[: MAX_BLOCKS - 3]
+    return head + [context("_…shortened to fit in one Slack message._")] + blocks[-2:]
+
+
+def render(result: Result, *, host: str, shared_by: str | None = None) -> Message:
+    """The Slack message for a result: ``{"text": fallback, "blocks": [...]}``."""
+    if isinstance(result, ErrorResult):
+        message = _error(result)
+    elif isinstance(result, HelpResult):
+        message = _help(result)
+    elif isinstance(result, RunsResult):
+        message = _runs(result, host, shared_by)
+    elif isinstance(result, StatusResult):
+        message = _status(result, host, shared_by)
+    elif isinstance(result, DetailsResult):
+        message = _details(result, host, shared_by)
+    elif isinstance(result, TasksResult):
+        message = _tasks(result, host, shared_by)
+    elif isinstance(result, TaskResult):
+        message = _task(result, host, shared_by)
+    elif isinstance(result, LogsResult):
+        message = _logs(result, host, shared_by)
+    elif isinstance(result, CancelResult):
+        message = cancel_message(result.view)
+    elif isinstance(result, AuditResult):
+        message = _audit(result)
+    elif isinstance(result, SubscribeResult):
+        message = _subscribe(result)
+    elif isinstance(result, UnsubscribeResult):
+        message = _unsubscribe(result)
+    elif isinstance(result, SubscriptionsResult):
+        message = _subscriptions(result, host)
+    elif isinstance(result, WatchResult):
+        message = _watch(result)
+    else:  # pragma: no cover - every Result subclass is handled above
+        raise TypeError(type(result).__name__)
+    message["text"] = shorten(message["text"], MAX_FALLBACK)
+    message["blocks"] = _fit(message["blocks"])
+    return message
+
+
+def _error(result: ErrorResult) -> Message:
+    message = result.message[0].upper() + result.message[1:] if result.message else "Something went wrong"
+    if not message.endswith((".", "?", "!")):
+        message += "."
+    return error_message(message, result.usage)
+
+
+def _help(result: HelpResult) -> Message:
+    return help_message(result.topic)
+
+
+def _runs(result: RunsResult, host: str, shared_by: str | None) -> Message:
+    command = result.command
+    wanted = command.state_filter if command else None
+    title = f"Runs in state {wanted.label}" if wanted else "Recent runs"
+    lines = []
+    for run in result.runs:
+        line = f"{code(run.run_id, 80)}  *{escape(state_label(run.state))}*"
+        if run.start_time:
+            line += f"  started {escape(show_time(run.start_time))}"
+        if run.end_time:
+            line += f", ended {escape(show_time(run.end_time))}"
+        if run.tags:
+            tags = ", ".join(f"{k}={v}" for k, v in list(run.tags.items())[:5])
+            line += f"  {code(tags, 120)}"
+        lines.append(line)
+    if not lines:
+        lines = ["No runs" + (f" in state {escape(wanted.label)}." if wanted else " on this server.")]
+    blocks = [section(f"*{escape(title)}* on {escape(host)}")]
+    blocks += [section(chunk) for chunk in chunk_lines(lines)]
+    blocks += actions(_next_button(command, result.next_page), _share_button(command))
+    blocks += _footer(host, shared_by, result.notes)
+    fallback = f"{title}: {len(result.runs)} shown" + (", more on the next page" if result.next_page else "")
+    return {"text": fallback, "blocks": blocks}
+
+
+def _status(result: StatusResult, host: str, shared_by: str | None) -> Message:
+    status = result.status
+    state = escape(state_label(status.state))
+    blocks = [section(f"Run {code(status.run_id, 120)} is *{state}*")]
+    run_id = status.run_id
+    blocks += actions(
+        run_button("Details", f"details {run_id}"),
+        run_button("Tasks", f"tasks {run_id}"),
+        None if is_terminal(status.state) else run_button("Notify me when it ends", f"subscribe {run_id}"),
+        None if is_terminal(status.state) else run_button("Cancel run…", f"cancel {run_id}"),
+        _share_button(result.command),
+    )
+    blocks += _footer(host, shared_by)
+    return {"text": f"Run {escape(shorten(run_id, 120))} is {state}", "blocks": blocks}
+
+
+def _log_field(label: str, value: str | None, lines: int = 10) -> list[Block]:
+    """stdout/stderr: a link when it is a URL, the tail of the text when the server put the log inline.
+    Nothing when the server gave none (None); "empty" for an empty log (``""``), which is not missing."""
+    if value is None:
+        return []
+    if not value.strip():
+        return [section(f"*{label}:* _empty_")]
+    if is_url(value):
+        return [section(f"*{label}:* {link(value, 'open ' + label)}")]
+    if log_is_inline(value):
+        tail, cut = sanitize_log_text(value, lines=lines, max_chars=1500)
+        note = f" (last {lines} lines)" if cut else ""
+        return [section(f"*{label}*{note}:\n{code_block(tail, 2000)}")]
+    return [section(f"*{label}:* {code(value, 300)}")]
+
+
+def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message:
+    run = result.run
+    request, log = run.request, run.run_log
+    workflow = " ".join(x for x in (request.workflow_type, request.workflow_type_version) if x) or "—"
+    tasks = "unknown" if result.task_count is None else str(result.task_count) + ("+" if result.task_count_more else "")
+    pairs = [
+        ("State", escape(state_with_exit(run.state, log.exit_code))),
+        ("Workflow type", escape(workflow)),
+        ("Started", escape(show_time(log.start_time))),
+        ("Ended", escape(show_time(log.end_time))),
+        ("Duration", escape(duration(log.start_time, log.end_time) or "—")),
+        ("Tasks", tasks),
+    ]
+    blocks = [header(f"Run {run.run_id}"), fields_section(pairs)]
+    if request.workflow_url:
+        url = request.workflow_url
+        blocks.append(section(f"*Workflow:* {link(url, shorten(url, 200)) if is_url(url) else code(url, 300)}"))
+    if request.tags:
+        tags = ", ".join(f"{k}={v}" for k, v in request.tags.items())
+        blocks.append(section(f"*Tags:* {code(tags, 1000)}"))
+    if request.workflow_params not in (None, {}, ""):
+        params, cut = compact_json(request.workflow_params, 1500)
+        note = " (shortened)" if cut else ""
+        blocks.append(section(f"*Parameters*{note}:\n{code_block(params, 2000)}"))
+    if " ".join(log.cmd).strip():
+        blocks.append(section(f"*Command:*\n{code_block(' '.join(log.cmd), 1000)}"))
+    blocks += _log_field("stdout", log.stdout)
+    blocks += _log_field("stderr", log.stderr)
+    if run.outputs not in (None, {}, []):
+        outputs, cut = compact_json(run.outputs, 1500)
+        blocks.append(section(f"*Outputs*{' (shortened)' if cut else ''}:\n{code_block(outputs, 2000)}"))
+    more_logs = None
+    if result.log_what:
+        blocks += log_tail_blocks(result.log_what, result.log_tail, result.log_error)
+        more_logs = run_button("Show more logs", f"logs {run.run_id}" + (
+            f" {result.log_task_id}" if result.log_task_id else ""))
+    blocks += actions(
+        more_logs,
+        run_button("Tasks", f"tasks {run.run_id}"),
+        run_button("Status", f"status {run.run_id}"),
+        None if is_terminal(run.state) else run_button("Notify me when it ends", f"subscribe {run.run_id}"),
+        None if is_terminal(run.state) else run_button("Cancel run…", f"cancel {run.run_id}"),
+        _share_button(result.command),
+    )
+    blocks += _footer(host, shared_by)
+    fallback = f"Run {escape(shorten(run.run_id, 120))}: {escape(state_with_exit(run.state, log.exit_code))}"
+    return {"text": fallback, "blocks": blocks}
+
+
+def log_tail_blocks(what: str, tail: LogTail | None, error: str | None) -> list[Block]:
+    """The end of a log, in a code block; or where it is, or why it cannot be shown."""
+    title = what[0].upper() + what[1:]
+    if tail is None:
+        return [context(f":warning: {escape(error or 'no log')}")]
+    if tail.source == "path" or (not tail.text and tail.note):
+        where = f" {code(tail.location, 300)}" if tail.location else ""
+        return [section(f"*{escape(title)}*:{where}\n_{escape(tail.note or '')}_")]
+    last = " (the end)" if tail.truncated else ""
+    if not tail.text:  # an empty log: say so, it is not a log that is missing
+        blocks = [section(f"*{escape(title)}*: _empty_")]
+    else:
+        blocks = [section(f"*{escape(title)}*{last}:\n{code_block(tail.text, MAX_SECTION - 200)}")]
+    notes = [escape(tail.note)] if tail.note else []
+    if tail.location and is_url(tail.location):
+        notes.append(link(tail.location, "full log"))
+    if notes:
+        blocks.append(context(" · ".join(notes)))
+    return blocks
+
+
+def _logs(result: LogsResult, host: str, shared_by: str | None) -> Message:
+    command = result.command
+    blocks = log_tail_blocks(result.what, result.tail, None)
+    other = "stdout" if result.stream == "stderr" else "stderr"
+    target = f"logs {result.run_id}" + (f" {result.task_id}" if result.task_id else "") + f" {other}"
+    blocks += actions(run_button(f"Show {other}", target), run_button("Details", f"details {result.run_id}"),
+                      _share_button(command))
+    blocks += _footer(host, shared_by)
+    return {"text": escape(shorten(result.what[0].upper() + result.what[1:], 200)), "blocks": blocks}
+
+
+def _task_line(task: Log, run_terminal: bool) -> str:
+    name = task.name or task.id or "(unnamed)"
+    line = f"{code(name, 80)}"
+    if task.id and task.id != name:
+        line += f" id {code(task.id, 60)}"
+    line += f"  *{escape(task_state(task, run_terminal=run_terminal))}*"
+    if task.start_time:
+        line += f"  {escape(show_time(task.start_time))}"
+    if task.end_time:
+        line += f" → {escape(show_time(task.end_time))}"
+    return line
+
+
+def _tasks(result: TasksResult, host: str, shared_by: str | None) -> Message:
+    command = result.command
+    failed = bool(command and command.only_failed)
+    title = f"{'Failed tasks' if failed else 'Tasks'} of run {code(result.run_id, 120)}"
+    lines = [_task_line(task, result.run_terminal) for task in result.tasks]
+    if not lines:
+        lines = ["No failed tasks." if failed else "No tasks reported for this run."]
+    notes = list(result.notes)
+    if result.source == "inline":
+        notes.append("This server has no task endpoint (WES 1.0); these tasks come from the run log.")
+    blocks = [section(title)] + [section(chunk) for chunk in chunk_lines(lines)]
+    blocks += actions(_next_button(command, result.next_page), _share_button(command))
+    blocks += _footer(host, shared_by, notes)
+    return {"text": f"{len(result.tasks)} tasks of run {escape(shorten(result.run_id, 120))}", "blocks": blocks}
+
+
+def _task(result: TaskResult, host: str, shared_by: str | None) -> Message:
+    task = result.task
+    name = task.name or task.id or "(unnamed)"
+    state = task_state(task, run_terminal=result.run_terminal)
+    pairs = [
+        ("Task id", escape(task.id or "—")),
+        ("State", escape(state)),
+        ("Started", escape(show_time(task.start_time))),
+        ("Ended", escape(show_time(task.end_time))),
+        ("Duration", escape(duration(task.start_time, task.end_time) or "—")),
+    ]
+    if task.tes_uri:
+        pairs.append(("TES task", link(task.tes_uri, "open") if is_url(task.tes_uri) else code(task.tes_uri)))
+    blocks = [section(f"Task {code(name, 120)} of run {code(result.run_id, 120)}"), fields_section(pairs)]
+    if " ".join(task.cmd).strip():
+        blocks.append(section(f"*Command:*\n{code_block(' '.join(task.cmd), 1000)}"))
+    blocks += _log_field("stdout", task.stdout)
+    blocks += _log_field("stderr", task.stderr)
+    if task.system_logs:
+        logs, _ = sanitize_log_text("\n".join(task.system_logs), lines=10, max_chars=1500)
+        blocks.append(section(f"*System logs:*\n{code_block(logs, 2000)}"))
+    blocks += actions(run_button("All tasks", f"tasks {result.run_id}"), _share_button(result.command))
+    blocks += _footer(host, shared_by)
+    return {"text": f"Task {escape(shorten(name, 120))}: {escape(state)}", "blocks": blocks}
+
+
+def cancel_message(view: CancelView) -> Message:
+    """Each step of a cancel, as the canceller sees it (ephemeral)."""
+    run = code(view.run_id, 120)
+    state = escape(state_label(view.state))
+    if view.stage == "prompt":
+        facts = [f"*State:* {state}"]
+        if view.workflow:
+            facts.append(f"*Workflow:* {code(view.workflow, 200)}")
+        if view.running_for:
+            facts.append(f"*Running:* {escape(view.running_for)}")
+        facts.append(f"*Who may cancel:* {view.who_may}")
+        confirm = {
+            "title": {"type": "plain_text", "text": "Cancel this run?"},
+            "text": {"type": "plain_text",
+                     "text": f"Run {shorten(view.run_id, 100)} will be cancelled on the WES server. "
+                             "It cannot be undone."},
+            "confirm": {"type": "plain_text", "text": "Cancel the run"},
+            "deny": {"type": "plain_text", "text": "Keep it running"},
+            "style": "danger",
+        }
+        cancel = button("Cancel run", ACTION_CANCEL, f"cancel {view.run_id}", style="danger")
+        if cancel is not None:
+            cancel["confirm"] = confirm
+        blocks = [section(f":octagonal_sign: Cancel run {run}?\n" + "\n".join(facts))]
+        blocks += actions(cancel, button("Keep running", ACTION_KEEP, f"status {view.run_id}"))
+        return {"text": f"Cancel run {escape(shorten(view.run_id, 120))}?", "blocks": blocks}
+    when = f" at {show_time(_iso(view.at))}" if view.at else ""
+    text = {
+        "denied": f":no_entry: You may not cancel runs. Who may: {view.who_may}. Nothing was sent to the WES server.",
+        "already-finished": f"Run {run} has already ended: *{state}*. Nothing to cancel.",
+        "already-requested": f"<@{view.by_user}> already requested cancellation of run {run}{escape(when)}. "
+                             "Nothing more was sent to the WES server.",
+        "requested": f":octagonal_sign: Cancellation of run {run} requested (it was *{state}*). "
+                     "wesbot follows it and will say how it ends.",
+        "wes-error": f":warning: The cancel was not sent: {escape(view.detail or 'the WES server failed')}.",
+        "kept": f"Run {run} keeps running. Nothing was sent to the WES server.",
+    }.get(view.stage, escape(view.stage))
+    if view.stage == "requested" and view.channel_error:
+        text += (f"\n_wesbot could not tell the channel ({escape(view.channel_error)}); "
+                 "you will get the outcome here instead._")
+    return {"text": text, "blocks": [section(text)]}
+
+
+def _audit(result: AuditResult) -> Message:
+    if not result.rows:
+        where = " in this channel" if result.channel_id else ""
+        text = f"No cancel attempts recorded{where}" + (f" for run {code(result.run_id)}." if result.run_id else ".")
+        return {"text": text, "blocks": [section(text)]}
+    lines = []
+    for row in result.rows:
+        status = f" ({row.wes_status})" if row.wes_status else ""
+        lines.append(f"{escape(show_time(_iso(row.at)))}  <@{row.user_id}>  {code(row.run_id, 80)}  "
+                     f"was {escape(row.state_before or '?')} → *{escape(row.outcome)}*{status}")
+    title = ("Cancel attempts" + (" in this channel" if result.channel_id else "")
+             + (f" for run {code(result.run_id)}" if result.run_id else " (most recent first)"))
+    blocks = [section(f"*{title}*")] + [section(chunk) for chunk in chunk_lines(lines)]
+    return {"text": f"{len(result.rows)} cancel attempts", "blocks": blocks}
+
+
+def _subscribe(result: SubscribeResult) -> Message:
+    run = code(result.run_id, 120)
+    state = escape(state_label(result.state))
+    if result.already_ended:
+        exit_code = f" (exit {result.exit_code})" if result.exit_code not in (None, -1) else ""
+        text = f"Run {run} has already ended: *{state}*{exit_code}. Nothing to watch."
+    elif result.created:
+        text = (f":bell: Watching run {run} (now *{state}*). wesbot will post in this channel when it ends, "
+                "and mention you.")
+    elif result.added_user:
+        text = f":bell: Added you to the watchers of run {run} in this channel (now *{state}*)."
+    else:
+        text = f"You are already watching run {run} in this channel (now *{state}*)."
+    return {"text": text, "blocks": [section(text)]}
+
+
+def _unsubscribe(result: UnsubscribeResult) -> Message:
+    run = code(result.run_id, 120)
+    text = {
+        "not_subscribed": f"You are not watching run {run} in this channel.",
+        "user_removed": f"You no longer watch run {run}; others in this channel still do.",
+        "subscription_removed": f"Nobody here watches run {run} any more: wesbot stopped watching it in this channel.",
+    }.get(result.outcome, result.outcome)
+    return {"text": text, "blocks": [section(text)]}
+
+
+MAX_SUBSCRIPTION_ROWS = 40
+
+
+def _watch(result: WatchResult) -> Message:
+    what = escape(result.description)
+    if result.action == "watch":
+        text = (f":eyes: This channel now hears about {what}. Runs that already ended are not announced."
+                if result.changed else f"This channel already hears about {what}.")
+    else:
+        text = (f"This channel no longer hears about {what}." if result.changed
+                else f"This channel had no watch for {what}.")
+    return {"text": text, "blocks": [section(text)]}
+
+
+def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
+    subs = result.subscriptions
+    watch_lines = [f":eyes: {escape(w.describe())} — since {escape(show_time(_iso(w.created_at)))}, "
+                   f"by <@{w.created_by}>" for w in result.watches if re.fullmatch(r"[UW][A-Z0-9]{1,40}", w.created_by)]
+    if not subs and not watch_lines:
+        text = ("No runs are watched in this channel. `/wes subscribe RUN_ID` watches one; "
+                "`/wes watch failed` watches every run that fails.")
+        return {"text": text, "blocks": [section(text)]}
+    blocks: list[Block] = []
+    if watch_lines:
+        blocks.append(section("*Channel-wide watches*\n" + "\n".join(watch_lines[:20])))
+    if not subs:
+        blocks.append(context(f"WES server: {escape(host)}"))
+        return {"text": f"{len(watch_lines)} channel-wide watches", "blocks": blocks}
+    blocks.append(section(f"*{len(subs)} run{'s' if len(subs) != 1 else ''} watched in this channel*"))
+    for sub in subs[:MAX_SUBSCRIPTION_ROWS]:
+        since = show_time(_iso(sub.created_at))
+        who = " ".join(f"<@{u}>" for u in sub.users if re.fullmatch(r"[UW][A-Z0-9]{1,40}", u))
+        line = (f"{code(sub.run_id, 80)}  *{escape(sub.state or '(not polled yet)')}* at the last poll\n"
+                f"since {escape(since)}, by {who or 'nobody'}")
+        block = section(line)
+        unsubscribe = button("Unsubscribe me", f"{ACTION_RUN}:unsubscribe", f"unsubscribe {sub.run_id}")
+        if unsubscribe is not None:
+            block["accessory"] = unsubscribe
+        blocks.append(block)
+    if len(subs) > MAX_SUBSCRIPTION_ROWS:
+        blocks.append(context(f"…and {len(subs) - MAX_SUBSCRIPTION_ROWS} more."))
+    blocks.append(context(f"WES server: {escape(host)}"))
+    return {"text": f"{len(subs)} runs watched in this channel", "blocks": blocks}
+
+
+_iso = epoch_iso
