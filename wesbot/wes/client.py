@@ -1,50 +1,30 @@
-"""The one place that speaks HTTP to a WES server.
+"""The WES API: :class:`WesClient`, one method per call, each returning the dataclasses of :mod:`.models`.
 
-:class:`WesClient` wraps one ``httpx.Client`` (thread-safe, shared by every caller) and turns every
-failure into a :class:`~wesbot.wes.errors.WesError` whose ``str()`` is a sentence for a user. It absorbs
-the quirks of real servers listed in ``WES-NOTES.md``: the ``workflows`` list key and the many ways to
-end paging (in :mod:`wesbot.wes.models`), error bodies of every shape, errors sent with HTTP 200,
-HTML from proxies, missing ``/tasks`` endpoints, relative log URLs.
+The client knows what the calls mean and absorbs the API-level quirks of real servers listed in
+``WES-NOTES.md``: the ``workflows`` list key and the many ways to end paging (in :mod:`wesbot.wes.models`
+and :mod:`wesbot.wes.paging`), missing ``/tasks`` endpoints, relative log URLs. How one call is sent
+(deadlines, retries, redirects, size caps, error messages, masking) is :mod:`wesbot.wes.transport`'s job.
 
 Security notes:
 
-- Run and task ids are checked (:func:`check_id`) and sent as one percent-encoded path segment, so an
-  id such as ``../service-info`` or ``a/b?c`` never reaches another endpoint.
-- Credentials (basic auth or a bearer token) are only sent to the configured origin: redirects are
-  followed by hand, only on that origin (and from http to https on the same host), and ``task_logs_url``
-  is only followed when it points there. A redirect anywhere else is refused without being read, so an
-  internal address's answer never reaches a user.
-- Every call has a total deadline (retries and redirects included) and every answer a size cap, so a
-  server that drips bytes or sends gigabytes costs a caller seconds and megabytes, not minutes and
-  gigabytes.
-- No message and no log line contains a credential: messages are built from the host, status codes,
-  paths and the server's own error text, and every configured secret is masked in them. Debug logs carry
-  the method, path, status and time, never headers. httpx itself logs request URLs at INFO on the
-  ``httpx`` logger, which is why ``WES_URL`` must not contain credentials (the client refuses one that
-  does, and so does the configuration).
+- Run and task ids are checked (:func:`check_id`) and sent as one percent-encoded path segment
+  (:mod:`wesbot.wes.ids`), so an id such as ``../service-info`` or ``a/b?c`` never reaches another endpoint.
+- Credentials are only sent to the configured origin (see :mod:`wesbot.wes.transport`), and
+  ``task_logs_url`` is only followed when it points there.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from typing import Any
-from urllib.parse import quote
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import httpx
 
-from .errors import (
-    InvalidId,
-    NotFound,
-    WesAuthError,
-    WesError,
-    WesHTTPError,
-    WesProtocolError,
-    WesUnreachable,
-)
+from .errors import NotFound, WesHTTPError
+from .ids import MAX_ID_LENGTH, SHOWN_ID, SHOWN_INVALID_ID, check_id, encode_segment, show_id, shown_id
 from .models import (
     RunListPage,
     RunLog,
@@ -62,251 +42,48 @@ from .models import (
     parse_task_page,
 )
 from .paging import Walk, walk
-from .secrets import Masker, secret_forms
+from .transport import (
+    MAX_BODY,
+    MAX_ERROR_BODY,
+    MAX_LARGE_BODY,
+    MAX_REDIRECTS,
+    RETRY_STATUSES,
+    Call,
+    Transport,
+    clip,
+    format_seconds,
+    format_size,
+)
+
+__all__ = [
+    "MAX_BODY",
+    "MAX_ERROR_BODY",
+    "MAX_ID_LENGTH",
+    "MAX_LARGE_BODY",
+    "MAX_REDIRECTS",
+    "MAX_TASK_SCAN_PAGES",
+    "RETRY_STATUSES",
+    "SHOWN_ID",
+    "SHOWN_INVALID_ID",
+    "TASK_FALLBACK_STATUSES",
+    "WesClient",
+    "check_id",
+    "encode_segment",
+    "format_seconds",
+    "format_size",
+    "show_id",
+]
 
 logger = logging.getLogger("wesbot.wes")
 
-MAX_ID_LENGTH = 256
-# How much of an id is shown in a message about an invalid id, and in other messages.
-SHOWN_INVALID_ID = 40
-SHOWN_ID = 64
-# Longest server message shown, and longest plain-text body taken for a message.
-MAX_SERVER_MESSAGE = 300
-MAX_PLAIN_TEXT = 200
-# Statuses a GET is retried on (besides connection errors and timeouts).
-RETRY_STATUSES = frozenset({502, 503, 504})
+_T = TypeVar("_T")
+
 # Statuses of the task endpoints that mean "no such endpoint here": fall back to the inline task_logs.
 TASK_FALLBACK_STATUSES = frozenset({400, 404, 405, 501})
-# How much of one answer is read. Run lists, run logs and task pages can be large; the rest are small.
-# An error answer is read up to MAX_ERROR_BODY (only its message is wanted) and the rest ignored.
-MAX_LARGE_BODY = 16 * 1024 * 1024
-MAX_BODY = 4 * 1024 * 1024
-MAX_ERROR_BODY = 64 * 1024
-_LARGE_BODIES = frozenset({"list", "run", "tasks"})
-# Redirects followed on one call, all on the WES server's own origin (http -> https upgrades too).
-MAX_REDIRECTS = 5
 # How many task pages get_task scans when the server has no /tasks/{task_id}.
 MAX_TASK_SCAN_PAGES = 20
 
-_MESSAGE_KEYS = ("msg", "detail", "message", "error", "error_description", "title")
-_ERROR_KEYS = frozenset({"msg", "message", "detail", "error"})
-
-
-# --------------------------------------------------------------------------------------------------
-# Ids
-# --------------------------------------------------------------------------------------------------
-
-def show_id(value: str, limit: int = SHOWN_INVALID_ID) -> str:
-    """A quoted, printable rendering of an id that may be hostile: control characters escaped, truncated."""
-    head = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in value[:limit])
-    return f"'{head}{'…' if len(value) > limit else ''}'"
-
-
-def check_id(value: object, kind: str = "run", *, mask: Callable[[str], str] | None = None) -> str:
-    """Return ``value`` if it can be sent as a run (or task) id, else raise :class:`InvalidId`.
-
-    ``mask`` hides secrets in the id as it is shown in the message (someone may paste a token).
-    """
-    if not isinstance(value, str):
-        raise InvalidId(f"{type(value).__name__} is not a valid {kind} id: it is not text")
-    shown = show_id(mask(value) if mask else value)
-    if not value:
-        raise InvalidId(f"{shown} is not a valid {kind} id: it is empty")
-    if len(value) > MAX_ID_LENGTH:
-        raise InvalidId(f"{shown} is not a valid {kind} id: it is longer than {MAX_ID_LENGTH} characters")
-    for ch in value:
-        if ch.isspace():
-            raise InvalidId(f"{shown} is not a valid {kind} id: it contains whitespace")
-        if not ch.isprintable():
-            raise InvalidId(f"{shown} is not a valid {kind} id: it contains a control character")
-    if value in (".", ".."):
-        raise InvalidId(f"{shown} is not a valid {kind} id: it is a relative path")
-    return value
-
-
-def encode_segment(value: str) -> str:
-    """Percent-encode ``value`` as exactly one path segment: ``/``, ``?``, ``#``, ``%``, dot-only ids too."""
-    encoded = quote(value, safe="")
-    if encoded.strip(".") == "":
-        # quote() leaves dots alone, and "." or ".." would be removed as dot segments.
-        encoded = encoded.replace(".", "%2E")
-    return encoded
-
-
-def _shown(value: str) -> str:
-    """An id as it appears inside other messages (already checked: printable, no whitespace)."""
-    return value if len(value) <= SHOWN_ID else value[: SHOWN_ID - 1] + "…"
-
-
-def format_seconds(seconds: float) -> str:
-    """``10 s``, ``0.5 s``."""
-    return f"{seconds:g} s"
-
-
-# --------------------------------------------------------------------------------------------------
-# Bodies
-# --------------------------------------------------------------------------------------------------
-
-_NO_JSON = object()
-
-
-@dataclass(frozen=True)
-class _Body:
-    """What a response carried, decoded once."""
-
-    text: str
-    data: Any = _NO_JSON  # the decoded JSON, or _NO_JSON
-    html: bool = False
-    too_deep: bool = False  # JSON nested too deeply to decode
-
-    @property
-    def empty(self) -> bool:
-        return not self.text.strip()
-
-    @property
-    def is_json(self) -> bool:
-        return self.data is not _NO_JSON
-
-    def describe(self) -> str:
-        """What was sent instead of JSON."""
-        if self.empty:
-            return "an empty answer"
-        if self.too_deep:
-            return "JSON nested too deeply to read"
-        if self.html:
-            return "an HTML page"
-        return "text that is not JSON"
-
-
-def _parse_body(content: bytes, content_type: str, encoding: str) -> _Body:
-    if not content.strip():
-        return _Body(text="")
-    try:
-        text = content.decode(encoding, errors="replace")
-    except LookupError:
-        text = content.decode("utf-8", errors="replace")
-    try:
-        return _Body(text=text, data=json.loads(content))
-    except RecursionError:
-        return _Body(text=text, too_deep=True)
-    except (ValueError, MemoryError):  # ValueError includes UnicodeDecodeError
-        pass
-    return _Body(text=text, html="html" in content_type.lower() or text.lstrip().startswith("<"))
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """One answer, read within the size and time limits."""
-
-    status_code: int
-    reason_phrase: str
-    url: httpx.URL
-    body: _Body
-
-
-@dataclass(frozen=True)
-class _Budget:
-    """The time one call may take, retries and redirects included (monotonic clock)."""
-
-    started: float
-    seconds: float
-
-    @classmethod
-    def start(cls, seconds: float) -> _Budget:
-        return cls(time.monotonic(), seconds)
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    def left(self) -> float:
-        return self.seconds - self.elapsed()
-
-
-def format_size(size: int) -> str:
-    """``16 MiB``, ``64 KiB``, ``900 bytes``."""
-    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
-        if size >= scale:
-            return f"{size / scale:g} {unit}"
-    return f"{size} bytes"
-
-
-def _message_from_json(value: object, depth: int = 0) -> str | None:
-    """The text of an error body: ``msg``, then ``detail`` (problem+json), then ``message``, ``error``..."""
-    if isinstance(value, str):
-        return value.strip() or None
-    if depth >= 3:
-        return None
-    if isinstance(value, dict):
-        for key in _MESSAGE_KEYS:
-            found = _message_from_json(value.get(key), depth + 1)
-            if found:
-                return found
-        return None
-    if isinstance(value, list) and depth > 0:
-        # FastAPI's validation errors: "detail": [{"loc": ..., "msg": ...}, ...]
-        parts = [part for part in (_message_from_json(item, depth + 1) for item in value[:3]) if part]
-        return "; ".join(parts) or None
-    return None
-
-
-def _server_message(body: _Body) -> str | None:
-    """The server's explanation, raw (not yet cleaned): from JSON, else a short single-line text body."""
-    if body.empty or body.html:
-        return None
-    if body.is_json:
-        found = _message_from_json(body.data)
-        if found or isinstance(body.data, dict | list):
-            return found
-    text = body.text.strip()
-    if len(text) <= MAX_PLAIN_TEXT and "\n" not in text and "\r" not in text:
-        return text
-    return None
-
-
-def _embedded_error(data: object, expected: frozenset[str]) -> int | None:
-    """Cromwell sends some errors with HTTP 200: ``{"status_code": 404, "msg": ...}`` and none of the
-    fields the call should return. Return that status code, or None for a real answer."""
-    if not isinstance(data, dict) or expected & data.keys() or not _ERROR_KEYS & data.keys():
-        return None
-    for key in ("status_code", "status"):
-        value = data.get(key)
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        if isinstance(value, int) and 400 <= value <= 599:
-            return value
-    return None
-
-
-def _single_line(text: str) -> str:
-    """Control characters (ANSI codes, newlines) become spaces, runs of whitespace one space."""
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
-
-
-def _clip(text: str, limit: int = MAX_SERVER_MESSAGE) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-# --------------------------------------------------------------------------------------------------
-# The client
-# --------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Call:
-    """One request, as messages and logs describe it."""
-
-    method: str
-    path: str  # relative to the base URL, ids percent-encoded as sent, e.g. "/runs/abc/status"
-    kind: str  # service | list | status | run | tasks | task | cancel
-    run_id: str | None = None
-    task_id: str | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.method} {self.path}"
-
-
+# The fields each call's answer may have: an answer with none of them and an error message is an error.
 _RUN_FIELDS = frozenset({"run_id", "state", "run_log", "request", "outputs", "task_logs", "task_logs_url"})
 _LIST_FIELDS = frozenset({"runs", "workflows", "next_page_token"})
 _TASK_LIST_FIELDS = frozenset({"task_logs", "tasks", "next_page_token"})
@@ -331,7 +108,8 @@ class WesClient:
     ``timeout + connect_timeout``) bounds a whole call, retries and redirects included, so that a server
     dripping one byte at a time cannot hold a caller for longer. Answers are read up to
     :data:`MAX_BODY` (:data:`MAX_LARGE_BODY` for run lists, run logs and task pages), and redirects are
-    followed only on the server's own origin.
+    followed only on the server's own origin. ``transport`` replaces httpx's (tests pass a
+    ``MockTransport``), ``sleep`` the pause between retries.
     """
 
     def __init__(
@@ -348,42 +126,17 @@ class WesClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if auth is not None and token is not None:
-            raise ValueError("set either basic auth or a bearer token for WES, not both")
-        try:
-            url = httpx.URL(base_url.strip())
-        except httpx.InvalidURL:
-            raise ValueError("WES_URL is not a valid URL") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("WES_URL must be an http:// or https:// URL with a host name")
-        if url.userinfo:
-            raise ValueError("WES_URL must not contain credentials: set WES_AUTH or WES_TOKEN instead")
-        self._base = url.copy_with(query=None, fragment=None)
-        self._root = str(self._base).rstrip("/")
-        self._host = self._base.netloc.decode("ascii")
-        self._timeout = timeout
-        self._connect_timeout = connect_timeout
-        self._deadline = deadline if deadline is not None else timeout + connect_timeout
-        self._retries = max(0, retries)
-        self._backoff = backoff
-        self._sleep = sleep
-        self._credential_var = "WES_TOKEN" if token is not None else "WES_AUTH" if auth is not None else None
-        self._redact = Masker(secret_forms(auth=auth, token=token))
-        headers = {"Accept": "application/json", "User-Agent": "wesbot"}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(
-            auth=auth,
-            headers=headers,
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            follow_redirects=False,
-            transport=transport,
+        self._transport = Transport(
+            base_url, auth=auth, token=token, timeout=timeout, connect_timeout=connect_timeout,
+            deadline=deadline, retries=retries, backoff=backoff, transport=transport, sleep=sleep,
         )
+        self._root = self._transport.root
+        self._redact = self._transport.mask
 
     @property
     def host(self) -> str:
         """The server's host (and port when not default), as shown in error messages."""
-        return self._host
+        return self._transport.host
 
     @property
     def base_url(self) -> str:
@@ -391,7 +144,7 @@ class WesClient:
         return self._root
 
     def close(self) -> None:
-        self._http.close()
+        self._transport.close()
 
     def __enter__(self) -> WesClient:
         return self
@@ -406,23 +159,16 @@ class WesClient:
 
     def service_info(self) -> ServiceInfo:
         """GET /service-info."""
-        call = _Call("GET", "/service-info", "service")
-        response = self._send(call, f"{self._root}/service-info")
-        data = self._decode(call, response, _SERVICE_FIELDS)
-        try:
-            return parse_service_info(data)
-        except ShapeError as exc:
-            raise self._protocol(call, str(exc)) from None
+        call = Call("GET", "/service-info", "service")
+        reply = self._transport.request(call, f"{self._root}/service-info", expected=_SERVICE_FIELDS)
+        return self._parse(call, parse_service_info, reply.data)
 
     def list_runs(self, *, page_size: int | None = None, page_token: str | None = None) -> RunListPage:
         """GET /runs: one page. ``next_page_token`` is None when the server signalled the end."""
-        call = _Call("GET", "/runs", "list")
-        response = self._send(call, f"{self._root}/runs", params=_paging(page_size, page_token))
-        data = self._decode(call, response, _LIST_FIELDS)
-        try:
-            page = parse_run_list(data)
-        except ShapeError as exc:
-            raise self._protocol(call, str(exc)) from None
+        call = Call("GET", "/runs", "list")
+        reply = self._transport.request(call, f"{self._root}/runs", expected=_LIST_FIELDS,
+                                        params=_paging(page_size, page_token))
+        page = self._parse(call, parse_run_list, reply.data)
         if page_token is not None and page.next_page_token == page_token:
             page = replace(page, next_page_token=None)
         return page
@@ -446,24 +192,16 @@ class WesClient:
     def get_status(self, run_id: str) -> RunStatus:
         """GET /runs/{run_id}/status."""
         segment = self._segment(run_id)
-        call = _Call("GET", f"/runs/{self._show(segment)}/status", "status", run_id)
-        response = self._send(call, f"{self._root}/runs/{segment}/status")
-        data = self._decode(call, response, _RUN_FIELDS)
-        try:
-            return parse_run_status(data, run_id=run_id)
-        except ShapeError as exc:
-            raise self._protocol(call, str(exc)) from None
+        call = Call("GET", f"/runs/{self._show(segment)}/status", "status", run_id)
+        reply = self._transport.request(call, f"{self._root}/runs/{segment}/status", expected=_RUN_FIELDS)
+        return self._parse(call, lambda data: parse_run_status(data, run_id=run_id), reply.data)
 
     def get_run(self, run_id: str) -> RunLog:
         """GET /runs/{run_id}; relative URLs in it are resolved against the URL of the answer."""
         segment = self._segment(run_id)
-        call = _Call("GET", f"/runs/{self._show(segment)}", "run", run_id)
-        response = self._send(call, f"{self._root}/runs/{segment}")
-        data = self._decode(call, response, _RUN_FIELDS)
-        try:
-            return parse_run_log(data, base_url=str(response.url), run_id=run_id)
-        except ShapeError as exc:
-            raise self._protocol(call, str(exc)) from None
+        call = Call("GET", f"/runs/{self._show(segment)}", "run", run_id)
+        reply = self._transport.request(call, f"{self._root}/runs/{segment}", expected=_RUN_FIELDS)
+        return self._parse(call, lambda data: parse_run_log(data, base_url=reply.url, run_id=run_id), reply.data)
 
     def list_tasks(self, run_id: str, *, page_size: int | None = None, page_token: str | None = None,
                    run: RunLog | None = None) -> TaskPage:
@@ -477,32 +215,29 @@ class WesClient:
         """
         segment = self._segment(run_id)
         url = f"{self._root}/runs/{segment}/tasks"
-        call = _Call("GET", f"/runs/{self._show(segment)}/tasks", "tasks", run_id)
+        call = Call("GET", f"/runs/{self._show(segment)}/tasks", "tasks", run_id)
         if run is not None and run.task_logs_url:
-            if self._same_origin(run.task_logs_url):
+            if self._transport.same_origin(run.task_logs_url):
                 url = run.task_logs_url
                 call = replace(call, path=_shown_path(run.task_logs_url))
             else:
-                logger.debug("not following a task_logs_url on another origin than %s", self._host)
+                logger.debug("not following a task_logs_url on another origin than %s", self.host)
         try:
-            response = self._send(call, url, params=_paging(page_size, page_token))
-            data = self._decode(call, response, _TASK_LIST_FIELDS, allow_empty=True)
+            reply = self._transport.request(call, url, expected=_TASK_LIST_FIELDS,
+                                            params=_paging(page_size, page_token), allow_empty=True)
         except WesHTTPError as exc:
             if exc.status_code not in TASK_FALLBACK_STATUSES:
                 raise
             if run is None:
                 # The standard endpoint is missing: the run log may point at the real task list.
                 run = self.get_run(run_id)
-                if run.task_logs_url and self._same_origin(run.task_logs_url) \
+                if run.task_logs_url and self._transport.same_origin(run.task_logs_url) \
                         and run.task_logs_url.split("?", 1)[0] != url:
                     return self.list_tasks(run_id, page_size=page_size, page_token=page_token, run=run)
             logger.debug("%s answered %d; using the inline task_logs", self._redact(call.label),
                          exc.status_code)
             return self._inline_tasks(run_id, run)
-        try:
-            page = parse_task_page(data, run_id=run_id, base_url=str(response.url))
-        except ShapeError as exc:
-            raise self._protocol(call, str(exc)) from None
+        page = self._parse(call, lambda data: parse_task_page(data, run_id=run_id, base_url=reply.url), reply.data)
         if page_token is not None and page.next_page_token == page_token:
             page = replace(page, next_page_token=None)
         return page
@@ -512,18 +247,18 @@ class WesClient:
         run_segment = self._segment(run_id)
         task_segment = self._segment(task_id, "task")
         path = f"/runs/{self._show(run_segment)}/tasks/{self._show(task_segment)}"
-        call = _Call("GET", path, "task", run_id, task_id)
+        call = Call("GET", path, "task", run_id, task_id)
         try:
-            response = self._send(call, f"{self._root}/runs/{run_segment}/tasks/{task_segment}")
-            data = self._decode(call, response, _TASK_FIELDS)
+            reply = self._transport.request(call, f"{self._root}/runs/{run_segment}/tasks/{task_segment}",
+                                            expected=_TASK_FIELDS)
         except WesHTTPError as exc:
             if exc.status_code not in TASK_FALLBACK_STATUSES:
                 raise
             logger.debug("%s answered %d; scanning the task list", self._redact(call.label), exc.status_code)
             return self._find_task(run_id, task_id)
-        if not isinstance(data, dict):
-            raise self._protocol(call, f"{describe_json(data)} instead of a JSON object")
-        return parse_log(data, base_url=str(response.url))
+        if not isinstance(reply.data, dict):
+            raise self._transport.protocol_error(call, f"{describe_json(reply.data)} instead of a JSON object")
+        return parse_log(reply.data, base_url=reply.url)
 
     def cancel_run(self, run_id: str) -> str | None:
         """POST /runs/{run_id}/cancel, never retried. Returns the run id the server sent back, if any.
@@ -531,9 +266,10 @@ class WesClient:
         A 200 does not mean the run was canceled (some servers ignore cancels): poll its status.
         """
         segment = self._segment(run_id)
-        call = _Call("POST", f"/runs/{self._show(segment)}/cancel", "cancel", run_id)
-        response = self._send(call, f"{self._root}/runs/{segment}/cancel")
-        data = self._decode(call, response, frozenset({"run_id"}), allow_empty=True)
+        call = Call("POST", f"/runs/{self._show(segment)}/cancel", "cancel", run_id)
+        reply = self._transport.request(call, f"{self._root}/runs/{segment}/cancel", expected=frozenset({"run_id"}),
+                                        allow_empty=True)
+        data = reply.data
         if isinstance(data, dict):
             data = data.get("run_id")
         if isinstance(data, str) and data.strip():
@@ -565,217 +301,21 @@ class WesClient:
             what="task", run_id=run_id, task_id=task_id,
         )
 
-    # ---- HTTP -----------------------------------------------------------------------------------
+    # ---- helpers --------------------------------------------------------------------------------
 
-    def _send(self, call: _Call, url: str, *, params: dict[str, str] | None = None) -> _Answer:
-        """Send one request, retrying idempotent GETs; raise WesUnreachable when there is no answer."""
-        attempts = 1 + self._retries if call.method == "GET" else 1
-        target = httpx.URL(url)
-        if params:
-            # Merged by hand: httpx's params= would replace a query the URL already has (task_logs_url).
-            target = target.copy_merge_params(params)
-        budget = _Budget.start(self._deadline)
-        for attempt in range(attempts):
-            again = attempt + 1 < attempts
-            try:
-                answer = self._follow(call, target, budget)
-            except httpx.HTTPError as exc:
-                retryable = isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
-                if retryable and again and self._pause(call, attempt, type(exc).__name__, budget):
-                    continue
-                raise self._transport_error(exc, call, budget) from exc
-            if answer.status_code in RETRY_STATUSES and again \
-                    and self._pause(call, attempt, str(answer.status_code), budget):
-                continue
-            return answer
-        raise AssertionError("unreachable")  # pragma: no cover - the last attempt returns or raises
-
-    def _follow(self, call: _Call, target: httpx.URL, budget: _Budget) -> _Answer:
-        """One attempt: the request and the redirects it leads to on the same origin, each answer read."""
-        request = self._http.build_request(call.method, target, timeout=self._attempt_timeout(budget))
-        for _ in range(MAX_REDIRECTS + 1):
-            started = time.monotonic()
-            response = self._http.send(request, stream=True)
-            try:
-                logger.debug("%s -> %d in %.0f ms", self._redact(call.label), response.status_code,
-                             (time.monotonic() - started) * 1000)
-                if response.next_request is None:
-                    return self._read(call, response, budget)
-                request = response.next_request
-            finally:
-                response.close()
-            self._check_redirect(call, request.url)
-            request.extensions["timeout"] = self._attempt_timeout(budget).as_dict()
-        raise WesProtocolError(f"WES server at {self._host} redirected too many times")
-
-    def _attempt_timeout(self, budget: _Budget) -> httpx.Timeout:
-        left = max(budget.left(), 0.001)
-        return httpx.Timeout(min(self._timeout, left), connect=min(self._connect_timeout, left))
-
-    def _check_redirect(self, call: _Call, url: httpx.URL) -> None:
-        """Redirects are followed only on the WES server's origin: anywhere else is refused, unread."""
-        if self._same_origin(str(url)) or self._upgraded(url):
-            return
-        raise WesProtocolError(self._redact(
-            f"WES server at {self._host} redirected {call.label} to another host ({url.netloc.decode('ascii')}); "
-            f"wesbot follows redirects only on {self._host}: if the server moved, set WES_URL to its new address"))
-
-    def _upgraded(self, url: httpx.URL) -> bool:
-        """The same host over https instead of http, on the default port."""
-        base = self._base
-        return (base.scheme, url.scheme) == ("http", "https") and url.host == base.host \
-            and url.port is None and not url.userinfo
-
-    def _read(self, call: _Call, response: httpx.Response, budget: _Budget) -> _Answer:
-        """The answer's body, at most the call's limit (an error answer's is cut), within the deadline."""
-        ok = 200 <= response.status_code < 300
-        limit = (MAX_LARGE_BODY if call.kind in _LARGE_BODIES else MAX_BODY) if ok else MAX_ERROR_BODY
-        declared = response.headers.get("content-length", "").strip()
-        if ok and declared.isdigit() and int(declared) > limit:
-            raise self._too_large(call, limit)
-        content = bytearray()
-        for chunk in response.iter_bytes():
-            if budget.left() < 0:
-                raise self._too_slow(call, budget)
-            content += chunk
-            if len(content) > limit:
-                if ok:
-                    raise self._too_large(call, limit)
-                del content[limit:]
-                break
-        body = _parse_body(bytes(content), response.headers.get("content-type", ""), response.encoding or "utf-8")
-        return _Answer(response.status_code, response.reason_phrase, response.url, body)
-
-    def _pause(self, call: _Call, attempt: int, why: str, budget: _Budget) -> bool:
-        """Wait before the next attempt; False when no time would be left for it."""
-        delay = self._backoff * 2**attempt
-        if budget.left() - delay < min(self._timeout, 1.0):
-            return False
-        logger.info("WES %s: %s; retrying in %s (retry %d of %d)", self._redact(call.label), why,
-                    format_seconds(delay), attempt + 1, self._retries)
-        self._sleep(delay)
-        return True
-
-    def _decode(self, call: _Call, answer: _Answer, expected: frozenset[str], *,
-                allow_empty: bool = False) -> Any:
-        """The decoded JSON of a successful answer; any other answer raises the matching WesError."""
-        body = answer.body
-        if not 200 <= answer.status_code < 300:
-            raise self._http_error(call, answer.status_code, answer.reason_phrase, body)
-        if body.empty and allow_empty:
-            return None
-        if not body.is_json:
-            raise self._protocol(call, f"{body.describe()} instead of JSON")
-        status = _embedded_error(body.data, expected)
-        if status is not None:
-            raise self._http_error(call, status, "", body)
-        return body.data
-
-    # ---- errors ---------------------------------------------------------------------------------
+    def _parse(self, call: Call, parse: Callable[[Any], _T], data: Any) -> _T:
+        """``parse(data)``; a body of the wrong shape is the server's protocol error."""
+        try:
+            return parse(data)
+        except ShapeError as exc:
+            raise self._transport.protocol_error(call, str(exc)) from None
 
     def _segment(self, value: str, kind: str = "run") -> str:
         return encode_segment(check_id(value, kind, mask=self._redact))
 
     def _show(self, value: str) -> str:
         """An id (or encoded id) as shown in messages: secrets masked, then shortened."""
-        return _shown(self._redact(value))
-
-    def _protocol(self, call: _Call, what: str) -> WesProtocolError:
-        return WesProtocolError(self._redact(f"WES server at {self._host} sent {what} for {call.label}"))
-
-    def _too_large(self, call: _Call, limit: int) -> WesProtocolError:
-        return self._protocol(call, f"more than {format_size(limit)} (the most wesbot reads of one answer)")
-
-    def _too_slow(self, call: _Call, budget: _Budget) -> WesUnreachable:
-        return WesUnreachable(
-            f"WES server at {self._host} was still sending its answer to {self._redact(call.label)} after "
-            f"{budget.elapsed():.1f} s; wesbot waits at most {format_seconds(self._deadline)} for one answer")
-
-    def _transport_error(self, exc: httpx.HTTPError, call: _Call, budget: _Budget) -> WesError:
-        host = self._host
-        if isinstance(exc, httpx.TimeoutException):
-            limit = self._connect_timeout if isinstance(exc, httpx.ConnectTimeout) else self._timeout
-            message = f"WES server at {host} did not answer within {format_seconds(limit)}"
-            elapsed = budget.elapsed()
-            if elapsed > limit * 1.1:  # several attempts: say how long it really took
-                message += f" (gave up on {self._redact(call.label)} after {elapsed:.1f} s)"
-            return WesUnreachable(message)
-        if isinstance(exc, httpx.ConnectError | httpx.ProxyError):
-            return WesUnreachable(f"could not connect to the WES server at {host} ({_reason(exc)})")
-        if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
-            return WesUnreachable(f"lost the connection to the WES server at {host} ({_reason(exc)})")
-        if isinstance(exc, httpx.DecodingError):
-            return WesProtocolError(f"WES server at {host} sent a body that could not be decoded")
-        if isinstance(exc, httpx.UnsupportedProtocol):
-            return WesProtocolError(f"WES server at {host} redirected to a URL that is not http or https")
-        return WesUnreachable(f"the request to the WES server at {host} failed ({type(exc).__name__})")
-
-    def _http_error(self, call: _Call, status: int, reason: str, body: _Body) -> WesHTTPError:
-        """The error for an error status (or an error sent with 200, then ``status`` is the body's)."""
-        raw = _server_message(body)
-        server = _clip(self._redact(_single_line(raw))) if raw else None
-        reason = reason or httpx.codes.get_reason_phrase(status)
-        # The server's own words, when they say more than the reason phrase.
-        said = server if server and server.lower() != reason.lower() else None
-        host = self._host
-        run = self._show(call.run_id) if call.run_id is not None else None
-        kwargs: dict[str, Any] = {"status_code": status, "server_message": server}
-
-        if status == 401:
-            if self._credential_var is None:
-                message = ("WES rejected the request (401): no credentials are configured: "
-                           "set WES_AUTH or WES_TOKEN")
-            else:
-                message = f"WES rejected the credentials (401): check {self._credential_var}"
-                if self._credential_var == "WES_TOKEN":
-                    message += " (tokens expire)"
-            if said:
-                message += f". The server said: {said}"
-            return WesAuthError(self._redact(message), **kwargs)
-        if status == 403:
-            if call.kind == "cancel":
-                message = f"WES refused to cancel run {run} (403)"
-            else:
-                message = "WES refused access (403)"
-            if said:
-                message += f": {said}"
-            return WesAuthError(self._redact(message), **kwargs)
-        if status == 404 and call.kind == "task":
-            return NotFound(f"task {self._show(call.task_id or '')} of run {run} not found",
-                            what="task", run_id=call.run_id, task_id=call.task_id, **kwargs)
-        if status == 404 and run is not None:
-            return NotFound(self._redact(f"run {run} not found on the WES server at {host}"),
-                            what="run", run_id=call.run_id, **kwargs)
-        if status == 400 and call.kind in ("status", "run") and run is not None:
-            # sapporo answers 400 for run ids that are not UUIDs.
-            message = f"run {run} not found on the WES server at {host} (400"
-            message += f": {said})" if said else ")"
-            return NotFound(self._redact(message), what="run", run_id=call.run_id, **kwargs)
-        if status == 404:
-            return WesHTTPError(self._redact(
-                f"WES server at {host} answered 404 for {call.label}: check that WES_URL is the base URL "
-                "of the WES API (for example https://host/ga4gh/wes/v1)"), **kwargs)
-        if body.html and not server:
-            return WesHTTPError(
-                f"WES server at {host} answered {status} with an HTML page (a proxy in front of it?)",
-                **kwargs)
-        shown = server or reason
-        message = f"WES server at {host} answered {status}" + (f": {shown}" if shown else "")
-        return WesHTTPError(self._redact(message), **kwargs)
-
-    def _same_origin(self, url: str) -> bool:
-        try:
-            other = httpx.URL(url)
-        except httpx.InvalidURL:
-            return False
-        return _origin(other) == _origin(self._base) and not other.userinfo
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
+        return shown_id(self._redact(value))
 
 
 def _paging(page_size: int | None, page_token: str | None) -> dict[str, str] | None:
@@ -789,36 +329,4 @@ def _paging(page_size: int | None, page_token: str | None) -> dict[str, str] | N
 
 def _shown_path(url: str) -> str:
     path = httpx.URL(url).raw_path.split(b"?", 1)[0].decode("ascii", "replace")
-    return _clip(path, 100)
-
-
-_REASONS = (
-    ("refused", "connection refused"),
-    ("name or service not known", "host name not found"),
-    ("nodename nor servname", "host name not found"),
-    ("name resolution", "host name not found"),
-    ("no address associated", "host name not found"),
-    ("getaddrinfo", "host name not found"),
-    ("certificate", "TLS certificate not trusted"),
-    ("ssl", "TLS handshake failed"),
-    ("tls", "TLS handshake failed"),
-    ("network is unreachable", "network unreachable"),
-    ("no route to host", "no route to host"),
-    ("reset", "connection reset"),
-    ("broken pipe", "connection reset"),
-    ("disconnected", "the server closed the connection"),
-    ("timed out", "timed out"),
-)
-
-
-def _reason(exc: httpx.HTTPError) -> str:
-    """A short, fixed reason for a connection failure (never the raw exception text)."""
-    text = str(exc).lower()
-    for needle, reason in _REASONS:
-        if needle in text:
-            return reason
-    if isinstance(exc, httpx.ProxyError):
-        return "proxy error"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "the server broke the HTTP protocol"
-    return "connection failed"
+    return clip(path, 100)

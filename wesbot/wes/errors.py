@@ -8,7 +8,7 @@
     │   └── WesAuthError          401 / 403
     └── WesProtocolError          a body that is not what the spec says (HTML, not JSON, wrong shape)
 
-Only ``wesbot.wes.client`` catches httpx's exceptions; everything above it catches :class:`WesError`
+Only ``wesbot.wes.transport`` catches httpx's exceptions; everything above it catches :class:`WesError`
 and shows ``str(error)``, which is already a sentence a user can act on. No message ever contains a
 credential: the client builds them from the host name, status codes and the server's own error text.
 """
