@@ -17,7 +17,7 @@ import pytest
 from sqlite_utils import Database
 
 from wesbot.store import migrations
-from wesbot.store.leases import LeaseHolder, Leases, pid_alive
+from wesbot.store.leases import LeaseHolder, Leases, pid_alive, this_host
 from wesbot.store.watch import WatchStore
 
 LEASE, PERIOD = "watcher", 30.0
@@ -109,8 +109,9 @@ def test_the_store_records_this_host_and_process() -> None:
     store = WatchStore(memory=True)
     assert store.leases.acquire(LEASE, "me", now=0, period=PERIOD)
     assert store.leases.holder(LEASE) == ("me", PERIOD)
-    assert store.leases.info(LEASE) == LeaseHolder(owner="me", expires_at=PERIOD, host=socket.gethostname(),
-                                                   pid=os.getpid())
+    holder = store.leases.info(LEASE)
+    assert holder == LeaseHolder(owner="me", expires_at=PERIOD, host=this_host(), pid=os.getpid())
+    assert holder.host is not None and holder.host.startswith(socket.gethostname())
     store.leases.release(LEASE, "me")
     assert store.leases.holder(LEASE) == ("me", 0)
 
@@ -135,3 +136,10 @@ def test_pid_alive_tells_a_running_process_from_a_reaped_one() -> None:
     assert not pid_alive(child.pid)
     assert pid_alive(1)  # init: someone else's process (PermissionError) unless we are root, alive either way
     assert pid_alive(0)  # a process group, not a process: cannot tell, so alive
+
+
+def test_this_host_names_the_pid_namespace_so_containers_sharing_a_host_name_differ() -> None:
+    namespace = os.readlink("/proc/self/ns/pid") if os.path.exists("/proc/self/ns/pid") else None
+    if namespace is None:
+        pytest.skip("no /proc/self/ns/pid on this system: the host name alone names the host")
+    assert this_host() == f"{socket.gethostname()} {namespace}"

@@ -37,6 +37,17 @@ class LeaseHolder:
     pid: int | None
 
 
+def this_host() -> str:
+    """This host, as far as pids go: the host name, and the pid namespace when there is one. Two containers
+    given the same host name have their own pids; without the namespace each would take the other's lease
+    (its pid looks dead here) and both would post."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()} {namespace}"
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists on this host (signal 0 checks without sending anything).
 
@@ -62,7 +73,7 @@ class Leases:
                  pid: int | None = None, alive: Callable[[int], bool] | None = None) -> None:
         self._db = db
         self._tx = tx
-        self.host = socket.gethostname() if host is None else host
+        self.host = this_host() if host is None else host
         self.pid = os.getpid() if pid is None else pid
         self._alive = pid_alive if alive is None else alive
 
