@@ -8,6 +8,7 @@ can never be queued twice: :func:`enqueue` is the one INSERT, used by every repo
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlite_utils import Database
@@ -40,6 +41,21 @@ def enqueue(db: Database, *, key: str, kind: str, channel_id: str, payload: Mess
          "skipped" if skip else "pending"],
     )
     return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
+
+
+def enqueue_in_threads(db: Database, owed: dict[int, Message], *, kind: str, now: float,
+                       key: Callable[[str, str, int], str]) -> list[tuple[int, int | None]]:
+    """Queue, inside the caller's transaction, the message rendered for each subscription in ``owed`` that is
+    still active, in its card's thread; ``key(run_id, channel_id, sub_id)`` names it. A subscription that
+    ended since it was rendered is left out. Returns (subscription id, outbox id or None) of those queued for."""
+    done: list[tuple[int, int | None]] = []
+    for sub_id, payload in owed.items():
+        row = db.execute("SELECT run_id, channel_id FROM subscriptions WHERE id = ? AND status = 'active'",
+                         [sub_id]).fetchone()
+        if row is not None:
+            done.append((sub_id, enqueue(db, key=key(row[0], row[1], sub_id), kind=kind, channel_id=row[1],
+                                         subscription_id=sub_id, in_thread=True, payload=payload, now=now)))
+    return done
 
 
 class Outbox:

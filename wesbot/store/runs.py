@@ -10,7 +10,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from .base import Message, Store, beyond
-from .outbox import enqueue
+from .outbox import enqueue_in_threads
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,23 +91,15 @@ class WatchedRuns:
         subscription in ``owed`` (``dedupe_key`` = run, state, channel) and end those subscriptions. Rendered
         before the transaction: a subscription made since is not in ``owed``, stays active and is told on its
         next poll. Returns the outbox ids queued."""
-        queued: list[int] = []
         with self.store.transaction() as db:
             self._set_state(db, run_id, state, now, exit_code, start_time, end_time)
             db.execute("UPDATE watched_runs SET last_polled_at = ?, failures = 0 WHERE run_id = ?", [now, run_id])
-            for sub_id, payload in owed.items():
-                row = db.execute("SELECT channel_id FROM subscriptions WHERE id = ? AND run_id = ? AND "
-                                 "status = 'active'", [sub_id, run_id]).fetchone()
-                if row is None:
-                    continue
-                outbox_id = enqueue(db, key=f"end:{run_id}:{state}:{row[0]}", kind="notification",
-                                    channel_id=row[0], subscription_id=sub_id, in_thread=True, payload=payload,
-                                    now=now)
-                if outbox_id is not None:
-                    queued.append(outbox_id)
-                db.execute("UPDATE subscriptions SET status = 'ended', ended_at = ?, card_version = card_version + 1 "
-                           "WHERE id = ?", [now, sub_id])
-        return queued
+            queued = enqueue_in_threads(db, owed, kind="notification", now=now,
+                                        key=lambda run, channel, _: f"end:{run}:{state}:{channel}")
+            db.conn.executemany(
+                "UPDATE subscriptions SET status = 'ended', ended_at = ?, card_version = card_version + 1 WHERE id = ?",
+                [(now, sub_id) for sub_id, _ in queued])
+        return [outbox_id for _, outbox_id in queued if outbox_id is not None]
 
     def record_failure(self, run_id: str, *, now: float, reason: str, next_poll_at: float) -> WatchedRun:
         """A poll that could not read the run (timeout, 5xx, auth). The subscription is kept."""
@@ -138,17 +130,8 @@ class WatchedRuns:
     def mark_unreadable_reported(self, run_id: str, *, now: float, since: float, owed: dict[int, Message]) -> list[int]:
         """Queue the one "cannot read this run" note rendered for each subscription in ``owed`` (still active),
         and remember it was sent."""
-        queued: list[int] = []
         with self.store.transaction() as db:
-            for sub_id, payload in owed.items():
-                row = db.execute("SELECT channel_id FROM subscriptions WHERE id = ? AND status = 'active'",
-                                 [sub_id]).fetchone()
-                if row is None:
-                    continue
-                outbox_id = enqueue(db, key=f"unreadable:{run_id}:{row[0]}:{since}", kind="notice",
-                                    channel_id=row[0], subscription_id=sub_id, in_thread=True, payload=payload,
-                                    now=now)
-                if outbox_id is not None:
-                    queued.append(outbox_id)
+            queued = enqueue_in_threads(db, owed, kind="notice", now=now,
+                                        key=lambda run, channel, _: f"unreadable:{run}:{channel}:{since}")
             db.execute("UPDATE watched_runs SET unreadable_reported = 1 WHERE run_id = ?", [run_id])
-        return queued
+        return [outbox_id for _, outbox_id in queued if outbox_id is not None]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlite_utils import Database
 
 from .base import Message, Store
-from .outbox import enqueue
+from .outbox import enqueue_in_threads
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,24 +181,15 @@ class Subscriptions:
         """End the subscriptions in ``owed`` that are still active (run gone, expired), queueing the note
         rendered for each. Rendered before: a subscription made since is not in ``owed`` and stays active
         (the next poll deals with it). Returns the outbox ids queued."""
-        queued: list[int] = []
         with self.store.transaction() as db:
-            for sub_id, payload in owed.items():
-                row = db.execute("SELECT run_id, channel_id FROM subscriptions WHERE id = ? AND status = 'active'",
-                                 [sub_id]).fetchone()
-                if row is None:
-                    continue
-                outbox_id = enqueue(db, key=f"{key_prefix}:{row[0]}:{row[1]}:{sub_id}", kind="notice",
-                                    channel_id=row[1], subscription_id=sub_id, in_thread=True, payload=payload,
-                                    now=now)
-                if outbox_id is not None:
-                    queued.append(outbox_id)
-                db.execute(
-                    "UPDATE subscriptions SET status = ?, reason = COALESCE(?, reason), ended_at = ?, "
-                    "card_version = card_version + 1 WHERE id = ?",
-                    [status, reason, now, sub_id],
-                )
-        return queued
+            queued = enqueue_in_threads(db, owed, kind="notice", now=now,
+                                        key=lambda run, channel, sub_id: f"{key_prefix}:{run}:{channel}:{sub_id}")
+            db.conn.executemany(
+                "UPDATE subscriptions SET status = ?, reason = COALESCE(?, reason), ended_at = ?, "
+                "card_version = card_version + 1 WHERE id = ?",
+                [(status, reason, now, sub_id) for sub_id, _ in queued],
+            )
+        return [outbox_id for _, outbox_id in queued if outbox_id is not None]
 
     def fail_channel(self, channel_id: str, *, error: str, now: float) -> list[Subscription]:
         """Slack refuses to post in this channel for good: fail its subscriptions and its pending messages."""
