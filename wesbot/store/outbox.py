@@ -28,6 +28,13 @@ class OutboxRow:
     status: str
     attempts: int
     created_at: float
+    # For a row posted in its card's thread: the card's ts (None once the subscription ended without a card).
+    thread_ts: str | None = None
+
+
+# An outbox row (``o``, joined with its subscription ``s``) that may go now: not a note owed in the thread of
+# a card that is not posted yet (it goes once the card is).
+_READY = "NOT (o.in_thread = 1 AND s.status = 'active' AND s.card_ts IS NULL AND s.card_failed IS NULL)"
 
 
 def enqueue(db: Database, *, key: str, kind: str, channel_id: str, payload: Message, now: float,
@@ -70,16 +77,19 @@ class Outbox:
                            in_thread=in_thread, payload=payload, now=now)
 
     def deliverable(self, now: float, limit: int = 50, *, horizon: float | None = None) -> list[OutboxRow]:
-        """Rows that may be sent now, oldest first; ``horizon`` as for :func:`~wesbot.store.base.beyond`."""
+        """Rows that may be sent now, oldest first, each with the thread it goes in; ``horizon`` as for
+        :func:`~wesbot.store.base.beyond`. A note owed in the thread of a card not posted yet waits for it."""
         rows = self.store.db.execute(
-            "SELECT id, dedupe_key, kind, channel_id, subscription_id, in_thread, payload, status, attempts, "
-            "created_at FROM outbox WHERE status IN ('pending', 'sending') AND (not_before <= ? OR not_before > ?) "
-            "ORDER BY id LIMIT ?",
+            "SELECT o.id, o.dedupe_key, o.kind, o.channel_id, o.subscription_id, o.in_thread, o.payload, o.status, "
+            "o.attempts, o.created_at, CASE WHEN o.in_thread = 1 THEN s.card_ts END FROM outbox o "
+            "LEFT JOIN subscriptions s ON s.id = o.subscription_id "
+            f"WHERE o.status IN ('pending', 'sending') AND (o.not_before <= ? OR o.not_before > ?) AND {_READY} "
+            "ORDER BY o.id LIMIT ?",
             [now, beyond(now, horizon), limit],
         ).fetchall()
         return [
             OutboxRow(id=r[0], dedupe_key=r[1], kind=r[2], channel_id=r[3], subscription_id=r[4], in_thread=bool(r[5]),
-                      payload=json.loads(r[6]), status=r[7], attempts=r[8], created_at=r[9])
+                      payload=json.loads(r[6]), status=r[7], attempts=r[8], created_at=r[9], thread_ts=r[10])
             for r in rows
         ]
 
@@ -98,8 +108,7 @@ class Outbox:
         # A note waiting for its card's thread does not hold the channel: the card must go first.
         return {r[0] for r in self.store.db.execute(
             "SELECT DISTINCT o.channel_id FROM outbox o LEFT JOIN subscriptions s ON s.id = o.subscription_id "
-            "WHERE o.status IN ('pending', 'sending') AND (o.not_before <= ? OR o.not_before > ?) "
-            "AND NOT (o.in_thread = 1 AND s.status = 'active' AND s.card_ts IS NULL AND s.card_failed IS NULL)",
+            f"WHERE o.status IN ('pending', 'sending') AND (o.not_before <= ? OR o.not_before > ?) AND {_READY}",
             [before, beyond(before, horizon)]).fetchall()}
 
     def mark_sending(self, outbox_id: int, now: float) -> None:

@@ -115,21 +115,19 @@ class Delivery:
         at once (``post_concurrency``); a channel's own rows go out one at a time, in order, paced."""
         done = 0
         while done < limit and not self._stopped:
-            firsts: dict[str, tuple[OutboxRow, str | None]] = {}
-            for row in self.store.outbox.deliverable(self.clock.now(), limit=1000, horizon=self.settings.longest_wait):
-                if row.channel_id in firsts or not self.pacing.ready(row.channel_id):
-                    continue
-                ready, thread = self._thread_of(row)
-                if ready:  # else its card is not posted yet: the note goes in its thread once it is
-                    firsts[row.channel_id] = (row, thread)
+            firsts: dict[str, OutboxRow] = {}
+            for row in self.store.outbox.deliverable(self.clock.now(), limit=1000,
+                                                     horizon=self.settings.longest_wait):
+                if row.channel_id not in firsts and self.pacing.ready(row.channel_id):
+                    firsts[row.channel_id] = row
             batch = list(firsts.values())[: limit - done]
             if not batch:
                 break
             self._in_parallel(self._send, batch, stats)
             done += len(batch)
 
-    def _send(self, item: tuple[OutboxRow, str | None], stats: DeliverStats) -> None:
-        row, thread = item
+    def _send(self, row: OutboxRow, stats: DeliverStats) -> None:
+        thread = row.thread_ts
         broadcast = row.kind == "notification" and thread is not None
         if row.status == "sending" and self._arrived_before(row, thread):
             return
@@ -142,16 +140,6 @@ class Delivery:
                                       broadcast=broadcast, key=row.dedupe_key)
         self.pacing.hold(row.channel_id, self.settings.pace_seconds)
         self._settle(row, result, stats)
-
-    def _thread_of(self, row: OutboxRow) -> tuple[bool, str | None]:
-        """Whether the row may go now, and the thread it goes in: the card's, for a row posted in its thread
-        (not ready while the card is not posted yet); None for a row posted in the channel."""
-        if not row.in_thread or row.subscription_id is None:
-            return True, None
-        sub = self.store.subscriptions.get(row.subscription_id)
-        if sub.card_ts is None and sub.card_failed is None and sub.status == "active":
-            return False, None
-        return True, sub.card_ts
 
     def _arrived_before(self, row: OutboxRow, thread_ts: str | None) -> bool:
         """A previous attempt was cut short (a crash, kill -9): it may have reached Slack. Look before posting."""
