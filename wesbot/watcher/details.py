@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from ..core import DETAILS_LOG_LINES, LogReader, failed_log_ref
+from ..logref import DETAILS_LOG_LINES, LogReader, failed_log_ref
 from ..outcome import RunOutcome, basic_outcome, failed_tasks
 from ..wes.errors import WesError
 from ..wes.models import Log, RunLog, RunStatus, is_terminal

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..config import Settings
-from ..core import LogReader
+from ..logref import LogReader
 from ..store.cancels import CancelStore
 from ..store.watch import WatchStore
 from ..store.watches import WatchesStore
