@@ -258,3 +258,17 @@ def test_a_subscription_made_while_an_end_was_being_written_is_told_on_the_next_
         cycle(watcher, clock)
     told = sorted(p.channel for p in poster.posts if p.method == "post" and "ended" in p.message["text"])
     assert told == ["C1", "C2"] and store.subscriptions.of_run("r1") == []
+
+
+def test_build_watcher_turns_the_configuration_into_a_watcher_with_every_job(store: WatchStore,
+                                                                             poster: RecordingPoster) -> None:
+    from wesbot.config import Settings
+    from wesbot.watcher import build_watcher
+
+    settings = Settings(wes_url="http://wes.test/ga4gh/wes/v1", poll_seconds=7, poll_concurrency=3,
+                        subscription_days=2, lease_seconds=11, digest_after=4)
+    watcher = build_watcher(settings, store, StubWes(), poster)  # type: ignore[arg-type]
+    assert watcher.watches is not None and watcher.cancels is not None and watcher.sweeper is not None
+    assert (watcher.settings.poll_seconds, watcher.settings.concurrency, watcher.settings.subscription_days,
+            watcher.settings.lease_seconds, watcher.settings.digest_after) == (7, 3, 2, 11, 4)
+    assert watcher.follower is not None and watcher.cancels.wes_url == settings.wes_url
