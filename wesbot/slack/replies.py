@@ -7,6 +7,8 @@ message within Block Kit's limits; :func:`render` shortens what is still too lon
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from ..cancel import CancelView
 from ..commands import Command
@@ -100,36 +102,10 @@ def _fit(blocks: list[Block]) -> list[Block]:
 
 def render(result: Result, *, host: str, shared_by: str | None = None) -> Message:
     """The Slack message for a result: ``{"text": fallback, "blocks": [...]}``."""
-    if isinstance(result, ErrorResult):
-        message = _error(result)
-    elif isinstance(result, HelpResult):
-        message = _help(result)
-    elif isinstance(result, RunsResult):
-        message = _runs(result, host, shared_by)
-    elif isinstance(result, StatusResult):
-        message = _status(result, host, shared_by)
-    elif isinstance(result, DetailsResult):
-        message = _details(result, host, shared_by)
-    elif isinstance(result, TasksResult):
-        message = _tasks(result, host, shared_by)
-    elif isinstance(result, TaskResult):
-        message = _task(result, host, shared_by)
-    elif isinstance(result, LogsResult):
-        message = _logs(result, host, shared_by)
-    elif isinstance(result, CancelResult):
-        message = cancel_message(result.view)
-    elif isinstance(result, AuditResult):
-        message = _audit(result)
-    elif isinstance(result, SubscribeResult):
-        message = _subscribe(result)
-    elif isinstance(result, UnsubscribeResult):
-        message = _unsubscribe(result)
-    elif isinstance(result, SubscriptionsResult):
-        message = _subscriptions(result, host)
-    elif isinstance(result, WatchResult):
-        message = _watch(result)
-    else:  # pragma: no cover - every Result subclass is handled above
+    renderer = next((_RENDERERS[kind] for kind in type(result).__mro__ if kind in _RENDERERS), None)
+    if renderer is None:  # pragma: no cover - every Result type has a renderer
         raise TypeError(type(result).__name__)
+    message = renderer(result, host, shared_by)
     message["text"] = shorten(message["text"], MAX_FALLBACK)
     message["blocks"] = _fit(message["blocks"])
     return message
@@ -470,3 +446,22 @@ def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
 
 
 _iso = epoch_iso
+
+
+# Result type -> its renderer, each called as (result, host, shared_by).
+_RENDERERS: dict[type[Result], Callable[[Any, str, str | None], Message]] = {
+    ErrorResult: lambda r, host, shared_by: _error(r),
+    HelpResult: lambda r, host, shared_by: _help(r),
+    RunsResult: _runs,
+    StatusResult: _status,
+    DetailsResult: _details,
+    TasksResult: _tasks,
+    TaskResult: _task,
+    LogsResult: _logs,
+    CancelResult: lambda r, host, shared_by: cancel_message(r.view),
+    AuditResult: lambda r, host, shared_by: _audit(r),
+    SubscribeResult: lambda r, host, shared_by: _subscribe(r),
+    UnsubscribeResult: lambda r, host, shared_by: _unsubscribe(r),
+    SubscriptionsResult: lambda r, host, shared_by: _subscriptions(r, host),
+    WatchResult: lambda r, host, shared_by: _watch(r),
+}
