@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
-import re
+import socket
 import sqlite3
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from http.client import HTTPException
+from typing import TYPE_CHECKING, NoReturn
 
-from . import __version__
+from . import __version__, metrics
 from .cancel import Cancelers
 from .commands import SUBCOMMANDS
-from .config import DEFAULT_DB, ConfigError, Settings, environment, load_settings
+from .config import DEFAULT_DB, ConfigError, Settings, environment, load_settings, parse_metrics_port
 from .core import run_text
+from .logsetup import LOG_LEVELS, library_lines_dropped, setup_logging
+from .logsetup import RedactSecrets as RedactSecrets  # re-exported: it lived here before logsetup.py
 from .slack.poster import SlackPoster
 from .store.cancels import CancelStore
 from .store.health import StorageHealth, describe_storage_error
@@ -44,45 +49,6 @@ LOOKUP_THREADS = 32
 WATCHER_JOIN_SECONDS = 2.0
 
 
-# A response_url lets anyone who has it answer in the channel for 30 minutes: a credential. Its value after the
-# key (in a dict's repr, JSON or a form body), and any URL on Slack's hooks host (plain or form-encoded).
-_RESPONSE_URLS = re.compile(
-    r"(?P<key>response_url[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]+"
-    r"|https?(?::|%3A)(?://|%2F%2F)hooks\.slack\.com[^\s\"'&,}]*", re.IGNORECASE)
-
-
-def _redact_response_urls(text: str) -> str:
-    return _RESPONSE_URLS.sub(lambda m: (m.group("key") or "") + "[redacted]", text)
-
-
-class RedactSecrets(logging.Filter):
-    """Defence in depth: replace any configured secret, and any response_url, that would reach a log line."""
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = sorted(set(secrets), key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = _redact_response_urls(message) if "response_url" in message or "hooks" in message else message
-        for secret in self.secrets:
-            redacted = redacted.replace(secret, "[redacted]")
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-def setup_logging(settings: Settings | None, level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    if settings is not None:
-        handler.addFilter(RedactSecrets(settings.secrets()))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # httpx logs every request at INFO; keep that for --log-level debug.
-    logging.getLogger("httpx").setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
-
 
 def wes_client(settings: Settings) -> WesClient:
     deadline = settings.wes_timeout
@@ -99,15 +65,139 @@ def _settings(args: argparse.Namespace, **kwargs: bool) -> Settings:
     try:
         return load_settings(environment(), **kwargs)
     except ConfigError as error:
+        if len(error.problems) == 1:
+            _fail(f"cannot start: {error.problems[0]}")
         print("wesbot: cannot start, the configuration has problems:", file=sys.stderr)
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def _fail(sentence: str, secrets: Sequence[str] = ()) -> NoReturn:
+    """Stop start-up with one line on stderr (never a traceback) and exit code 2."""
+    print(f"wesbot: {RedactSecrets(secrets).redact(sentence)}", file=sys.stderr)
+    raise SystemExit(EXIT_CONFIG)
+
+
+def _port(raw: str, name: str) -> int:
+    """A TCP port from ``--port`` or ``$PORT``, checked before anything connects."""
+    port = int(raw) if raw.strip().isdigit() else 0
+    if not 1 <= port <= 65535:
+        _fail(f"{name} must be a port number from 1 to 65535 (got {raw[:20]!r})")
+    return port
+
+
+def _http_port(args: argparse.Namespace, http_mode: bool) -> int | None:
+    """The port to serve HTTP on (``--port``, else ``$PORT``, else 3000); None in Socket Mode."""
+    port = _port(args.port, "--port") if args.port is not None else None
+    if not http_mode:
+        return None
+    return port if port is not None else _port(os.environ.get("PORT") or "3000", "PORT")
+
+
+def _listen_problem(error: OSError, host: str, port: int) -> str:
+    if isinstance(error, socket.gaierror):
+        return f"cannot listen on --host {host[:100]!r}: that name does not resolve; use an address of this machine"
+    if error.errno == errno.EADDRINUSE:
+        return (f"port {port} is already in use on {host}: stop what holds it (`ss -ltnp 'sport = :{port}'` shows "
+                "it; another wesbot?), or choose another port with --port or $PORT")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return f"not allowed to listen on port {port}: ports below 1024 need privileges; choose one from 1024 up"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host}:{port}: {host} is not an address of this machine; check --host"
+    return f"cannot listen on {host}:{port} ({error.strerror or type(error).__name__})"
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Bind the HTTP port once, before connecting anywhere, so that a port in use is one line now rather than a
+    traceback after Slack and the watcher have started (waitress binds it again the same way)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as error:
+        _fail(_listen_problem(error, host, port))
+
+
+# Slack's answers that mean the token itself is wrong, not the network or the server.
+_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+                           "not_allowed_token_type", "invalid_token", "no_permission"})
+_TOKEN_FIXES = {
+    "SLACK_BOT_TOKEN": "copy the Bot User OAuth Token (xoxb-...) again from OAuth & Permissions at api.slack.com/apps",
+    "SLACK_APP_TOKEN": "copy an app-level token (xapp-..., scope connections:write) from Basic Information at "
+                       "api.slack.com/apps",
+}
+
+
+def _error_chain(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain and len(chain) < 5:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _network_reason(chain: list[BaseException]) -> str | None:
+    """Why a connection failed, in a few words; None when no error in ``chain`` is a network one."""
+    import ssl
+
+    for error in chain:
+        if isinstance(error, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(error, socket.gaierror):
+            return "its host name does not resolve"
+        if isinstance(error, TimeoutError):
+            return "timed out"
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return "its TLS certificate is not trusted"
+        if isinstance(error, ssl.SSLError):
+            return "TLS failed"
+    network = next((e for e in chain if isinstance(e, OSError | HTTPException)), None)
+    if network is None:
+        return None
+    return getattr(network, "strerror", None) or type(network).__name__
+
+
+def _slack_problem(error: BaseException, *, api_url: str, token_name: str, call: str) -> str:
+    """One sentence for a Slack call that failed at start-up: Bolt's auth.test, or Socket Mode's
+    apps.connections.open. Only Slack's error code is shown, never its body."""
+    chain = _error_chain(error)
+    response = next((r for r in (getattr(e, "response", None) for e in chain) if r is not None), None)
+    if response is not None:
+        data = getattr(response, "data", None)
+        code = str(data.get("error") or "") if isinstance(data, dict) else ""
+        status = getattr(response, "status_code", None)
+        if code in _TOKEN_ERRORS:
+            return f"Slack did not accept {token_name} ({code}): {_TOKEN_FIXES[token_name]}"
+        if code.startswith("Received a response in a non-JSON format"):
+            return (f"SLACK_API_URL {api_url} answered {call} with HTTP {status} and no JSON: it is not Slack's Web "
+                    "API (unset SLACK_API_URL for Slack's own)")
+        return f"Slack refused {call} ({code or f'HTTP {status}'}); try again in a minute"
+    reason = _network_reason(chain)
+    if reason is not None:
+        return f"Slack at {api_url} could not be reached ({reason}): check SLACK_API_URL, the network and any proxy"
+    return f"Slack could not be set up ({type(error).__name__}: {str(error)[:200]})"
+
+
+@contextmanager
+def _slack_start_errors(settings: Settings, token_name: str, call: str) -> Iterator[None]:
+    """Turn a Slack call failing at start-up into one line and exit code 2."""
+    from slack_bolt.error import BoltError
+    from slack_sdk.errors import SlackClientError
+
+    try:
+        yield
+    except (BoltError, SlackClientError, OSError, HTTPException) as error:
+        _fail(_slack_problem(error, api_url=settings.slack_api_url, token_name=token_name, call=call),
+              settings.secrets())
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    setup_logging(settings, args.log_level or "warning")
+    setup_logging(settings, args.log_level, default="warning")
     with wes_client(settings) as wes, log_fetcher(settings) as logs:
         result = run_text(" ".join(args.text), wes, logs=logs)
         if args.json:
@@ -121,10 +211,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     http_mode = bool(args.http)
     settings = _settings(args, need_slack=True, http_mode=http_mode)
     http_mode = http_mode or not settings.socket_mode
-    setup_logging(settings, args.log_level or "info")
+    port = _http_port(args, http_mode)
+    setup_logging(settings, args.log_level, default="info")
+    if port is not None:
+        _check_listen(args.host, port)
+    from .check import preflight
 
-    from slack_bolt.error import BoltError
-    from slack_sdk.errors import SlackApiError
+    if not preflight(settings):  # `wesbot check`'s items, before connecting: one line per fatal problem
+        return EXIT_CONFIG
+    _serve_metrics(args, settings)
 
     from .server import serve_http, serve_socket_mode
     from .slack.app import Deps, build_app
@@ -148,6 +243,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     watcher = None if args.no_watcher else build_watcher(settings, store, wes, poster, logs=logs, stop=stop)
     cancels = CancelStore(store, settings.wes_url)
     watches = WatchesStore(store)
+    metrics.current().track_store(store, watches, server=wes.host)
     client = slack_client(settings)
     deps = Deps(wes=wes, host=wes.host, pool=pool, store=store, subscription_days=settings.subscription_days,
                 wake=watcher.wake.set if watcher else None, logs=logs, cancels=cancels,
@@ -155,26 +251,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     client.usergroups_users_list(usergroup=group).get("users") or [])),
                 cancel_timeout=settings.cancel_timeout, poster=poster, watches=watches,
                 response_origins=response_origins(settings.slack_api_url), db_path=settings.db_path)
-    try:
+    # Bolt checks the bot token with auth.test; a failure is one line, without slack_sdk's own line per attempt.
+    with _slack_start_errors(settings, "SLACK_BOT_TOKEN", "auth.test"), library_lines_dropped("slack_sdk"):
         app = build_app(settings, deps, http_mode=http_mode)
-    except (BoltError, SlackApiError) as error:
-        # Bolt checks the bot token with auth.test at start-up.
-        reason = getattr(getattr(error, "response", None), "data", {}) or {}
-        detail = reason.get("error") if isinstance(reason, dict) else None
-        print(f"wesbot: Slack did not accept SLACK_BOT_TOKEN ({detail or type(error).__name__})", file=sys.stderr)
-        return EXIT_CONFIG
     watcher_thread = None
     if watcher is not None:  # SIGTERM sets ``stop``: the watcher stops between steps, with the server
         watcher_thread = threading.Thread(target=watcher.run, name="wesbot-watcher", daemon=True)
         watcher_thread.start()
     try:
         if http_mode:
-            port = args.port if args.port is not None else int(os.environ.get("PORT") or 3000)
+            assert port is not None
             serve_http(app, pool, host=args.host, port=port, stop=stop,
                        signing_secret=settings.slack_signing_secret or "", problems=storage.check)
         else:
             assert settings.slack_app_token is not None
-            serve_socket_mode(app, pool, app_token=settings.slack_app_token, stop=stop)
+            with _slack_start_errors(settings, "SLACK_APP_TOKEN", "apps.connections.open"):
+                serve_socket_mode(app, pool, app_token=settings.slack_app_token, stop=stop)
     finally:
         stop.set()
         if watcher is not None and watcher_thread is not None:
@@ -197,9 +289,32 @@ def slack_poster(settings: Settings) -> SlackPoster:
     return SlackPoster(settings.slack_bot_token, settings.slack_api_url)
 
 
+def _metrics_port(value: str) -> tuple[str, int] | None:
+    try:
+        return parse_metrics_port(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _serve_metrics(args: argparse.Namespace, settings: Settings) -> None:
+    """GET /metrics on ``--metrics-port`` (else $WESBOT_METRICS_PORT), if either is set; a port that cannot be
+    bound stops start-up with one line."""
+    listen = args.metrics_port or settings.metrics_listen
+    if listen is None:
+        return
+    host, port = listen
+    try:
+        metrics.start_server(host, port)
+    except OSError as error:
+        _fail(f"cannot serve metrics on {host}:{port} ({error.strerror or type(error).__name__}): choose another "
+              "port with --metrics-port or $WESBOT_METRICS_PORT")
+    logger.info("metrics on http://%s:%d/metrics", host, port)
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings(args, need_slack=True, need_app=False)
-    setup_logging(settings, args.log_level or "info")
+    setup_logging(settings, args.log_level, default="info")
+    _serve_metrics(args, settings)
     from .server import install_stop_handlers
     from .store import open_db
 
@@ -207,6 +322,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     store = WatchStore(settings.db_path)
     with wes_client(settings) as wes, log_fetcher(settings) as logs, slack_poster(settings) as poster:
         watcher = build_watcher(settings, store, wes, poster, logs=logs)
+        metrics.current().track_store(store, watcher.watches, server=wes.host)
         install_stop_handlers(watcher.stop, raise_in_main=False, also=watcher.wake)
         watcher.run()
     return EXIT_OK
@@ -227,6 +343,23 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import run_check
+
+    try:
+        settings = load_settings(environment(), need_slack=True, http_mode=bool(args.http))
+    except ConfigError as error:
+        return run_check(error.problems, json_out=args.json)
+    setup_logging(settings, args.log_level, default="warning")
+    return run_check(settings, json_out=args.json)
+
+
+def _add_metrics_port(parser: argparse.ArgumentParser, more: str = "") -> None:
+    parser.add_argument("--metrics-port", type=_metrics_port, default=None, metavar="[HOST:]PORT",
+                        help="serve Prometheus metrics on GET http://HOST:PORT/metrics (default $WESBOT_METRICS_PORT; "
+                        "HOST is 127.0.0.1 unless given, e.g. 0.0.0.0:9464)" + (f"; {more}" if more else ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wesbot",
@@ -235,9 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
         "SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode), SLACK_API_URL, WESBOT_DB.",
     )
     parser.add_argument("--version", action="version", version=f"wesbot {__version__}")
-    parser.add_argument("--log-level", default=os.environ.get("WESBOT_LOG_LEVEL"),
-                        choices=["debug", "info", "warning", "error"],
-                        help="log verbosity (default: $WESBOT_LOG_LEVEL, else info for serve, warning for ask)")
+    parser.add_argument("--log-level", default=None, choices=LOG_LEVELS,
+                        help="log verbosity (default: $WESBOT_LOG_LEVEL, else info for serve and watch, warning for "
+                        "ask); debug is wesbot's own detail, debug-all the libraries' too. $WESBOT_LOG_FORMAT=json "
+                        "logs one JSON object a line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser(
@@ -248,9 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--http", action="store_true", help="serve HTTP (request URLs) even if SLACK_APP_TOKEN is set")
     serve.add_argument("--host", default="0.0.0.0", help="HTTP mode: address to listen on (default 0.0.0.0)")
-    serve.add_argument("--port", type=int, default=None, help="HTTP mode: port (default $PORT or 3000)")
+    serve.add_argument("--port", default=None, help="HTTP mode: port (default $PORT or 3000)")
     serve.add_argument("--no-watcher", action="store_true",
                        help="do not run the watcher in this process (run `wesbot watch` separately)")
+    _add_metrics_port(serve, "HTTP mode serves GET /metrics on --port as well")
     serve.set_defaults(func=cmd_serve)
 
     watch = sub.add_parser(
@@ -262,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and another takes over within WESBOT_LEASE_SECONDS (default 30) if it dies. Needs SLACK_BOT_TOKEN, "
         "WES_URL and its credentials. SIGTERM stops it within 5 seconds.",
     )
+    _add_metrics_port(watch)
     watch.set_defaults(func=cmd_watch)
 
     audit = sub.add_parser(
@@ -274,6 +410,21 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit", type=int, default=50, help="how many rows (default 50)")
     audit.add_argument("--json", action="store_true", help="print JSON, for scripts")
     audit.set_defaults(func=cmd_audit)
+
+    check = sub.add_parser(
+        "check", help="check the deployment: settings, WES servers, Slack, the database",
+        description="Check everything `wesbot serve` needs, one line per item: ok, warn (works anyway) or FAIL "
+        "with the fix. Items: the configuration; each WES server (the base URL, GET /service-info: version and "
+        "engines, credentials with GET /runs?page_size=1, each timed); Slack (auth.test: team and bot user; the "
+        "scopes granted against manifest.yml's; in Socket Mode apps.connections.open); the database WESBOT_DB "
+        "(writable, migrations, WAL mode, the watcher lease). Changes nothing but one health-probe row. Exits 0 "
+        "when nothing failed, 1 when something did, 2 on a configuration problem. `serve` runs the same checks "
+        "when it starts.",
+    )
+    check.add_argument("--http", action="store_true", help="check what `serve --http` needs (no SLACK_APP_TOKEN)")
+    check.add_argument("--json", action="store_true",
+                       help="print a JSON list of {item, status: ok|warn|fail, detail, fix}, for scripts")
+    check.set_defaults(func=cmd_check)
 
     usage_lines = "\n".join(f"  {s.usage.removeprefix('/wes ')}\n      {s.summary.replace('`', '')}"
                             for s in SUBCOMMANDS)

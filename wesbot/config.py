@@ -15,6 +15,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from .cancel import parse_cancelers
+from .logsetup import LOG_FORMATS, LOG_LEVELS
 from .wes.logs import parse_allowed_hosts
 from .wes.secrets import secret_forms
 
@@ -55,6 +56,12 @@ class Settings:
     subscription_days: float = 14.0
     lease_seconds: float = 30.0
     digest_after: int = 5
+    # WESBOT_LOG_LEVEL (None: the command's default; --log-level wins) and WESBOT_LOG_FORMAT; see wesbot.logsetup.
+    log_level: str | None = None
+    log_format: str = "text"
+    # WESBOT_METRICS_PORT ([HOST:]PORT, HOST 127.0.0.1 by default): where Socket Mode and `wesbot watch` serve
+    # /metrics (HTTP mode serves it on its own port too). None: not served there.
+    metrics_listen: tuple[str, int] | None = None
 
     @property
     def socket_mode(self) -> bool:
@@ -152,6 +159,15 @@ class _Reader:
             return default
         return value
 
+    def choice(self, name: str, choices: tuple[str, ...]) -> str | None:
+        """One of ``choices`` (given in any case, returned in lower case); None when unset or (with a problem)
+        not one of them."""
+        raw = self.get(name)
+        if raw is None or raw.lower() in choices:
+            return None if raw is None else raw.lower()
+        self.problems.append(f"{name} must be one of {', '.join(choices)} (got {raw[:20]!r})")
+        return None
+
     def listed(self, name: str, parse: Callable[[str | None], _T], default: _T) -> _T:
         """A comma-separated list, read by ``parse``, which raises ValueError naming the bad entry."""
         try:
@@ -240,6 +256,17 @@ def _db_path(env: _Reader) -> str:
     return db_path
 
 
+def parse_metrics_port(value: str | None) -> tuple[str, int] | None:
+    """``[HOST:]PORT`` as (host, port); the host is 127.0.0.1 unless given (``0.0.0.0:9464`` for every
+    interface: the metrics carry no secret, but need not be public). ValueError says what is wrong."""
+    if value is None or not value.strip():
+        return None
+    host, _, port = value.strip().rpartition(":")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"must be a port from 1 to 65535, or HOST:PORT (got {value[:40]!r})")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
 def load_settings(
     env: Mapping[str, str],
     *,
@@ -267,6 +294,9 @@ def load_settings(
     cancel_timeout = reader.number("WESBOT_CANCEL_TIMEOUT", 600.0, 1, 86400)
     wes_timeout = reader.number("WESBOT_WES_TIMEOUT", 15.0, 1, 600)
     log_hosts: frozenset[str] = reader.listed("WESBOT_LOG_HOSTS", parse_allowed_hosts, frozenset())
+    log_level = reader.choice("WESBOT_LOG_LEVEL", LOG_LEVELS)
+    log_format = reader.choice("WESBOT_LOG_FORMAT", LOG_FORMATS) or "text"
+    metrics_listen = reader.listed("WESBOT_METRICS_PORT", parse_metrics_port, None)
     if reader.problems:
         raise ConfigError(reader.problems)
     return Settings(
@@ -279,6 +309,9 @@ def load_settings(
         subscription_days=subscription_days,
         lease_seconds=lease_seconds,
         digest_after=digest_after,
+        log_level=log_level,
+        log_format=log_format,
+        metrics_listen=metrics_listen,
         wes_url=wes_url,
         wes_auth=wes_auth,
         wes_token=wes_token,

@@ -12,15 +12,18 @@ from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from .metrics import Metrics, current
 from .slack.gate import MAX_BODY_BYTES, guard
 
 logger = logging.getLogger("wesbot.server")
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+METRICS_PATH = "/metrics"
 # SIGTERM must end the process within 5 seconds: in-flight lookups get this long to finish.
 DRAIN_SECONDS = 3.0
 
@@ -38,17 +41,22 @@ def _no_problems() -> list[str]:
     return []
 
 
-def make_wsgi(app: App, healthy: Callable[[], bool], signing_secret: str, *,
-              problems: Problems = _no_problems) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+def make_wsgi(app: App, healthy: Callable[[], bool], signing_secret: str, *, problems: Problems = _no_problems,
+              metrics: Metrics | None = None) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     """POST /slack/events goes to Bolt once its signature verifies (see ``slack.gate``); GET /healthz answers
     200 while healthy, else 503 with what is wrong (``problems``: the storage's, one sentence a line, so that
-    a probe's log says it); anything else is 404."""
+    a probe's log says it); GET /metrics is Prometheus's (``metrics``, the process's by default: no
+    secret is ever in them, so it needs no credentials); anything else is 404."""
     bolt = guard(SlackRequestHandler(app, path=EVENTS_PATH), signing_secret)
 
     def wsgi(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == HEALTH_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             return _health(start_response, ["stopping"] if not healthy() else problems())
+        if path == METRICS_PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            body = (metrics or current()).exposition()
+            start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))])
+            return [body]
         if path == EVENTS_PATH:
             return bolt(environ, start_response)
         return _plain(start_response, "404 Not Found", b"not found\n")
@@ -105,19 +113,29 @@ def serve_http(app: App, pool: ThreadPoolExecutor, *, host: str, port: int, stop
     server = create_server(wsgi, host=host, port=port, threads=8, ident="wesbot",
                            max_request_body_size=MAX_BODY_BYTES)
     actual_port = server.effective_port
-    logger.info("wesbot listening on http://%s:%s%s (health: %s)", host, actual_port, EVENTS_PATH, HEALTH_PATH)
+    logger.info("wesbot listening on http://%s:%s%s (health: %s, metrics: %s)", host, actual_port, EVENTS_PATH,
+                HEALTH_PATH, METRICS_PATH)
     if ready is not None:
         ready(host, actual_port)
-    install_stop_handlers(stop, raise_in_main=True)
+    install_stop_handlers(stop, raise_in_main=False)
     try:
-        server.run()
-    except Stopping:
-        pass
+        _run_until(server, stop)
     finally:
         stop.set()
         server.close()
         server.task_dispatcher.shutdown(timeout=1)
         _finish(pool)
+
+
+def _run_until(server: Any, stop: threading.Event, tick: float = 0.2) -> None:
+    """waitress's event loop, one pass at a time until ``stop`` is set.
+
+    Not ``server.run()`` with an exception raised from the signal handler: a SIGTERM that lands while waitress
+    is closing a connection is caught by waitress ("uncaptured python exception") and the loop goes on, so the
+    process ran until SIGKILL. Here the handler only sets ``stop``; the wait in ``loop`` returns on the signal
+    (or within ``tick``) and the loop sees it. ``_map`` and ``adj`` are waitress's own, as ``run()`` uses them."""
+    while not stop.is_set():
+        server.asyncore.loop(timeout=tick, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1)
 
 
 def serve_socket_mode(app: App, pool: ThreadPoolExecutor, *, app_token: str, stop: threading.Event) -> None:

@@ -16,19 +16,33 @@
 
 The Web API answers ``POST {api_url}{method}`` with JSON or form bodies (as slack_sdk sends them).
 Errors are injected per method with ``fail_next``, ``rate_limit_next`` and ``status_next``.
+
+What ``wesbot check`` looks at (constructor arguments, and attributes that may be changed at any time):
+
+- ``scopes``: the bot scopes granted, sent as Slack does in the ``x-oauth-scopes`` header of every
+  successful bot-token call (``auth.test`` included); default: manifest.yml's ``oauth_config.scopes.bot``
+  (:func:`manifest_bot_scopes`).
+- ``auth_error``: when set (e.g. ``"invalid_auth"``), every ``auth.test`` answers ``{"ok": false, "error": ...}``,
+  whatever the token: Bolt's start-up check and ``wesbot check`` both see a refused bot token.
+- ``connections_error``: when set (e.g. ``"invalid_auth"``), every ``apps.connections.open`` answers that error
+  instead of ``{"ok": true, "url": ws_url}``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypedDict, TypeVar
 from urllib.parse import urlencode
 
+import yaml  # type: ignore[import-untyped]
 from slack_sdk.signature import SignatureVerifier
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -48,6 +62,7 @@ __all__ = [
     "close_socket_mode_client",
     "events_api_payload",
     "form_body",
+    "manifest_bot_scopes",
     "signed_request_headers",
     "slash_command_payload",
 ]
@@ -61,6 +76,13 @@ UNREACHABLE_RESPONSE_URL = "http://127.0.0.1:9/respond/unused"  # loopback, refu
 
 _JSON_FIELDS = ("blocks", "attachments", "metadata")
 T = TypeVar("T")
+
+
+@functools.cache
+def manifest_bot_scopes() -> tuple[str, ...]:
+    """The bot scopes manifest.yml (at the project root) asks for, in its order."""
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[2] / "manifest.yml").read_text(encoding="utf-8"))
+    return tuple(manifest["oauth_config"]["scopes"]["bot"])
 
 
 class SlackCall(TypedDict):
@@ -94,10 +116,13 @@ class FakeSlack:
         app_id: str = APP_ID,
         send_hello: bool = True,
         ws_ping_interval: float | None = 0.2,
+        scopes: Sequence[str] | None = None,
+        auth_error: str | None = None,
+        connections_error: str | None = None,
     ) -> None:
         """``ws_ping_interval``: how often the Socket Mode server pings its clients. The pings also wake
         slack_sdk's builtin client, whose receive loop otherwise only notices close() after its 3 s
-        socket timeout."""
+        socket timeout. ``scopes``, ``auth_error`` and ``connections_error``: see the module docstring."""
         self.bot_token = bot_token
         self.app_token = app_token
         self.team_id = team_id
@@ -107,6 +132,9 @@ class FakeSlack:
         self.app_id = app_id
         self.send_hello = send_hello
         self.ws_ping_interval = ws_ping_interval
+        self.scopes: list[str] = list(manifest_bot_scopes() if scopes is None else scopes)
+        self.auth_error = auth_error
+        self.connections_error = connections_error
 
         self.channels: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
@@ -333,7 +361,10 @@ class FakeSlack:
         if answer is None:
             with self._cond:
                 body = self._check_token(method, token) or self._api(method, args)
+                scopes = ",".join(self.scopes)
             answer = json_reply(200, body)
+            if body.get("ok") is True and method != "apps.connections.open":
+                answer = replace(answer, headers={"x-oauth-scopes": scopes})
         try:
             served = json.loads(answer.body) if answer.body else None
         except ValueError:
@@ -379,7 +410,7 @@ class FakeSlack:
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroup_users,
-            "apps.connections.open": lambda args: {"ok": True, "url": self.ws_url},
+            "apps.connections.open": self._connections_open,
         }
         handler = handlers.get(method)
         if handler is None:
@@ -390,7 +421,14 @@ class FakeSlack:
         self._ts_counter += 1
         return f"{self._ts_base}.{self._ts_counter:06d}"
 
+    def _connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.connections_error:
+            return {"ok": False, "error": self.connections_error}
+        return {"ok": True, "url": self.ws_url}
+
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.auth_error:
+            return {"ok": False, "error": self.auth_error}
         return {
             "ok": True,
             "url": "https://fake-team.slack.com/",

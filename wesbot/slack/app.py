@@ -21,11 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, BoltResponse, Respond
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 
+from .. import observe
 from ..cancel import DEFAULT_CANCEL_TIMEOUT, Cancelers
 from ..cancel import confirm as confirm_cancel
-from ..commands import Command, UsageError, parse
+from ..commands import SUBCOMMANDS, Command, UsageError, parse
 from ..config import Settings
 from ..core import Context, LogReader, Wes, execute
 from ..results import ErrorResult, Result
@@ -168,6 +170,8 @@ def answer(
     replace: bool = False,
 ) -> Result:
     """Run ``command`` against WES and answer through ``respond``. Never raises."""
+    started = time.monotonic()
+
     def interim() -> None:
         respond(text=_looking_up(command), response_type="ephemeral", replace_original=replace)
 
@@ -196,7 +200,22 @@ def answer(
             _safe_respond(respond, delete_original=True)
     else:
         _safe_respond(respond, response_type="ephemeral", replace_original=shown or replace, **message)
+    observe.command(user_id, channel_id, command.name, deps.host, _outcome(result), time.monotonic() - started)
     return result
+
+
+def _outcome(result: Result) -> str:
+    """How a command ended, for its log line and metrics: ok, or the error's kind (usage, wes, internal)."""
+    return "ok" if result.ok else str(getattr(result, "kind", "error"))
+
+
+_WORDS = {word: sub.name for sub in SUBCOMMANDS for word in (sub.name, *sub.aliases)}
+
+
+def _command_word(text: str) -> str:
+    """The subcommand a text names, for metrics (a known name, never what was typed): else ``unknown``."""
+    words = text.split()
+    return _WORDS.get(words[0].lower(), "unknown") if words else "help"
 
 
 def register(app: App, deps: Deps) -> None:
@@ -260,15 +279,23 @@ class _Listeners:
 
     def ack_command(self, ack: Ack, command: dict[str, Any]) -> None:
         """Help and usage mistakes need no WES call, so they are answered right in the ack."""
+        started = time.monotonic()
+        text = command.get("text") or ""
         try:
-            parsed = parse(command.get("text") or "")
+            parsed = parse(text)
         except UsageError as error:
             ack(response_type="ephemeral", **error_message(error.message.capitalize() + ".", error.usage))
+            self._observe_ack(command, _command_word(text), "usage", started)
             return
         if parsed.name == "help":
             ack(response_type="ephemeral", **help_message(parsed.topic))
+            self._observe_ack(command, "help", "ok", started)
             return
         ack()
+
+    def _observe_ack(self, command: dict[str, Any], name: str, outcome: str, started: float) -> None:
+        observe.command(command.get("user_id"), command.get("channel_id"), name, self.deps.host, outcome,
+                        time.monotonic() - started)
 
     def run_command(self, command: dict[str, Any], respond: Respond) -> None:
         try:
@@ -306,6 +333,7 @@ class _Listeners:
     def run_cancel(self, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         """The red "Cancel run" button: everything is checked again now, from who clicked, not from the button."""
         deps = self.deps
+        started = time.monotonic()
         user_id = str((body.get("user") or {}).get("id") or "")
         channel_id = _channel_of(body)
         try:
@@ -325,10 +353,14 @@ class _Listeners:
             error_id = new_error_id()
             logger.exception("error %s while cancelling", error_id)
             _reply(respond, error_message(_sorry(error, deps.db_path, error_id)))
+            observe.cancel(user_id, channel_id, parsed.run_id, "internal", server=deps.host,
+                           seconds=time.monotonic() - started)
             return
         if deps.wake is not None:
             deps.wake()  # the watcher follows the cancel from now on
         _safe_respond(respond, response_type="ephemeral", replace_original=True, **cancel_message(view))
+        observe.cancel(user_id, channel_id, parsed.run_id, view.stage, server=deps.host,
+                       seconds=time.monotonic() - started)
 
     def _announcer(
         self, channel_id: str | None, user_id: str, run_id: str
@@ -353,16 +385,32 @@ class _Listeners:
         return None
 
 
+class _DropTokenNotice(logging.Filter):
+    """Drops Bolt's "As you gave `client` as well, `token` will be unused." and nothing else.
+
+    App(client=...) is the only way to give Bolt a WebClient on SLACK_API_URL, but Bolt also reads
+    SLACK_BOT_TOKEN from the environment by itself, and warns on every start that this token (the very one
+    the client carries) goes unused. No construction avoids that while the variable is set."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+_TOKEN_NOTICE = _DropTokenNotice()
+
+
 def build_app(settings: Settings, deps: Deps, *, http_mode: bool) -> App:
     """The Bolt app for ``settings``. It calls Slack's ``auth.test`` once to check the bot token."""
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    bolt_logger = logging.getLogger("wesbot.bolt")
+    bolt_logger.addFilter(_TOKEN_NOTICE)  # once: addFilter ignores a filter already there
     app = App(
         client=client,
         signing_secret=settings.slack_signing_secret or "",
         request_verification_enabled=http_mode,
         process_before_response=True,
         listener_executor=deps.pool,
-        logger=logging.getLogger("wesbot.bolt"),
+        logger=bolt_logger,
     )
     register(app, deps)
     return app

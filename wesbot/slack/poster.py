@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from .. import observe
+
 logger = logging.getLogger("wesbot.slack.poster")
 
 # Errors after which posting to that channel cannot succeed until a person changes something.
@@ -133,16 +135,20 @@ class SlackPoster:
 
     def _call(self, method: str, *, json: dict[str, Any] | None = None,
               data: dict[str, str] | None = None) -> tuple[int, httpx.Headers, Any]:
-        """POST one Web API method: (HTTP status, headers, parsed body); status 0 when nothing came back."""
+        """POST one Web API method: (HTTP status, headers, parsed body); status 0 when nothing came back.
+        Every failure is observed (the log line and ``wesbot_slack_api_errors_total``)."""
         try:
             response = self._client.post(method, json=json, data=data)
         except httpx.HTTPError as error:
-            logger.info("Slack %s failed: %s", method, type(error).__name__)
+            observe.slack_error(method, type(error).__name__)
             return 0, httpx.Headers(), {"error": f"connection error ({type(error).__name__})"}
         try:
             body = response.json()
         except ValueError:
             body = {}
+        if response.status_code != 200 or not isinstance(body, dict) or not body.get("ok"):
+            code = body.get("error") if isinstance(body, dict) else None
+            observe.slack_error(method, code if isinstance(code, str) and code else f"http_{response.status_code}")
         return response.status_code, response.headers, body
 
     @staticmethod

@@ -103,6 +103,12 @@ class Outbox:
         return int(self.store.db.execute(
             "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()[0])
 
+    def oldest_pending(self) -> float | None:
+        """When the oldest row still owed was queued (wall time), or None when nothing is owed."""
+        row = self.store.db.execute(
+            "SELECT MIN(created_at) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
     def pending_channels(self, before: float, *, horizon: float | None = None) -> set[str]:
         """Channels with an outbox row that may be sent before ``before``."""
         # A note waiting for its card's thread does not hold the channel: the card must go first.

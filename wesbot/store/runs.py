@@ -53,6 +53,11 @@ class WatchedRuns:
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
+    def watched_count(self) -> int:
+        """How many runs have an active subscription (the metrics' ``wesbot_watched_runs``)."""
+        return int(self.store.db.execute(
+            "SELECT COUNT(DISTINCT run_id) FROM subscriptions WHERE status = 'active'").fetchone()[0])
+
     def record_states(self, polls: Iterable[tuple[str, str | None]], *, now: float, next_poll_at: float) -> int:
         """Store successful polls of non-terminal states, in one transaction. Returns how many changed (their
         cards go stale)."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from .. import observe
 from ..slack.cards import cancel_announcement, cancel_outcome, card, channel_failed_text, notice
 from ..slack.poster import PostResult
 from ..store.cancels import Cancel, CancelStore
@@ -26,6 +27,19 @@ logger = logging.getLogger("wesbot.watcher")
 # Slack refuses the bot token: try again this often (a person has to fix the token).
 TOKEN_RETRY = 300.0
 T = TypeVar("T")
+
+
+# Outbox keys that name a run: "end:RUN:STATE:CHANNEL" (notifications), "gone:RUN:CHANNEL:SUB" and the like
+# (notices), "unreadable:RUN:CHANNEL:SINCE". The last two parts never hold a colon; a run id may.
+_RUN_KEYS = ("end:", "gone:", "expired:", "unreadable:")
+
+
+def run_of(row: OutboxRow) -> str | None:
+    """The run an outbox row is about (for its log line), or None (a digest, a DM, an auth notice)."""
+    prefix, _, rest = row.dedupe_key.partition(":")
+    if f"{prefix}:" not in _RUN_KEYS or rest.count(":") < 2:
+        return None
+    return rest.rsplit(":", 2)[0]
 
 
 class Poster(Protocol):
@@ -148,6 +162,7 @@ class Delivery:
         if found:
             logger.info("outbox %s (%s) had reached Slack before wesbot stopped", row.id, row.dedupe_key)
             self.store.outbox.mark_sent(row.id, ts=found if isinstance(found, str) else None, now=self.clock.now())
+            observe.notification(row.kind, row.channel_id, run_of(row), "sent", None)  # when it arrived is unknown
             return True
         if found is None:
             logger.warning("outbox %s (%s) was being sent when wesbot stopped and Slack cannot tell whether "
@@ -162,16 +177,20 @@ class Delivery:
             self._token_refused_since = None
             self.store.outbox.mark_sent(row.id, ts=result.ts, now=done)
             stats.sent += 1
+            # The row was queued when the run's end was seen: its age is the notification's delay.
+            observe.notification(row.kind, row.channel_id, run_of(row), "sent", done - row.created_at)
         elif result.permanent:
             self.store.outbox.mark_failed(row.id, error=error)
             if result.channel_error:
                 self._channel_failed(row.channel_id, result, done)
             stats.failed += 1
+            observe.notification(row.kind, row.channel_id, run_of(row), "given_up", None, error=error)
         elif result.token_error:
             self._token_refused(result)
             self.store.outbox.mark_retry(row.id, not_before=done + TOKEN_RETRY, error=error)
             self.pacing.hold(row.channel_id, TOKEN_RETRY)
             stats.retried += 1
+            observe.notification(row.kind, row.channel_id, run_of(row), "retry", None, error=error)
         else:
             self._token_refused_since = None
             wait = result.retry_after or min(2.0 ** min(row.attempts + 1, 12), self.settings.retry_cap)
@@ -179,6 +198,7 @@ class Delivery:
             if result.retry_after:
                 self.pacing.hold(row.channel_id, wait)
             stats.retried += 1
+            observe.notification(row.kind, row.channel_id, run_of(row), "retry", None, error=error)
 
     # -- cards -----------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
+from .. import observe
 from ..config import Settings
 from ..logref import LogReader
 from ..store.cancels import CancelStore
@@ -93,8 +94,10 @@ class Watcher:
         period = self.settings.lease_seconds
         if not self.store.leases.acquire(LEASE, self.owner, now=self.clock.now(), period=period):
             self._holding.clear()
+            observe.lease(False)
             return max(period / 3, 0.2)
         self._holding.set()
+        observe.lease(True)
         self._contained("expiring subscriptions", self.expire)
         self._contained("following cancels", self.follow_cancels)
         if started >= self._next_tick:
@@ -187,6 +190,7 @@ class Watcher:
         finally:
             self._owed.set()
             sender.join(3.0)
+            observe.lease(False)
             try:
                 self.store.leases.release(LEASE, self.owner)
             except Exception:

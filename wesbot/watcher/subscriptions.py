@@ -12,10 +12,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .. import observe
 from ..outcome import RunOutcome
 from ..slack.cards import auth_lost_text, expired_text, gone_text, notice, notification, unreadable_text
 from ..store.watch import WatchedRun, WatchStore
-from ..wes.errors import NotFound, WesAuthError, WesError
+from ..wes.errors import NotFound, WesAuthError, WesError, WesUnreachable
 from ..wes.models import RunStatus, State, is_terminal
 from ..wes.paging import Walk
 from .base import Clock, RunList, WatchedWes, WatcherSettings, Workers
@@ -38,6 +39,7 @@ class TickStats:
     gone: int = 0
     bugs: int = 0
     wes_requests: int = 0
+    unreachable: int = 0  # reads that got no answer at all (an outage, when that is all of them)
     stopped: bool = False
 
 
@@ -69,9 +71,31 @@ class SubscriptionPoller:
         # When a sweep does not pay (few of our runs per page read), skip sweeping for a few cycles.
         self._skip_sweeps = 0
         self._told_no_states = False
+        # Since when (monotonic) WES has been unreachable, and why, while an outage lasts.
+        self._outage_since: float | None = None
+        self._unreachable_reason: str | None = None
 
     def tick(self) -> TickStats:
-        """Read every due run once and store what was seen. Never raises for WES or Slack trouble."""
+        """Read every due run once and store what was seen. Never raises for WES or Slack trouble.
+        A cycle that ran to its end is observed (the time of the last poll, an outage starting or ending)."""
+        stats = self._read_due()
+        if not stats.stopped:
+            self._judge_outage(stats)
+            observe.poll_completed(self.host, self.clock.now())
+        return stats
+
+    def _judge_outage(self, stats: TickStats) -> None:
+        """An outage starts with a cycle whose reads all went unanswered, and ends with the first answer:
+        told once each way, whatever the number of runs."""
+        answered = stats.swept + stats.polled - stats.unreachable - stats.bugs
+        if answered > 0 and self._outage_since is not None:
+            observe.wes_outage(self.host, False, seconds=self.clock.monotonic() - self._outage_since)
+            self._outage_since = None
+        elif answered <= 0 and stats.unreachable and self._outage_since is None:
+            self._outage_since = self.clock.monotonic()
+            observe.wes_outage(self.host, True, self._unreachable_reason)
+
+    def _read_due(self) -> TickStats:
         stats = TickStats()
         now = self.clock.now()
         # A due time further ahead than any wait we set was written before the wall clock went back: due now.
@@ -90,6 +114,9 @@ class SubscriptionPoller:
             the sender thread) as soon as it is read, not after the whole cycle."""
             stats.polled += 1
             stats.wes_requests += poll.requests
+            if isinstance(poll.error, WesUnreachable):
+                stats.unreachable += 1
+                self._unreachable_reason = str(poll.error)
             if poll.status is not None and poll.outcome is None:
                 quiet.append(poll)
                 return

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from .. import observe
 from .errors import NotFound, WesAuthError, WesError, WesHTTPError, WesProtocolError, WesUnreachable
 from .ids import shown_id
 from .secrets import Masker, secret_forms
@@ -341,8 +342,18 @@ class Transport:
         ``expected`` are the fields a real answer may have (an answer with none of them and an error
         message is an error sent with 200). An empty answer is ``Reply(None, ...)`` if ``allow_empty``.
         """
-        answer = self._send(call, url, params=params)
-        return Reply(self._decode(call, answer, expected, allow_empty=allow_empty), str(answer.url))
+        started = time.monotonic()
+        outcome = "internal"  # a bug in wesbot, unless the call ends otherwise
+        try:
+            answer = self._send(call, url, params=params)
+            reply = Reply(self._decode(call, answer, expected, allow_empty=allow_empty), str(answer.url))
+            outcome = "ok"
+            return reply
+        except WesError as error:
+            outcome = request_outcome(error)
+            raise
+        finally:
+            observe.wes_request(self._host, call.kind, outcome, time.monotonic() - started)
 
     # ---- HTTP -----------------------------------------------------------------------------------
 
@@ -535,6 +546,17 @@ class Transport:
         shown = server or reason
         message = f"WES server at {host} answered {status}" + (f": {shown}" if shown else "")
         return WesHTTPError(self.mask(message), **kwargs)
+
+
+def request_outcome(error: WesError) -> str:
+    """How a failed call ended, for the metrics: http_4xx, http_5xx, unreachable, protocol (or error)."""
+    if isinstance(error, WesHTTPError):
+        return f"http_{error.status_code // 100}xx"
+    if isinstance(error, WesUnreachable):
+        return "unreachable"
+    if isinstance(error, WesProtocolError):
+        return "protocol"
+    return "error"
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
