@@ -4,7 +4,8 @@ The items, in order (``--json`` gives the same as a list of ``{item, status, det
 
 - ``configuration``: the settings (:func:`wesbot.config.load_settings`), one line per problem;
 - for each WES server, ``WES <host> URL`` (the base URL's shape), ``WES <host> service-info`` (reachable and
-  readable: server, version, engines) and ``WES <host> credentials`` (``GET /runs?page_size=1``), each timed;
+  readable: server, version, engines) and ``WES <host> credentials`` (``GET /runs?page_size=1``), each timed
+  (``WES <name> (<host>) ...`` when several servers are configured, see :mod:`wesbot.servers`);
 - ``Slack auth.test`` (team and bot user), ``Slack scopes`` (the ``x-oauth-scopes`` Slack returns, against
   :data:`MANIFEST_BOT_SCOPES`), and ``Slack Socket Mode`` (``apps.connections.open``; the socket is not opened)
   or ``Slack HTTP mode``;
@@ -175,21 +176,37 @@ def _timed(call: Callable[[], _T]) -> tuple[_T | WesError, int]:
 
 @dataclass(frozen=True, kw_only=True)
 class WesServer:
-    """One WES server to check, with its credentials. There is one today (``WES_URL``); issue 10 brings more."""
+    """One WES server to check, with its credentials and where they are configured (for the fixes)."""
 
     url: str
     auth: tuple[str, str] | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
     timeout: float = 15.0
+    name: str | None = None  # shown in the items when several servers are checked
+    url_name: str = "WES_URL"  # where the URL is set: WES_URL, or "wesbot.toml: servers.prod.url"
+    credential_env: str | None = None  # the variable holding the credentials: WES_AUTH, PROD_WES_AUTH ...
 
     @property
     def credential_name(self) -> str | None:
+        if self.credential_env is not None:
+            return self.credential_env
         return "WES_AUTH" if self.auth else "WES_TOKEN" if self.token else None
+
+    @property
+    def credential_fix(self) -> str:
+        """How to give it credentials."""
+        if self.url_name == "WES_URL":
+            return "set WES_AUTH or WES_TOKEN"
+        return f"name the variable holding them with auth_env or token_env in {self.url_name.removesuffix('.url')}"
 
 
 def wes_servers(settings: Settings) -> list[WesServer]:
-    return [WesServer(url=settings.wes_url, auth=settings.wes_auth, token=settings.wes_token,
-                      timeout=settings.wes_timeout)]
+    """Every configured server, named when there are several."""
+    several = len(settings.servers) > 1
+    return [WesServer(url=server.url, auth=server.auth, token=server.token, timeout=settings.wes_timeout,
+                      name=server.name if several else None, url_name=server.url_name,
+                      credential_env=server.credential_env)
+            for server in settings.servers]
 
 
 def check_wes(server: WesServer) -> list[CheckResult]:
@@ -198,13 +215,13 @@ def check_wes(server: WesServer) -> list[CheckResult]:
     deadline = server.timeout
     with WesClient(server.url, auth=server.auth, token=server.token, timeout=min(10.0, deadline),
                    connect_timeout=min(5.0, deadline), deadline=deadline, retries=0) as client:
-        name = f"WES {client.host}"
+        name = f"WES {server.name} ({client.host})" if server.name else f"WES {client.host}"
         info, info_ms = _timed(client.service_info)
         runs: RunListPage | WesError | None = None
         runs_ms = 0
         if not isinstance(info, WesUnreachable):
             runs, runs_ms = _timed(lambda: client.list_runs(page_size=1))
-    service = _service_result(f"{name} service-info", info, info_ms, runs, server.url, client.host)
+    service = _service_result(f"{name} service-info", info, info_ms, runs, server, client.host)
     return [_url_result(f"{name} URL", server.url, service.status),
             service,
             _credentials_result(f"{name} credentials", runs, runs_ms, info, server)]
@@ -237,13 +254,14 @@ def describe_service(info: ServiceInfo) -> str:
     return ", ".join(parts)
 
 
-def _service_result(item: str, info: ServiceInfo | WesError, ms: int, runs: object, url: str,
+def _service_result(item: str, info: ServiceInfo | WesError, ms: int, runs: object, server: WesServer,
                     host: str) -> CheckResult:
+    url, url_name = server.url, server.url_name
     if isinstance(info, ServiceInfo):
         described = describe_service(info)
         return _ok(item, f"{described}, in {ms} ms", serves=f"WES server {host}: {described}")
     if isinstance(info, WesUnreachable):
-        return _fail(item, str(info), "check WES_URL, and that the server is up and reachable from this host")
+        return _fail(item, str(info), f"check {url_name}, and that the server is up and reachable from this host")
     if isinstance(info, WesAuthError):
         return _warn(item, f"answered {info.status_code} in {ms} ms: this server shows service-info only with "
                      "accepted credentials (see the credentials line)")
@@ -253,8 +271,8 @@ def _service_result(item: str, info: ServiceInfo | WesError, ms: int, runs: obje
                          "are unknown; wesbot does not need them")
         shown = url if urlsplit(url).path.rstrip("/").endswith(WES_BASE_PATH) else f"{url}, without it"
         return _fail(item, f"GET /service-info answered 404 in {ms} ms",
-                     f"WES_URL may be missing {WES_BASE_PATH} (it is {shown})")
-    return _fail(item, str(info), f"check that WES_URL is the base URL of the WES API (usually ending with "
+                     f"{url_name} may be missing {WES_BASE_PATH} (it is {shown})")
+    return _fail(item, str(info), f"check that {url_name} is the base URL of the WES API (usually ending with "
                  f"{WES_BASE_PATH})")
 
 
@@ -270,15 +288,15 @@ def _credentials_result(item: str, runs: RunListPage | WesError | None, ms: int,
     if isinstance(runs, WesAuthError):
         said = f" (the server said: {_plain(runs.server_message)})" if runs.server_message else ""
         if credential is None:
-            return _fail(item, f"WES asks for credentials ({runs.status_code}){said}", "set WES_AUTH or WES_TOKEN")
-        fix = f"check {credential}" + (" (tokens expire)" if credential == "WES_TOKEN" else "")
+            return _fail(item, f"WES asks for credentials ({runs.status_code}){said}", server.credential_fix)
+        fix = f"check {credential}" + (" (tokens expire)" if server.token else "")
         if runs.status_code == 403:
             return _fail(item, f"WES refused GET /runs with these credentials (403){said}",
                          fix + ": the account may not be allowed to list runs")
         return _fail(item, f"WES rejected the credentials ({runs.status_code}){said}", fix)
     if _is_404(runs) and _is_404(info):
         return _warn(item, "not checked: GET /runs answered 404 too (see service-info)")
-    return _fail(item, f"GET /runs?page_size=1 failed: {runs}", "check WES_URL and the WES server's logs")
+    return _fail(item, f"GET /runs?page_size=1 failed: {runs}", f"check {server.url_name} and the WES server's logs")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -540,9 +558,9 @@ def startup_checks(settings: Settings) -> list[CheckResult]:
 
 def _configuration_ok(settings: Settings) -> CheckResult:
     mode = "Socket Mode" if settings.socket_mode else "HTTP mode"
-    servers = len(wes_servers(settings))
-    return _ok("configuration", f"{mode}, {servers} WES server{'s' if servers != 1 else ''}, "
-               f"WESBOT_DB {settings.db_path}")
+    names = [server.name for server in settings.servers]
+    servers = f"{len(names)} WES servers ({', '.join(names)})" if len(names) > 1 else "1 WES server"
+    return _ok("configuration", f"{mode}, {servers}, WESBOT_DB {settings.db_path}")
 
 
 def run_check(settings_or_problems: Settings | Sequence[str], *, json_out: bool = False,

@@ -24,6 +24,7 @@ from .config import DEFAULT_DB, ConfigError, Settings, environment, load_setting
 from .core import run_text
 from .logsetup import LOG_LEVELS, library_lines_dropped, setup_logging
 from .logsetup import RedactSecrets as RedactSecrets  # re-exported: it lived here before logsetup.py
+from .servers import ServerConfig, UnknownServer
 from .slack.poster import SlackPoster
 from .store.cancels import CancelStore
 from .store.health import StorageHealth, describe_storage_error
@@ -50,20 +51,24 @@ WATCHER_JOIN_SECONDS = 2.0
 
 
 
-def wes_client(settings: Settings) -> WesClient:
+def wes_client(settings: Settings, server: ServerConfig | None = None) -> WesClient:
+    """A client for ``server`` (default: the first one) with the settings' timeouts."""
+    server = server or settings.servers[0]
     deadline = settings.wes_timeout
-    return WesClient(settings.wes_url, auth=settings.wes_auth, token=settings.wes_token,
+    return WesClient(server.url, auth=server.auth, token=server.token,
                      timeout=min(10.0, deadline), connect_timeout=min(5.0, deadline), deadline=deadline)
 
 
-def log_fetcher(settings: Settings) -> LogFetcher:
-    return LogFetcher(settings.wes_url, auth=settings.wes_auth, token=settings.wes_token,
-                      allowed_hosts=settings.log_hosts)
+def log_fetcher(settings: Settings, server: ServerConfig | None = None) -> LogFetcher:
+    """What reads ``server``'s log URLs (default: the first server's), with its credentials and log hosts."""
+    server = server or settings.servers[0]
+    return LogFetcher(server.url, auth=server.auth, token=server.token, allowed_hosts=server.log_hosts)
 
 
-def _settings(args: argparse.Namespace, **kwargs: bool) -> Settings:
+def _settings(args: argparse.Namespace, *, need_slack: bool = False, http_mode: bool = False,
+              need_app: bool = True) -> Settings:
     try:
-        return load_settings(environment(), **kwargs)
+        return load_settings(environment(), need_slack=need_slack, http_mode=http_mode, need_app=need_app)
     except ConfigError as error:
         if len(error.problems) == 1:
             _fail(f"cannot start: {error.problems[0]}")
@@ -71,6 +76,32 @@ def _settings(args: argparse.Namespace, **kwargs: bool) -> Settings:
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
+
+
+def _one_server(settings: Settings, command: str) -> None:
+    """``serve`` and ``watch`` serve one WES server for now (issue 10): with several, stop with one line."""
+    if len(settings.servers) == 1:
+        return
+    names = sorted(server.name for server in settings.servers)
+    source = settings.servers[0].source
+    _fail(f"{source} names {len(names)} servers ({', '.join(names)}); wesbot {command} runs with one server for "
+          f"now: keep one [servers.NAME] table, or run one wesbot per server with WESBOT_CONFIG pointing at its "
+          "own file (`wesbot ask --server NAME` and `wesbot check` use them all)")
+
+
+def _chosen_server(settings: Settings, name: str | None) -> ServerConfig:
+    """``--server NAME``'s server (one line and exit 2 for an unknown name); the only one without a name.
+    With several and none named, wesbot does not guess: a run id may exist on more than one server, and asking
+    each is not safe (the reference server creates a run for any id it is asked the status of)."""
+    if name is None:
+        if len(settings.servers) > 1:
+            names = ", ".join(sorted(server.name for server in settings.servers))
+            _fail(f"several WES servers are configured ({names}): name one with --server NAME")
+        return settings.servers[0]
+    try:
+        return settings.server(name)
+    except UnknownServer as error:
+        _fail(str(error))
 
 
 def _fail(sentence: str, secrets: Sequence[str] = ()) -> NoReturn:
@@ -197,8 +228,9 @@ def _slack_start_errors(settings: Settings, token_name: str, call: str) -> Itera
 
 def cmd_ask(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    server = _chosen_server(settings, args.server)
     setup_logging(settings, args.log_level, default="warning")
-    with wes_client(settings) as wes, log_fetcher(settings) as logs:
+    with wes_client(settings, server) as wes, log_fetcher(settings, server) as logs:
         result = run_text(" ".join(args.text), wes, logs=logs)
         if args.json:
             print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
@@ -210,6 +242,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     http_mode = bool(args.http)
     settings = _settings(args, need_slack=True, http_mode=http_mode)
+    _one_server(settings, "serve")
     http_mode = http_mode or not settings.socket_mode
     port = _http_port(args, http_mode)
     setup_logging(settings, args.log_level, default="info")
@@ -313,6 +346,7 @@ def _serve_metrics(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings(args, need_slack=True, need_app=False)
+    _one_server(settings, "watch")
     setup_logging(settings, args.log_level, default="info")
     _serve_metrics(args, settings)
     from .server import install_stop_handlers
@@ -364,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wesbot",
         description="Slack chat-ops for workflow runs on GA4GH WES servers. Settings come from the environment "
-        "(and a .env file in the working directory): WES_URL, WES_AUTH or WES_TOKEN, SLACK_BOT_TOKEN, "
+        "(and a .env file in the working directory): WES_URL, WES_AUTH or WES_TOKEN (or several servers in "
+        "WESBOT_CONFIG, default ./wesbot.toml), SLACK_BOT_TOKEN, "
         "SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode), SLACK_API_URL, WESBOT_DB.",
     )
     parser.add_argument("--version", action="version", version=f"wesbot {__version__}")
@@ -435,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ask.add_argument("--json", action="store_true", help="print the parsed result as JSON, for scripts")
+    ask.add_argument("-s", "--server", default=None, metavar="NAME",
+                     help="the WES server to ask, by its name in wesbot.toml (default: the first one)")
     ask.add_argument("text", nargs="+", metavar="TEXT", help="the command, e.g. status RUN_ID")
     ask.set_defaults(func=cmd_ask)
     return parser

@@ -11,13 +11,16 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from .cancel import parse_cancelers
 from .logsetup import LOG_FORMATS, LOG_LEVELS
 from .wes.logs import parse_allowed_hosts
 from .wes.secrets import secret_forms
+
+if TYPE_CHECKING:
+    from .servers import ServerConfig
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_DB = "wesbot.db"
@@ -62,6 +65,28 @@ class Settings:
     # WESBOT_METRICS_PORT ([HOST:]PORT, HOST 127.0.0.1 by default): where Socket Mode and `wesbot watch` serve
     # /metrics (HTTP mode serves it on its own port too). None: not served there.
     metrics_listen: tuple[str, int] | None = None
+    # Every WES server (see wesbot.servers). wes_url, wes_auth, wes_token, log_hosts, cancelers and poll_seconds
+    # above are the first one's. Left empty, it is that one server, named "default".
+    servers: tuple[ServerConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.servers:
+            from .servers import ServerConfig
+
+            credential = "WES_AUTH" if self.wes_auth else "WES_TOKEN" if self.wes_token else None
+            only = ServerConfig(name="default", url=self.wes_url, auth=self.wes_auth, token=self.wes_token,
+                                log_hosts=self.log_hosts, cancelers=self.cancelers, poll_seconds=self.poll_seconds,
+                                credential_env=credential)
+            object.__setattr__(self, "servers", (only,))
+
+    def server(self, name: str) -> ServerConfig:
+        """The server named ``name``; :class:`wesbot.servers.UnknownServer` (naming the others) if none is."""
+        from .servers import UnknownServer
+
+        for server in self.servers:
+            if server.name == name:
+                return server
+        raise UnknownServer(name, [server.name for server in self.servers])
 
     @property
     def socket_mode(self) -> bool:
@@ -69,17 +94,17 @@ class Settings:
 
     @property
     def wes_credential_name(self) -> str | None:
-        """Which variable holds the WES credentials, for error messages ("check WES_AUTH")."""
-        if self.wes_auth:
-            return "WES_AUTH"
-        if self.wes_token:
-            return "WES_TOKEN"
-        return None
+        """Which variable holds the first server's credentials, for error messages ("check WES_AUTH")."""
+        return self.servers[0].credential_env
 
     def secrets(self) -> list[str]:
-        """Every form of every secret value (see :mod:`wesbot.wes.secrets`), so that log filters can redact them."""
-        others = (self.slack_bot_token, self.slack_app_token, self.slack_signing_secret)
-        return secret_forms(auth=self.wes_auth, token=self.wes_token, others=others)
+        """Every form of every secret value, every server's included (see :mod:`wesbot.wes.secrets`), so that
+        log filters can redact them."""
+        forms = secret_forms(auth=self.wes_auth, token=self.wes_token,
+                             others=(self.slack_bot_token, self.slack_app_token, self.slack_signing_secret))
+        for server in self.servers:
+            forms += secret_forms(auth=server.auth, token=server.token)
+        return sorted(set(forms), key=len, reverse=True)
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -117,13 +142,15 @@ def environment(environ: Mapping[str, str] | None = None, dotenv: Path | None = 
     return merged
 
 
-def _check_url(name: str, value: str, problems: list[str]) -> str:
+def _check_url(name: str, value: str, problems: list[str], *, secrets: str = "WES_AUTH or WES_TOKEN") -> str:
+    """``value`` without its trailing slash; a problem naming ``name`` unless it is a plain http(s) base URL.
+    ``secrets``: where the credentials go instead of the URL."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(f"{name} must be an http:// or https:// URL with a host (got {value[:80]!r})")
     elif parts.username or parts.password:
         # Never echo the value: it holds a credential.
-        problems.append(f"{name} must not contain credentials; put them in WES_AUTH or WES_TOKEN")
+        problems.append(f"{name} must not contain credentials; put them in {secrets}")
     elif parts.query or parts.fragment:
         problems.append(f"{name} must be a base URL without ?query or #fragment")
     return value.rstrip("/")
@@ -187,16 +214,20 @@ def _wes_url(env: _Reader) -> str:
     return _check_url("WES_URL", wes_url, env.problems)
 
 
+def parse_user_password(value: str) -> tuple[str, str] | None:
+    """``user:password`` (as curl --user takes it) as a pair; None when there is no colon or no user."""
+    user, sep, password = value.partition(":")
+    return (user, password) if sep and user else None
+
+
 def _wes_credentials(env: _Reader) -> tuple[tuple[str, str] | None, str | None]:
     """``(WES_AUTH as (user, password), WES_TOKEN)``: at most one of them may be set."""
     wes_auth: tuple[str, str] | None = None
     raw_auth = env.get("WES_AUTH")
     if raw_auth is not None:
-        user, sep, password = raw_auth.partition(":")
-        if not sep or not user:
+        wes_auth = parse_user_password(raw_auth)
+        if wes_auth is None:
             env.problems.append("WES_AUTH must be user:password, as in curl --user")
-        else:
-            wes_auth = (user, password)
     wes_token = env.get("WES_TOKEN")
     if raw_auth is not None and wes_token is not None:
         env.problems.append("WES_AUTH and WES_TOKEN are both set: set only one of them")
@@ -273,13 +304,16 @@ def load_settings(
     need_slack: bool = False,
     http_mode: bool = False,
     need_app: bool = True,
+    cwd: Path | None = None,
 ) -> Settings:
-    """Validate the environment. ``need_slack`` for ``serve`` and ``watch``; ``http_mode`` when serving HTTP;
-    ``need_app`` is False for ``watch``, which posts with the bot token but receives nothing."""
+    """Validate the environment, and the servers' file if there is one (see :mod:`wesbot.servers`; ``cwd`` is
+    where ``./wesbot.toml`` is looked for, the working directory by default). ``need_slack`` for ``serve`` and
+    ``watch``; ``http_mode`` when serving HTTP; ``need_app`` is False for ``watch``, which posts with the bot
+    token but receives nothing."""
+    from .servers import ServerDefaults, load_servers
+
     reader = _Reader(env)
-    # The groups are read in this order so that the problems are listed in it.
-    wes_url = _wes_url(reader)
-    wes_auth, wes_token = _wes_credentials(reader)
+    # The groups are read in this order so that the problems are listed in it, the servers' first.
     bot_token, app_token, signing_secret = _slack_tokens(
         reader, need_slack=need_slack, http_mode=http_mode, need_app=need_app
     )
@@ -297,14 +331,23 @@ def load_settings(
     log_level = reader.choice("WESBOT_LOG_LEVEL", LOG_LEVELS)
     log_format = reader.choice("WESBOT_LOG_FORMAT", LOG_FORMATS) or "text"
     metrics_listen = reader.listed("WESBOT_METRICS_PORT", parse_metrics_port, None)
-    if reader.problems:
-        raise ConfigError(reader.problems)
+    servers, server_problems = load_servers(
+        env, cwd=Path.cwd() if cwd is None else cwd,
+        defaults=ServerDefaults(log_hosts=log_hosts, cancelers=cancelers, poll_seconds=poll_seconds),
+    )
+    if server_problems or reader.problems:
+        raise ConfigError(server_problems + reader.problems)
+    first = servers[0]
     return Settings(
-        cancelers=cancelers,
+        servers=tuple(servers),
+        wes_url=first.url,
+        wes_auth=first.auth,
+        wes_token=first.token,
+        cancelers=first.cancelers,
+        log_hosts=first.log_hosts,
+        poll_seconds=first.poll_seconds,
         cancel_timeout=cancel_timeout,
         wes_timeout=wes_timeout,
-        log_hosts=log_hosts,
-        poll_seconds=poll_seconds,
         poll_concurrency=poll_concurrency,
         subscription_days=subscription_days,
         lease_seconds=lease_seconds,
@@ -312,9 +355,6 @@ def load_settings(
         log_level=log_level,
         log_format=log_format,
         metrics_listen=metrics_listen,
-        wes_url=wes_url,
-        wes_auth=wes_auth,
-        wes_token=wes_token,
         slack_bot_token=bot_token,
         slack_app_token=app_token,
         slack_signing_secret=signing_secret,
