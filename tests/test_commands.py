@@ -23,6 +23,9 @@ def test_empty_text_is_help() -> None:
         ("task abc t-1", Command(name="task", run_id="abc", task_id="t-1")),
         ("help tasks", Command(name="help", topic="tasks")),
         ("help show", Command(name="help", topic="details")),
+        ("servers", Command(name="servers")),
+        ("SERVERS --share", Command(name="servers", share=True)),
+        ("help servers", Command(name="help", topic="servers")),
     ],
 )
 def test_parses(text: str, expected: Command) -> None:
@@ -51,6 +54,7 @@ def test_runs_state_filters_are_case_insensitive() -> None:
         ("status a b", "Usage: /wes status RUN_ID"),
         ("runs 123!", "Usage: /wes runs [STATE|failed|finished|active]"),
         ("help nope", "Usage: /wes help [SUBCOMMAND]"),
+        ("servers prod", "Usage: /wes servers"),
     ],
 )
 def test_mistakes_get_the_usage_line(text: str, usage_line: str) -> None:

@@ -13,17 +13,18 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from http.client import HTTPException
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, metrics
 from .cancel import Cancelers
-from .commands import SUBCOMMANDS
+from .commands import SUBCOMMANDS, UsageError, parse
 from .config import DEFAULT_DB, ConfigError, Settings, environment, load_settings, parse_metrics_port
-from .core import run_text
+from .core import ServerEntry, run_text
 from .logsetup import LOG_LEVELS, library_lines_dropped, setup_logging
 from .logsetup import RedactSecrets as RedactSecrets  # re-exported: it lived here before logsetup.py
+from .results import Result
 from .servers import ServerConfig, UnknownServer
 from .slack.poster import SlackPoster
 from .store.cancels import CancelStore
@@ -226,16 +227,44 @@ def _slack_start_errors(settings: Settings, token_name: str, call: str) -> Itera
               settings.secrets())
 
 
+def _asks_for_servers(text: str) -> bool:
+    try:
+        return parse(text).name == "servers"
+    except UsageError:
+        return False
+
+
+def _ask_servers(args: argparse.Namespace, settings: Settings, text: str) -> int:
+    """``wesbot ask servers``: every configured server, one client each; the default is ``--server NAME``'s,
+    or the only one."""
+    chosen = _chosen_server(settings, args.server) if args.server or len(settings.servers) == 1 else None
+    setup_logging(settings, args.log_level, default="warning")
+    with ExitStack() as stack:
+        clients = [stack.enter_context(wes_client(settings, server)) for server in settings.servers]
+        entries = [ServerEntry(name=server.name, wes=client, is_default=server is chosen)
+                   for server, client in zip(settings.servers, clients, strict=True)]
+        result = run_text(text, clients[0], servers=entries)
+    _print(args, result, host=clients[0].host)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _print(args: argparse.Namespace, result: Result, *, host: str) -> None:
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print(render_text(result, host=host), file=sys.stdout if result.ok else sys.stderr)
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    text = " ".join(args.text)
+    if _asks_for_servers(text):
+        return _ask_servers(args, settings, text)
     server = _chosen_server(settings, args.server)
     setup_logging(settings, args.log_level, default="warning")
     with wes_client(settings, server) as wes, log_fetcher(settings, server) as logs:
-        result = run_text(" ".join(args.text), wes, logs=logs)
-        if args.json:
-            print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
-        else:
-            print(render_text(result, host=wes.host), file=sys.stdout if result.ok else sys.stderr)
+        result = run_text(text, wes, logs=logs)
+        _print(args, result, host=wes.host)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -278,7 +307,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     watches = WatchesStore(store)
     metrics.current().track_store(store, watches, server=wes.host)
     client = slack_client(settings)
-    deps = Deps(wes=wes, host=wes.host, pool=pool, store=store, subscription_days=settings.subscription_days,
+    deps = Deps(wes=wes, host=wes.host, server_name=settings.servers[0].name, pool=pool, store=store,
+                subscription_days=settings.subscription_days,
                 wake=watcher.wake.set if watcher else None, logs=logs, cancels=cancels,
                 cancelers=Cancelers(settings.cancelers, resolve_group=lambda group: list(
                     client.usergroups_users_list(usergroup=group).get("users") or [])),

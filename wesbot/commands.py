@@ -78,6 +78,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
                "Remove a channel-wide watch (same arguments as watch)."),
     Subcommand("cancel", "/wes cancel RUN_ID", "Cancel the run, after you confirm; the channel is told who did it."),
     Subcommand("audit", "/wes audit [RUN_ID]", "Recent cancel attempts: who, when, which run, and what happened."),
+    Subcommand(
+        "servers",
+        "/wes servers",
+        "The configured WES servers: host, whether GET /service-info answers (version, engines, run counts), "
+        "and which one this channel uses.",
+    ),
 )
 # Subcommands that work in Slack only: they act on the channel and user that typed them.
 SLACK_ONLY = frozenset({"subscribe", "unsubscribe", "subscriptions", "cancel", "audit", "watch", "unwatch"})
@@ -345,6 +351,7 @@ _PARSERS: dict[str, _Parser] = {
     "unwatch": _parse_watch,
     "cancel": _parse_run_id,
     "audit": _parse_audit,
+    "servers": _parse_no_args,
 }
 # A subcommand without a parser would only fail when someone typed it: fail at import instead.
 assert _PARSERS.keys() == _BY_NAME.keys(), sorted(_PARSERS.keys() ^ _BY_NAME.keys())

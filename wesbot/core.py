@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -31,6 +32,8 @@ from .results import (
     NextPage,
     Result,
     RunsResult,
+    ServerRow,
+    ServersResult,
     StatusResult,
     SubscribeResult,
     SubscriptionsResult,
@@ -43,7 +46,17 @@ from .store.cancels import CancelStore
 from .store.watch import WatchStore
 from .store.watches import ChannelWatch, WatchesStore
 from .wes.errors import NotFound, WesError
-from .wes.models import Log, RunListPage, RunLog, RunStatus, RunSummary, TaskLog, TaskPage, is_terminal
+from .wes.models import (
+    Log,
+    RunListPage,
+    RunLog,
+    RunStatus,
+    RunSummary,
+    ServiceInfo,
+    TaskLog,
+    TaskPage,
+    is_terminal,
+)
 from .wes.paging import walk
 
 logger = logging.getLogger("wesbot.core")
@@ -58,6 +71,9 @@ SERVER_PAGE_SIZE = 100
 
 
 LOGS_LINES = 30
+# `/wes servers` asks this many servers at once, so that the answer takes one WES deadline, not one per server.
+SERVER_PROBES = 8
+MAX_REASON = 300
 
 
 class Wes(Protocol):
@@ -74,6 +90,25 @@ class Wes(Protocol):
     ) -> TaskPage: ...
     def get_task(self, run_id: str, task_id: str) -> TaskLog: ...
     def cancel_run(self, run_id: str) -> str | None: ...
+    def service_info(self) -> ServiceInfo: ...
+
+
+class ServiceInfoSource(Protocol):
+    """What ``/wes servers`` needs of each server's client."""
+
+    @property
+    def host(self) -> str: ...
+    def service_info(self) -> ServiceInfo: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerEntry:
+    """A configured server for ``/wes servers``: its name, its client, and whether this channel (or terminal)
+    uses it."""
+
+    name: str
+    wes: ServiceInfoSource
+    is_default: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,20 +127,51 @@ class Context:
     watches: WatchesStore | None = None
 
 
-def run_text(text: str, wes: Wes, ctx: Context | None = None, logs: LogReader | None = None) -> Result:
+def run_text(text: str, wes: Wes, ctx: Context | None = None, logs: LogReader | None = None, *,
+             servers: Sequence[ServerEntry] | None = None) -> Result:
     """Parse and execute ``/wes`` text. Never raises for bad input or a failing server."""
     try:
         command = parse(text)
     except UsageError as error:
         return ErrorResult(command=None, message=error.message, usage=error.usage, kind="usage")
-    return execute(command, wes, ctx, logs)
+    return execute(command, wes, ctx, logs, servers=servers)
 
 
-def execute(command: Command, wes: Wes, ctx: Context | None = None, logs: LogReader | None = None) -> Result:
+def execute(command: Command, wes: Wes, ctx: Context | None = None, logs: LogReader | None = None, *,
+            servers: Sequence[ServerEntry] | None = None) -> Result:
+    """``servers`` are what ``/wes servers`` lists; None lists ``wes`` alone, as the server named ``default``."""
+    if command.name == "servers":
+        return list_servers(command, servers or [ServerEntry(name="default", wes=wes, is_default=True)])
     try:
         return _execute(command, wes, ctx, logs)
     except WesError as error:
         return ErrorResult(command=command, message=str(error), kind="wes")
+
+
+def list_servers(command: Command, servers: Sequence[ServerEntry]) -> ServersResult:
+    """Ask every server for GET /service-info, at once (each call is bounded by its client's deadline)."""
+    if len(servers) == 1:
+        return ServersResult(command=command, servers=[_probe(servers[0])])
+    with ThreadPoolExecutor(max_workers=min(SERVER_PROBES, len(servers)), thread_name_prefix="wesbot-servers") as pool:
+        rows = list(pool.map(_probe, servers))
+    return ServersResult(command=command, servers=rows)
+
+
+def _probe(entry: ServerEntry) -> ServerRow:
+    host = entry.wes.host
+    try:
+        info = entry.wes.service_info()
+    except WesError as error:
+        reason = " ".join(str(error).split())  # one line: the message is already masked by the client
+        if len(reason) > MAX_REASON:
+            reason = reason[: MAX_REASON - 1] + "…"
+        return ServerRow(name=entry.name, host=host, reachable=False, is_default=entry.is_default,
+                         error=reason or type(error).__name__)
+    return ServerRow(
+        name=entry.name, host=host, reachable=True, is_default=entry.is_default, service_name=info.name,
+        version=info.version, wes_versions=info.supported_wes_versions, workflow_types=info.workflow_type_versions,
+        engines=info.workflow_engine_versions, state_counts=info.system_state_counts,
+    )
 
 
 def _execute(command: Command, wes: Wes, ctx: Context | None, logs: LogReader | None) -> Result:
@@ -380,9 +446,12 @@ __all__ = [
     "Context",
     "LogReader",
     "LogRef",
+    "ServerEntry",
+    "ServiceInfoSource",
     "Wes",
     "execute",
     "failed_log_ref",
+    "list_servers",
     "run_failed",
     "run_text",
     "task_log_ref",

@@ -6,11 +6,14 @@ import json
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .outcome import task_failed, task_running
 from .wes.logs import sanitize_text
 from .wes.models import Log, State, state_label
+
+if TYPE_CHECKING:
+    from .results import ServerRow
 
 ELLIPSIS = "…"
 
@@ -133,3 +136,33 @@ def is_url(value: str | None) -> bool:
 def log_is_inline(value: str | None) -> bool:
     """A stdout/stderr field that holds the log text itself rather than a location."""
     return bool(value) and ("\n" in (value or "") or len(value or "") > 500)
+
+
+# How much of one server's GET /service-info `/wes servers` shows: a hostile server cannot make it long.
+MAX_SERVER_FACT = 300
+MAX_SERVER_ITEMS = 12
+
+
+def _some(pairs: list[str]) -> str:
+    shown = ", ".join(pairs[:MAX_SERVER_ITEMS])
+    more = len(pairs) - MAX_SERVER_ITEMS
+    return shorten(shown + (f" (+{more} more)" if more > 0 else ""), MAX_SERVER_FACT)
+
+
+def server_facts(row: ServerRow) -> list[tuple[str, str]]:
+    """What ``/wes servers`` shows of a reachable server as
+    ``(label, text)`` pairs of raw text from WES: each renderer escapes or cleans it. Empty fields are left out."""
+    facts: list[tuple[str, str]] = []
+    service = " ".join(part for part in (row.service_name, row.version) if part)
+    if service:
+        facts.append(("service", shorten(service, MAX_SERVER_FACT)))
+    if row.wes_versions:
+        facts.append(("WES", _some([str(v) for v in row.wes_versions])))
+    if row.engines:
+        facts.append(("engines", _some([f"{name} {version}".strip() for name, version in row.engines.items()])))
+    if row.workflow_types:
+        facts.append(("types", _some([f"{name} {', '.join(versions)}".strip()
+                                      for name, versions in row.workflow_types.items()])))
+    if row.state_counts:
+        facts.append(("runs", _some([f"{state} {count}" for state, count in row.state_counts.items()])))
+    return facts

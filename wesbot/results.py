@@ -165,6 +165,34 @@ class WatchResult(Result):
     description: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServerRow:
+    """One configured WES server as ``/wes servers`` shows it: what GET /service-info said, or why it did not."""
+
+    name: str
+    host: str
+    reachable: bool
+    is_default: bool = False
+    # From GET /service-info when reachable (every field is optional there).
+    service_name: str | None = None
+    version: str | None = None
+    wes_versions: list[str] = field(default_factory=list)
+    workflow_types: dict[str, list[str]] = field(default_factory=dict)
+    engines: dict[str, str] = field(default_factory=dict)
+    state_counts: dict[str, int] = field(default_factory=dict)
+    # Why it is unreachable: the WesError's message (already masked), on one line.
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServersResult(Result):
+    servers: list[ServerRow]
+
+    @property
+    def shareable(self) -> bool:
+        return False  # the server list is answered to whoever asked
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
@@ -186,6 +214,8 @@ __all__ = [
     "NextPage",
     "Result",
     "RunsResult",
+    "ServerRow",
+    "ServersResult",
     "StatusResult",
     "SubscribeResult",
     "SubscriptionsResult",

@@ -11,6 +11,7 @@ from .format import (
     duration,
     epoch_iso,
     log_is_inline,
+    server_facts,
     show_time,
     state_with_exit,
     task_state,
@@ -24,6 +25,7 @@ from .results import (
     LogsResult,
     Result,
     RunsResult,
+    ServersResult,
     StatusResult,
     SubscribeResult,
     SubscriptionsResult,
@@ -200,6 +202,20 @@ def _audit(result: AuditResult) -> list[str]:
             for r in result.rows] or ["no cancel attempts recorded"]
 
 
+def _servers(result: ServersResult) -> list[str]:
+    lines: list[str] = []
+    for row in result.servers:
+        mark = "ok " if row.reachable else "DOWN"
+        lines.append(f"{mark}  {_clean(row.name)}{' (default)' if row.is_default else ''}\t{_clean(row.host)}")
+        if row.reachable:
+            lines += [f"      {label}: {_clean(text)}" for label, text in server_facts(row)]
+        else:
+            lines.append(f"      unreachable: {_clean(row.error or 'no answer')}")
+    if result.servers and not any(row.is_default for row in result.servers):
+        lines.append("(no default: name one with wesbot ask --server NAME)")
+    return lines or ["no WES servers are configured"]
+
+
 def _slack_only(result: Result) -> list[str]:
     """These subcommands act on a channel and a user, so they run in Slack only."""
     return [f"{type(result).__name__}: see Slack"]
@@ -221,4 +237,5 @@ _RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
     SubscriptionsResult: _slack_only,
     CancelResult: _slack_only,
     WatchResult: _slack_only,
+    ServersResult: _servers,
 }

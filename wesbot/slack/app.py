@@ -29,7 +29,7 @@ from ..cancel import DEFAULT_CANCEL_TIMEOUT, Cancelers
 from ..cancel import confirm as confirm_cancel
 from ..commands import SUBCOMMANDS, Command, UsageError, parse
 from ..config import Settings
-from ..core import Context, LogReader, Wes, execute
+from ..core import Context, LogReader, ServerEntry, Wes, execute
 from ..results import ErrorResult, Result
 from ..store.cancels import CancelStore
 from ..store.health import describe_storage_error
@@ -70,6 +70,8 @@ class Deps:
     wes: Wes
     host: str
     pool: ThreadPoolExecutor
+    # The configured name of the one server the bot serves (listed by /wes servers as this channel's default).
+    server_name: str = "default"
     # After this many seconds without an answer, show "Looking up run X…" first.
     slow_notice_after: float = 1.5
     # The store for subscriptions (None: the Slack-only subcommands answer that they are unavailable).
@@ -177,7 +179,8 @@ def answer(
 
     notice = _SlowNotice(interim, deps.slow_notice_after)
     try:
-        result = execute(command, deps.wes, deps.context(channel_id, user_id), deps.logs)
+        result = execute(command, deps.wes, deps.context(channel_id, user_id), deps.logs,
+                         servers=[ServerEntry(name=deps.server_name, wes=deps.wes, is_default=True)])
         share = command.share and result.shareable
         message: Message = render(result, host=deps.host, shared_by=user_id if share else None)
     except Exception as error:

@@ -18,6 +18,7 @@ from ..format import (
     epoch_iso,
     is_url,
     log_is_inline,
+    server_facts,
     shorten,
     show_time,
     state_with_exit,
@@ -33,6 +34,7 @@ from ..results import (
     NextPage,
     Result,
     RunsResult,
+    ServersResult,
     StatusResult,
     SubscribeResult,
     SubscriptionsResult,
@@ -447,6 +449,29 @@ def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
 
 _iso = epoch_iso
 
+MAX_SERVER_ROWS = 40  # one section each, within MAX_BLOCKS with the title and the footer
+
+
+def _servers(result: ServersResult) -> Message:
+    rows = result.servers
+    reachable = sum(1 for row in rows if row.reachable)
+    title = f"*{len(rows)} WES server{'s' if len(rows) != 1 else ''}*, {reachable} reachable"
+    blocks: list[Block] = [section(title)]
+    for row in rows[:MAX_SERVER_ROWS]:
+        mark = "✅" if row.reachable else "❌"
+        line = f"{mark} *{escape(row.name)}*{' (default here)' if row.is_default else ''}  {code(row.host, 120)}"
+        if row.reachable:
+            details = [f"{label}: {escape(text)}" for label, text in server_facts(row)]
+            line += "\n" + ("\n".join(details) if details else "reachable; GET /service-info said little")
+        else:
+            line += "\nunreachable: " + escape(row.error or "no answer")
+        blocks.append(section(line))
+    if len(rows) > MAX_SERVER_ROWS:
+        blocks.append(context(f"…and {len(rows) - MAX_SERVER_ROWS} more."))
+    if not any(row.is_default for row in rows):
+        blocks.append(context("No server is this channel's default."))
+    return {"text": f"{len(rows)} WES servers, {reachable} reachable", "blocks": blocks}
+
 
 # Result type -> its renderer, each called as (result, host, shared_by).
 _RENDERERS: dict[type[Result], Callable[[Any, str, str | None], Message]] = {
@@ -464,4 +489,5 @@ _RENDERERS: dict[type[Result], Callable[[Any, str, str | None], Message]] = {
     UnsubscribeResult: lambda r, host, shared_by: _unsubscribe(r),
     SubscriptionsResult: lambda r, host, shared_by: _subscriptions(r, host),
     WatchResult: lambda r, host, shared_by: _watch(r),
+    ServersResult: lambda r, host, shared_by: _servers(r),
 }
