@@ -41,6 +41,7 @@ import httpx
 from sqlite_utils import Database
 
 from .config import Settings
+from .slack.poster import REFUSED_TOKEN_ERRORS
 from .store.db import migrations
 from .store.health import describe_storage_error
 from .store.leases import LeaseHolder, Leases, this_host
@@ -81,8 +82,6 @@ SLACK_TIMEOUT_SECONDS = 10.0
 # The longest item name and detail (or fix) shown: what servers send is shortened to fit.
 MAX_ITEM, MAX_DETAIL = 120, 400
 # What Slack answers when it does not take a token.
-_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
-                           "not_allowed_token_type", "no_permission"})
 _NETWORK_FIX = "check the network (and HTTPS_PROXY) from this host, and SLACK_API_URL (default https://slack.com/api/)"
 
 # ``wesbot check``'s exit codes, the same as the other commands'.
@@ -360,7 +359,7 @@ def _auth_result(answer: _SlackAnswer) -> CheckResult:
     item = "Slack auth.test"
     if answer.problem:
         return _fail(item, answer.problem, _NETWORK_FIX, fatal=True)
-    if answer.error in _TOKEN_ERRORS:
+    if answer.error in REFUSED_TOKEN_ERRORS:
         return _fail(item, f"Slack refused SLACK_BOT_TOKEN ({answer.error})",
                      "copy the Bot User OAuth Token (xoxb-…) from your app's OAuth & Permissions page into "
                      "SLACK_BOT_TOKEN", fatal=True)
@@ -392,7 +391,7 @@ def _socket_result(answer: _SlackAnswer) -> CheckResult:
     item = "Slack Socket Mode"
     if answer.problem:
         return _fail(item, answer.problem, _NETWORK_FIX)
-    if answer.error in _TOKEN_ERRORS:
+    if answer.error in REFUSED_TOKEN_ERRORS:
         return _fail(item, f"Slack refused SLACK_APP_TOKEN ({answer.error})",
                      "create an app-level token with the connections:write scope (Basic Information, App-Level "
                      "Tokens) and put it in SLACK_APP_TOKEN", fatal=True)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, metrics
 from .cancel import Cancelers
+from .causes import causes
 from .commands import SUBCOMMANDS, UsageError, parse
 from .config import DEFAULT_DB, ConfigError, Settings, environment, load_settings, parse_metrics_port
 from .core import ServerEntry, run_text
@@ -26,7 +27,7 @@ from .logsetup import LOG_LEVELS, library_lines_dropped, setup_logging
 from .logsetup import RedactSecrets as RedactSecrets  # re-exported: it lived here before logsetup.py
 from .results import Result
 from .servers import ServerConfig, UnknownServer
-from .slack.poster import SlackPoster
+from .slack.poster import REFUSED_TOKEN_ERRORS, SlackPoster
 from .store.cancels import CancelStore
 from .store.health import StorageHealth, describe_storage_error
 from .store.watch import WatchStore
@@ -154,22 +155,11 @@ def _check_listen(host: str, port: int) -> None:
 
 
 # Slack's answers that mean the token itself is wrong, not the network or the server.
-_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
-                           "not_allowed_token_type", "invalid_token", "no_permission"})
 _TOKEN_FIXES = {
     "SLACK_BOT_TOKEN": "copy the Bot User OAuth Token (xoxb-...) again from OAuth & Permissions at api.slack.com/apps",
     "SLACK_APP_TOKEN": "copy an app-level token (xapp-..., scope connections:write) from Basic Information at "
                        "api.slack.com/apps",
 }
-
-
-def _error_chain(error: BaseException) -> list[BaseException]:
-    chain: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and current not in chain and len(chain) < 5:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
 
 
 def _network_reason(chain: list[BaseException]) -> str | None:
@@ -196,13 +186,13 @@ def _network_reason(chain: list[BaseException]) -> str | None:
 def _slack_problem(error: BaseException, *, api_url: str, token_name: str, call: str) -> str:
     """One sentence for a Slack call that failed at start-up: Bolt's auth.test, or Socket Mode's
     apps.connections.open. Only Slack's error code is shown, never its body."""
-    chain = _error_chain(error)
+    chain = causes(error)
     response = next((r for r in (getattr(e, "response", None) for e in chain) if r is not None), None)
     if response is not None:
         data = getattr(response, "data", None)
         code = str(data.get("error") or "") if isinstance(data, dict) else ""
         status = getattr(response, "status_code", None)
-        if code in _TOKEN_ERRORS:
+        if code in REFUSED_TOKEN_ERRORS:
             return f"Slack did not accept {token_name} ({code}): {_TOKEN_FIXES[token_name]}"
         if code.startswith("Received a response in a non-JSON format"):
             return (f"SLACK_API_URL {api_url} answered {call} with HTTP {status} and no JSON: it is not Slack's Web "

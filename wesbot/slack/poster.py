@@ -22,6 +22,9 @@ PERMANENT_CHANNEL_ERRORS = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "restricted_action",
     "cannot_dm_bot", "user_not_found", "user_disabled", "team_access_not_granted", "ekm_access_denied",
 })
+# Slack's answers that mean the token itself is wrong (start-up and `wesbot check` stop on them).
+REFUSED_TOKEN_ERRORS = frozenset({"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+                                  "not_allowed_token_type", "invalid_token", "no_permission"})
 # Errors about the bot's token or installation, not the channel: nothing is given up, posting resumes once
 # someone fixes SLACK_BOT_TOKEN (account_inactive is about the token's user, so it is one of them).
 TOKEN_ERRORS = frozenset({

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from ..causes import causes
 from .db import BUSY_TIMEOUT_MS, write_heartbeat
 
 logger = logging.getLogger("wesbot.store")
@@ -107,19 +108,9 @@ def _matches(fault: _Fault, error: BaseException, path: str | Path | None) -> bo
     return any(phrase in text for phrase in fault.phrases)
 
 
-def _causes(error: BaseException) -> list[BaseException]:
-    """The error and what it was raised from, so that a storage fault wrapped by another layer is still seen."""
-    chain: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and current not in chain and len(chain) < 5:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
-    return chain
-
-
 def describe_storage_error(exc: BaseException, path: str | Path | None) -> str | None:
     """One sentence (path and fix, no traceback) when ``exc`` is a storage fault; None for anything else."""
-    for error in _causes(exc):
+    for error in causes(exc):
         if not isinstance(error, sqlite3.Error | OSError):
             continue
         for fault in _FAULTS:
