@@ -91,7 +91,8 @@ def test_audit_prints_the_trail(tmp_path: Path) -> None:
 
     db_path = tmp_path / "wesbot.db"
     open_db(db_path).close()
-    cancels = CancelStore(WatchStore(db_path), "http://127.0.0.1:9/ga4gh/wes/v1")
+    wes_url = "http://127.0.0.1:9/ga4gh/wes/v1"
+    cancels = CancelStore(WatchStore(db_path, server="default", url=wes_url), wes_url)
     cancels.audit(now=1_800_000_000, user_id="U1", channel_id="C1", run_id="r1", state_before="RUNNING",
                   outcome="requested")
     cancels.audit(now=1_800_000_060, user_id="U2", channel_id="C1", run_id="r2", state_before="QUEUED",

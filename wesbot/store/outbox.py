@@ -1,8 +1,9 @@
 """The outbox: every message owed to Slack, written by the jobs (in the transaction that decided it was owed)
 and posted by delivery, which marks each row sent, to be retried, or failed.
 
-Each row has a unique ``dedupe_key`` (run, terminal state, channel for notifications), so the same message
-can never be queued twice: :func:`enqueue` is the one INSERT, used by every repository that owes one.
+Each row has a ``dedupe_key`` unique on its server (run, terminal state, channel for notifications), so the
+same message can never be queued twice: :func:`enqueue` is the one INSERT, used by every repository that owes
+one. Each server's delivery reads its own rows.
 """
 
 from __future__ import annotations
@@ -37,30 +38,31 @@ class OutboxRow:
 _READY = "NOT (o.in_thread = 1 AND s.status = 'active' AND s.card_ts IS NULL AND s.card_failed IS NULL)"
 
 
-def enqueue(db: Database, *, key: str, kind: str, channel_id: str, payload: Message, now: float,
+def enqueue(db: Database, server_id: int, *, key: str, kind: str, channel_id: str, payload: Message, now: float,
             subscription_id: int | None = None, in_thread: bool = False, skip: bool = False) -> int | None:
-    """Queue one message inside the caller's transaction, unless one with this key ever was. Returns its
-    outbox id, or None. ``skip`` only reserves the key (a run that went into a digest)."""
+    """Queue one message of server ``server_id`` inside the caller's transaction, unless one with this key ever
+    was on that server (the same run id on two servers is two runs). Returns its outbox id, or None. ``skip``
+    only reserves the key (a run that went into a digest)."""
     cursor = db.execute(
-        "INSERT OR IGNORE INTO outbox (dedupe_key, kind, channel_id, subscription_id, in_thread, payload, "
-        "created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [key, kind, channel_id, subscription_id, int(in_thread), json.dumps(payload), now,
+        "INSERT OR IGNORE INTO outbox (server_id, dedupe_key, kind, channel_id, subscription_id, in_thread, "
+        "payload, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [server_id, key, kind, channel_id, subscription_id, int(in_thread), json.dumps(payload), now,
          "skipped" if skip else "pending"],
     )
     return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
 
 
-def enqueue_in_threads(db: Database, owed: dict[int, Message], *, kind: str, now: float,
+def enqueue_in_threads(db: Database, server_id: int, owed: dict[int, Message], *, kind: str, now: float,
                        key: Callable[[str, str, int], str]) -> list[tuple[int, int | None]]:
     """Queue, inside the caller's transaction, the message rendered for each subscription in ``owed`` that is
     still active, in its card's thread; ``key(run_id, channel_id, sub_id)`` names it. A subscription that
     ended since it was rendered is left out. Returns (subscription id, outbox id or None) of those queued for."""
     done: list[tuple[int, int | None]] = []
     for sub_id, payload in owed.items():
-        row = db.execute("SELECT run_id, channel_id FROM subscriptions WHERE id = ? AND status = 'active'",
-                         [sub_id]).fetchone()
+        row = db.execute("SELECT run_id, channel_id FROM subscriptions WHERE id = ? AND server_id = ? "
+                         "AND status = 'active'", [sub_id, server_id]).fetchone()
         if row is not None:
-            done.append((sub_id, enqueue(db, key=key(row[0], row[1], sub_id), kind=kind, channel_id=row[1],
+            done.append((sub_id, enqueue(db, server_id, key=key(row[0], row[1], sub_id), kind=kind, channel_id=row[1],
                                          subscription_id=sub_id, in_thread=True, payload=payload, now=now)))
     return done
 
@@ -73,8 +75,8 @@ class Outbox:
                     subscription_id: int | None = None, in_thread: bool = False) -> int | None:
         """Queue a notice unless one with this key was ever queued. Returns its outbox id, or None."""
         with self.store.transaction() as db:
-            return enqueue(db, key=key, kind="notice", channel_id=channel_id, subscription_id=subscription_id,
-                           in_thread=in_thread, payload=payload, now=now)
+            return enqueue(db, self.store.server_id, key=key, kind="notice", channel_id=channel_id,
+                           subscription_id=subscription_id, in_thread=in_thread, payload=payload, now=now)
 
     def deliverable(self, now: float, limit: int = 50, *, horizon: float | None = None) -> list[OutboxRow]:
         """Rows that may be sent now, oldest first, each with the thread it goes in; ``horizon`` as for
@@ -83,9 +85,9 @@ class Outbox:
             "SELECT o.id, o.dedupe_key, o.kind, o.channel_id, o.subscription_id, o.in_thread, o.payload, o.status, "
             "o.attempts, o.created_at, CASE WHEN o.in_thread = 1 THEN s.card_ts END FROM outbox o "
             "LEFT JOIN subscriptions s ON s.id = o.subscription_id "
-            f"WHERE o.status IN ('pending', 'sending') AND (o.not_before <= ? OR o.not_before > ?) AND {_READY} "
-            "ORDER BY o.id LIMIT ?",
-            [now, beyond(now, horizon), limit],
+            "WHERE o.server_id = ? AND o.status IN ('pending', 'sending') AND (o.not_before <= ? OR o.not_before > ?) "
+            f"AND {_READY} ORDER BY o.id LIMIT ?",
+            [self.store.server_id, now, beyond(now, horizon), limit],
         ).fetchall()
         return [
             OutboxRow(id=r[0], dedupe_key=r[1], kind=r[2], channel_id=r[3], subscription_id=r[4], in_thread=bool(r[5]),
@@ -96,17 +98,20 @@ class Outbox:
     def next_time(self) -> float | None:
         """When the next row may be sent (wall time), or None when nothing is owed."""
         row = self.store.db.execute(
-            "SELECT MIN(not_before) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()
+            "SELECT MIN(not_before) FROM outbox WHERE server_id = ? AND status IN ('pending', 'sending')",
+            [self.store.server_id]).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def pending_count(self) -> int:
         return int(self.store.db.execute(
-            "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()[0])
+            "SELECT COUNT(*) FROM outbox WHERE server_id = ? AND status IN ('pending', 'sending')",
+            [self.store.server_id]).fetchone()[0])
 
     def oldest_pending(self) -> float | None:
         """When the oldest row still owed was queued (wall time), or None when nothing is owed."""
         row = self.store.db.execute(
-            "SELECT MIN(created_at) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()
+            "SELECT MIN(created_at) FROM outbox WHERE server_id = ? AND status IN ('pending', 'sending')",
+            [self.store.server_id]).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def pending_channels(self, before: float, *, horizon: float | None = None) -> set[str]:
@@ -114,8 +119,8 @@ class Outbox:
         # A note waiting for its card's thread does not hold the channel: the card must go first.
         return {r[0] for r in self.store.db.execute(
             "SELECT DISTINCT o.channel_id FROM outbox o LEFT JOIN subscriptions s ON s.id = o.subscription_id "
-            f"WHERE o.status IN ('pending', 'sending') AND (o.not_before <= ? OR o.not_before > ?) AND {_READY}",
-            [before, beyond(before, horizon)]).fetchall()}
+            "WHERE o.server_id = ? AND o.status IN ('pending', 'sending') AND (o.not_before <= ? OR o.not_before > ?) "
+            f"AND {_READY}", [self.store.server_id, before, beyond(before, horizon)]).fetchall()}
 
     def mark_sending(self, outbox_id: int, now: float) -> None:
         """Before the post: a row left 'sending' by a crash may have reached Slack (delivery looks first)."""

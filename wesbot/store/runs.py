@@ -22,6 +22,11 @@ class WatchedRun:
     unreadable_reported: bool
 
 
+# A watched run (``w``) that some active subscription of its server still wants polled.
+_SUBSCRIBED = ("EXISTS (SELECT 1 FROM subscriptions s WHERE s.server_id = w.server_id AND s.run_id = w.run_id "
+               "AND s.status = 'active')")
+
+
 class WatchedRuns:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -34,10 +39,10 @@ class WatchedRuns:
         counts as due now rather than in an hour."""
         sql = (
             "SELECT w.run_id, w.state, w.failures, w.failing_since, w.unreadable_reported FROM watched_runs w "
-            "WHERE (w.next_poll_at <= ? OR w.next_poll_at > ?) AND EXISTS (SELECT 1 FROM subscriptions s "
-            "WHERE s.run_id = w.run_id AND s.status = 'active') ORDER BY w.next_poll_at"
+            f"WHERE w.server_id = ? AND (w.next_poll_at <= ? OR w.next_poll_at > ?) AND {_SUBSCRIBED} "
+            "ORDER BY w.next_poll_at"
         )
-        params: list[Any] = [now, beyond(now, horizon)]
+        params: list[Any] = [self.store.server_id, now, beyond(now, horizon)]
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -48,45 +53,49 @@ class WatchedRuns:
 
     def next_due(self) -> float | None:
         row = self.store.db.execute(
-            "SELECT MIN(w.next_poll_at) FROM watched_runs w WHERE EXISTS (SELECT 1 FROM subscriptions s "
-            "WHERE s.run_id = w.run_id AND s.status = 'active')"
+            f"SELECT MIN(w.next_poll_at) FROM watched_runs w WHERE w.server_id = ? AND {_SUBSCRIBED}",
+            [self.store.server_id],
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def watched_count(self) -> int:
         """How many runs have an active subscription (the metrics' ``wesbot_watched_runs``)."""
         return int(self.store.db.execute(
-            "SELECT COUNT(DISTINCT run_id) FROM subscriptions WHERE status = 'active'").fetchone()[0])
+            "SELECT COUNT(DISTINCT run_id) FROM subscriptions WHERE server_id = ? AND status = 'active'",
+            [self.store.server_id]).fetchone()[0])
 
     def record_states(self, polls: Iterable[tuple[str, str | None]], *, now: float, next_poll_at: float) -> int:
         """Store successful polls of non-terminal states, in one transaction. Returns how many changed (their
         cards go stale)."""
         changed = 0
         with self.store.transaction() as db:
+            server_id = self.store.server_id
             for run_id, state in polls:
-                changed += int(self._set_state(db, run_id, state, now, None, None, None))
+                changed += int(self._set_state(db, server_id, run_id, state, now, None, None, None))
                 db.execute(
                     "UPDATE watched_runs SET last_polled_at = ?, next_poll_at = ?, failures = 0, failing_since = NULL, "
-                    "failing_reason = NULL, unreadable_reported = 0 WHERE run_id = ?",
-                    [now, next_poll_at, run_id],
+                    "failing_reason = NULL, unreadable_reported = 0 WHERE server_id = ? AND run_id = ?",
+                    [now, next_poll_at, server_id, run_id],
                 )
         return changed
 
     @staticmethod
-    def _set_state(db: Database, run_id: str, state: str | None, now: float, exit_code: int | None,
+    def _set_state(db: Database, server_id: int, run_id: str, state: str | None, now: float, exit_code: int | None,
                    start_time: str | None, end_time: str | None) -> bool:
-        row = db.execute("SELECT state FROM watched_runs WHERE run_id = ?", [run_id]).fetchone()
+        row = db.execute("SELECT state FROM watched_runs WHERE server_id = ? AND run_id = ?",
+                         [server_id, run_id]).fetchone()
         changed = row is not None and row[0] != state
         db.execute(
             "UPDATE watched_runs SET state = ?, exit_code = COALESCE(?, exit_code), "
             "start_time = COALESCE(?, start_time), end_time = COALESCE(?, end_time), "
-            "state_since = CASE WHEN state IS ? THEN state_since ELSE ? END WHERE run_id = ?",
-            [state, exit_code, start_time, end_time, state, now, run_id],
+            "state_since = CASE WHEN state IS ? THEN state_since ELSE ? END WHERE server_id = ? AND run_id = ?",
+            [state, exit_code, start_time, end_time, state, now, server_id, run_id],
         )
         if changed:
             db.execute(
-                "UPDATE subscriptions SET card_version = card_version + 1 WHERE run_id = ? AND status = 'active'",
-                [run_id],
+                "UPDATE subscriptions SET card_version = card_version + 1 WHERE server_id = ? AND run_id = ? "
+                "AND status = 'active'",
+                [server_id, run_id],
             )
         return changed
 
@@ -97,9 +106,11 @@ class WatchedRuns:
         before the transaction: a subscription made since is not in ``owed``, stays active and is told on its
         next poll. Returns the outbox ids queued."""
         with self.store.transaction() as db:
-            self._set_state(db, run_id, state, now, exit_code, start_time, end_time)
-            db.execute("UPDATE watched_runs SET last_polled_at = ?, failures = 0 WHERE run_id = ?", [now, run_id])
-            queued = enqueue_in_threads(db, owed, kind="notification", now=now,
+            server_id = self.store.server_id
+            self._set_state(db, server_id, run_id, state, now, exit_code, start_time, end_time)
+            db.execute("UPDATE watched_runs SET last_polled_at = ?, failures = 0 WHERE server_id = ? AND run_id = ?",
+                       [now, server_id, run_id])
+            queued = enqueue_in_threads(db, server_id, owed, kind="notification", now=now,
                                         key=lambda run, channel, _: f"end:{run}:{state}:{channel}")
             db.conn.executemany(
                 "UPDATE subscriptions SET status = 'ended', ended_at = ?, card_version = card_version + 1 WHERE id = ?",
@@ -109,14 +120,16 @@ class WatchedRuns:
     def record_failure(self, run_id: str, *, now: float, reason: str, next_poll_at: float) -> WatchedRun:
         """A poll that could not read the run (timeout, 5xx, auth). The subscription is kept."""
         with self.store.transaction() as db:
+            server_id = self.store.server_id
             db.execute(
                 "UPDATE watched_runs SET failures = failures + 1, failing_since = COALESCE(failing_since, ?), "
-                "failing_reason = ?, last_polled_at = ?, next_poll_at = ? WHERE run_id = ?",
-                [now, reason, now, next_poll_at, run_id],
+                "failing_reason = ?, last_polled_at = ?, next_poll_at = ? WHERE server_id = ? AND run_id = ?",
+                [now, reason, now, next_poll_at, server_id, run_id],
             )
             row = db.execute(
-                "SELECT run_id, state, failures, failing_since, unreadable_reported FROM watched_runs WHERE run_id = ?",
-                [run_id],
+                "SELECT run_id, state, failures, failing_since, unreadable_reported FROM watched_runs "
+                "WHERE server_id = ? AND run_id = ?",
+                [server_id, run_id],
             ).fetchone()
         return WatchedRun(run_id=row[0], state=row[1], failures=row[2], failing_since=row[3],
                           unreadable_reported=bool(row[4]))
@@ -125,18 +138,21 @@ class WatchedRuns:
         """A poll that failed on a bug in wesbot: poll again later (with the run's backoff), but this is not the
         server's doing, so the run does not count as unreadable and nobody is told."""
         with self.store.transaction() as db:
-            db.execute("UPDATE watched_runs SET failures = failures + 1, next_poll_at = ? WHERE run_id = ?",
-                       [next_poll_at, run_id])
+            db.execute("UPDATE watched_runs SET failures = failures + 1, next_poll_at = ? "
+                       "WHERE server_id = ? AND run_id = ?", [next_poll_at, self.store.server_id, run_id])
 
     def failing_since(self, run_id: str) -> float | None:
-        row = self.store.db.execute("SELECT failing_since FROM watched_runs WHERE run_id = ?", [run_id]).fetchone()
+        row = self.store.db.execute("SELECT failing_since FROM watched_runs WHERE server_id = ? AND run_id = ?",
+                                    [self.store.server_id, run_id]).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def mark_unreadable_reported(self, run_id: str, *, now: float, since: float, owed: dict[int, Message]) -> list[int]:
         """Queue the one "cannot read this run" note rendered for each subscription in ``owed`` (still active),
         and remember it was sent."""
         with self.store.transaction() as db:
-            queued = enqueue_in_threads(db, owed, kind="notice", now=now,
+            server_id = self.store.server_id
+            queued = enqueue_in_threads(db, server_id, owed, kind="notice", now=now,
                                         key=lambda run, channel, _: f"unreadable:{run}:{channel}:{since}")
-            db.execute("UPDATE watched_runs SET unreadable_reported = 1 WHERE run_id = ?", [run_id])
+            db.execute("UPDATE watched_runs SET unreadable_reported = 1 WHERE server_id = ? AND run_id = ?",
+                       [server_id, run_id])
         return [outbox_id for _, outbox_id in queued if outbox_id is not None]

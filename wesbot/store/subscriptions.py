@@ -47,7 +47,8 @@ def read_subscription(db: Database, sub_id: int) -> Subscription:
         "SELECT s.id, s.run_id, s.channel_id, s.status, s.created_at, s.expires_at, s.workflow, s.card_ts, "
         "s.card_version, s.card_synced, s.card_failed, s.reason, w.state, w.state_since, w.exit_code, "
         "w.start_time, w.end_time "
-        "FROM subscriptions s LEFT JOIN watched_runs w ON w.run_id = s.run_id WHERE s.id = ?",
+        "FROM subscriptions s LEFT JOIN watched_runs w ON w.server_id = s.server_id AND w.run_id = s.run_id "
+        "WHERE s.id = ?",
         [sub_id],
     ).fetchone()
     users = tuple(r[0] for r in db.execute(
@@ -77,17 +78,20 @@ class Subscriptions:
         workflow: str | None = None,
         start_time: str | None = None,
     ) -> SubscribeOutcome:
-        """Watch ``run_id`` for ``channel_id``; one subscription per (run, channel), users are added to it."""
+        """Watch ``run_id`` for ``channel_id``; one subscription per (server, run, channel), users are added
+        to it."""
         with self.store.transaction() as db:
+            server_id = self.store.server_id
             row = db.execute(
-                "SELECT id, status FROM subscriptions WHERE run_id = ? AND channel_id = ?", [run_id, channel_id]
+                "SELECT id, status FROM subscriptions WHERE server_id = ? AND run_id = ? AND channel_id = ?",
+                [server_id, run_id, channel_id],
             ).fetchone()
             created = row is None or row[1] != "active"
             if row is None:
                 cursor = db.execute(
-                    "INSERT INTO subscriptions (run_id, channel_id, status, created_at, expires_at, workflow) "
-                    "VALUES (?, ?, 'active', ?, ?, ?)",
-                    [run_id, channel_id, now, expires_at, workflow],
+                    "INSERT INTO subscriptions (server_id, run_id, channel_id, status, created_at, expires_at, "
+                    "workflow) VALUES (?, ?, ?, 'active', ?, ?, ?)",
+                    [server_id, run_id, channel_id, now, expires_at, workflow],
                 )
                 sub_id = int(cursor.lastrowid or 0)
             else:
@@ -108,9 +112,9 @@ class Subscriptions:
             if added and not created:
                 db.execute("UPDATE subscriptions SET card_version = card_version + 1 WHERE id = ?", [sub_id])
             db.execute(
-                "INSERT INTO watched_runs (run_id, state, start_time, state_since, next_poll_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
-                [run_id, state, start_time, now, now],
+                "INSERT INTO watched_runs (server_id, run_id, state, start_time, state_since, next_poll_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (server_id, run_id) DO NOTHING",
+                [server_id, run_id, state, start_time, now, now],
             )
             subscription = read_subscription(db, sub_id)
         return SubscribeOutcome(subscription=subscription, created=created, added_user=added)
@@ -122,8 +126,9 @@ class Subscriptions:
         """
         with self.store.transaction() as db:
             row = db.execute(
-                "SELECT id FROM subscriptions WHERE run_id = ? AND channel_id = ? AND status = 'active'",
-                [run_id, channel_id],
+                "SELECT id FROM subscriptions WHERE server_id = ? AND run_id = ? AND channel_id = ? "
+                "AND status = 'active'",
+                [self.store.server_id, run_id, channel_id],
             ).fetchone()
             if row is None:
                 return "not_subscribed"
@@ -147,7 +152,8 @@ class Subscriptions:
     def of_channel(self, channel_id: str) -> list[Subscription]:
         db = self.store.db
         ids = [r[0] for r in db.execute(
-            "SELECT id FROM subscriptions WHERE channel_id = ? AND status = 'active' ORDER BY created_at", [channel_id]
+            "SELECT id FROM subscriptions WHERE server_id = ? AND channel_id = ? AND status = 'active' "
+            "ORDER BY created_at", [self.store.server_id, channel_id]
         ).fetchall()]
         return [read_subscription(db, i) for i in ids]
 
@@ -157,13 +163,15 @@ class Subscriptions:
     def of_run(self, run_id: str, *, active_only: bool = True) -> list[Subscription]:
         db = self.store.db
         where = " AND status = 'active'" if active_only else ""
-        ids = [r[0] for r in db.execute(f"SELECT id FROM subscriptions WHERE run_id = ?{where}", [run_id]).fetchall()]
+        ids = [r[0] for r in db.execute(f"SELECT id FROM subscriptions WHERE server_id = ? AND run_id = ?{where}",
+                                        [self.store.server_id, run_id]).fetchall()]
         return [read_subscription(db, i) for i in ids]
 
     def due_to_expire(self, now: float) -> list[Subscription]:
         db = self.store.db
         ids = [r[0] for r in db.execute(
-            "SELECT id FROM subscriptions WHERE status = 'active' AND expires_at <= ?", [now]).fetchall()]
+            "SELECT id FROM subscriptions WHERE server_id = ? AND status = 'active' AND expires_at <= ?",
+            [self.store.server_id, now]).fetchall()]
         return [read_subscription(db, i) for i in ids]
 
     def active_channels_of_runs(self, run_ids: Iterable[str]) -> list[str]:
@@ -172,8 +180,8 @@ class Subscriptions:
             return []
         marks = ",".join("?" * len(ids))
         return [r[0] for r in self.store.db.execute(
-            f"SELECT DISTINCT channel_id FROM subscriptions WHERE status = 'active' AND run_id IN ({marks}) "
-            "ORDER BY channel_id", ids
+            "SELECT DISTINCT channel_id FROM subscriptions WHERE server_id = ? AND status = 'active' "
+            f"AND run_id IN ({marks}) ORDER BY channel_id", [self.store.server_id, *ids]
         ).fetchall()]
 
     def end(self, owed: dict[int, Message], *, status: str, reason: str | None, now: float,
@@ -182,7 +190,7 @@ class Subscriptions:
         rendered for each. Rendered before: a subscription made since is not in ``owed`` and stays active
         (the next poll deals with it). Returns the outbox ids queued."""
         with self.store.transaction() as db:
-            queued = enqueue_in_threads(db, owed, kind="notice", now=now,
+            queued = enqueue_in_threads(db, self.store.server_id, owed, kind="notice", now=now,
                                         key=lambda run, channel, sub_id: f"{key_prefix}:{run}:{channel}:{sub_id}")
             db.conn.executemany(
                 "UPDATE subscriptions SET status = ?, reason = COALESCE(?, reason), ended_at = ?, "
@@ -192,20 +200,23 @@ class Subscriptions:
         return [outbox_id for _, outbox_id in queued if outbox_id is not None]
 
     def fail_channel(self, channel_id: str, *, error: str, now: float) -> list[Subscription]:
-        """Slack refuses to post in this channel for good: fail its subscriptions and its pending messages."""
+        """Slack refuses to post in this channel for good: fail its subscriptions and its pending messages,
+        this server's (each server's delivery finds out for itself)."""
         with self.store.transaction() as db:
+            server_id = self.store.server_id
             sub_ids = [r[0] for r in db.execute(
-                "SELECT id FROM subscriptions WHERE channel_id = ? AND status = 'active'", [channel_id]
+                "SELECT id FROM subscriptions WHERE server_id = ? AND channel_id = ? AND status = 'active'",
+                [server_id, channel_id],
             ).fetchall()]
             db.execute(
                 "UPDATE subscriptions SET status = 'failed', reason = ?, ended_at = ? "
-                "WHERE channel_id = ? AND status = 'active'",
-                [error, now, channel_id],
+                "WHERE server_id = ? AND channel_id = ? AND status = 'active'",
+                [error, now, server_id, channel_id],
             )
             db.execute(
                 "UPDATE outbox SET status = 'failed', error = ? "
-                "WHERE channel_id = ? AND status IN ('pending', 'sending')",
-                [error, channel_id],
+                "WHERE server_id = ? AND channel_id = ? AND status IN ('pending', 'sending')",
+                [error, server_id, channel_id],
             )
             return [read_subscription(db, i) for i in sub_ids]
 
@@ -217,10 +228,10 @@ class Subscriptions:
     def card_candidates(self, limit: int = 5000) -> list[tuple[int, str]]:
         """(subscription id, channel) of the cards to post or update, oldest first; cheap to call often."""
         return [(int(r[0]), str(r[1])) for r in self.store.db.execute(
-            "SELECT id, channel_id FROM subscriptions WHERE card_failed IS NULL AND ("
+            "SELECT id, channel_id FROM subscriptions WHERE server_id = ? AND card_failed IS NULL AND ("
             "(card_ts IS NULL AND status = 'active') OR (card_ts IS NOT NULL AND card_synced < card_version)) "
             "ORDER BY id LIMIT ?",
-            [limit],
+            [self.store.server_id, limit],
         ).fetchall()]
 
     def set_card(self, sub_id: int, *, ts: str | None, version: int) -> None:

@@ -9,7 +9,6 @@ notification can never be queued twice. Messages are rendered before a transacti
 from __future__ import annotations
 
 from functools import cached_property
-from pathlib import Path
 
 from .base import Message, Store
 from .leases import Leases
@@ -24,10 +23,12 @@ __all__ = ["Message", "OutboxRow", "SubscribeOutcome", "Subscription", "WatchSto
 class WatchStore(Store):
     """The database, with one repository per concern: ``subscriptions``, ``runs`` (watched runs), ``outbox``,
     ``values`` (small named values) and ``leases``. Channel watches and cancels have theirs in
-    ``watches.py`` and ``cancels.py``, built on the same object."""
+    ``watches.py`` and ``cancels.py``, built on the same object. All of them see this store's server only;
+    the leases are shared (their names say which server they are for)."""
 
-    def __init__(self, path: str | Path | None = None, *, memory: bool = False) -> None:
-        super().__init__(path, memory=memory)
+    def _scope(self, server: str, url: str) -> None:
+        """The repositories too: each is bound to this store object, so to its server (see ``scoped``)."""
+        super()._scope(server, url)
         self.subscriptions = Subscriptions(self)
         self.runs = WatchedRuns(self)
         self.outbox = Outbox(self)

@@ -1,4 +1,5 @@
-"""Channel-wide watches, and the sweep's memory of each listed run's last state (SQLite)."""
+"""Channel-wide watches, and the sweep's memory of each listed run's last state (SQLite), per WES server: a
+channel watching every failed run watches one server's runs."""
 
 from __future__ import annotations
 
@@ -60,9 +61,10 @@ class WatchesStore:
     def add(self, *, channel_id: str, kind: str, tag_key: str, tag_value: str, user_id: str,
             now: float) -> tuple[ChannelWatch, bool]:
         with self.store.transaction() as db:
+            server_id = self.store.server_id
             existing = db.execute(
-                f"SELECT {_COLUMNS}, status FROM channel_watches WHERE channel_id = ? AND kind = ? AND tag_key = ? "
-                "AND tag_value = ?", [channel_id, kind, tag_key, tag_value]).fetchone()
+                f"SELECT {_COLUMNS}, status FROM channel_watches WHERE server_id = ? AND channel_id = ? AND kind = ? "
+                "AND tag_key = ? AND tag_value = ?", [server_id, channel_id, kind, tag_key, tag_value]).fetchone()
             if existing is not None and existing[8] == "active":
                 return _watch(existing), False
             if existing is not None:
@@ -71,34 +73,38 @@ class WatchesStore:
                 watch_id = existing[0]
             else:
                 watch_id = db.execute(
-                    "INSERT INTO channel_watches (channel_id, kind, tag_key, tag_value, created_by, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", [channel_id, kind, tag_key, tag_value, user_id, now]).lastrowid
+                    "INSERT INTO channel_watches (server_id, channel_id, kind, tag_key, tag_value, created_by, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [server_id, channel_id, kind, tag_key, tag_value, user_id, now]).lastrowid
             row = db.execute(f"SELECT {_COLUMNS} FROM channel_watches WHERE id = ?", [watch_id]).fetchone()
             return _watch(row), True
 
     def remove(self, *, channel_id: str, kind: str, tag_key: str, tag_value: str) -> bool:
         with self.store.transaction() as db:
             return db.execute(
-                "UPDATE channel_watches SET status = 'removed' WHERE channel_id = ? AND kind = ? AND tag_key = ? "
-                "AND tag_value = ? AND status = 'active'", [channel_id, kind, tag_key, tag_value]).rowcount == 1
+                "UPDATE channel_watches SET status = 'removed' WHERE server_id = ? AND channel_id = ? AND kind = ? "
+                "AND tag_key = ? AND tag_value = ? AND status = 'active'",
+                [self.store.server_id, channel_id, kind, tag_key, tag_value]).rowcount == 1
 
     def of_channel(self, channel_id: str) -> list[ChannelWatch]:
         rows = self.store.db.execute(
-            f"SELECT {_COLUMNS} FROM channel_watches WHERE channel_id = ? AND status = 'active' ORDER BY id",
-            [channel_id]).fetchall()
+            f"SELECT {_COLUMNS} FROM channel_watches WHERE server_id = ? AND channel_id = ? AND status = 'active' "
+            "ORDER BY id", [self.store.server_id, channel_id]).fetchall()
         return [_watch(r) for r in rows]
 
     def active(self) -> list[ChannelWatch]:
         rows = self.store.db.execute(
-            f"SELECT {_COLUMNS} FROM channel_watches WHERE status = 'active' ORDER BY id").fetchall()
+            f"SELECT {_COLUMNS} FROM channel_watches WHERE server_id = ? AND status = 'active' ORDER BY id",
+            [self.store.server_id]).fetchall()
         return [_watch(r) for r in rows]
 
     def any_active(self) -> bool:
-        return self.store.db.execute("SELECT 1 FROM channel_watches WHERE status = 'active' LIMIT 1").fetchone() \
-            is not None
+        return self.store.db.execute("SELECT 1 FROM channel_watches WHERE server_id = ? AND status = 'active' LIMIT 1",
+                                     [self.store.server_id]).fetchone() is not None
 
     def swept_states(self) -> dict[str, str | None]:
-        return {r[0]: r[1] for r in self.store.db.execute("SELECT run_id, state FROM swept_runs").fetchall()}
+        return {r[0]: r[1] for r in self.store.db.execute(
+            "SELECT run_id, state FROM swept_runs WHERE server_id = ?", [self.store.server_id]).fetchall()}
 
     def subscribed_channels(self, run_ids: Iterable[str]) -> set[tuple[str, str]]:
         """(run, channel) pairs with an active run subscription: those channels hear about it from there."""
@@ -108,8 +114,8 @@ class WatchesStore:
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
             pairs.update((r[0], r[1]) for r in self.store.db.execute(
-                f"SELECT run_id, channel_id FROM subscriptions WHERE status = 'active' AND run_id IN ({marks})",
-                chunk).fetchall())
+                "SELECT run_id, channel_id FROM subscriptions WHERE server_id = ? AND status = 'active' "
+                f"AND run_id IN ({marks})", [self.store.server_id, *chunk]).fetchall())
         return pairs
 
     def record_sweep(self, *, changes: list[tuple[str, str | None]], owed: list[Owed], now: float,
@@ -119,16 +125,17 @@ class WatchesStore:
         Returns how many messages were queued."""
         queued = 0
         with self.store.transaction() as db:
+            server_id = self.store.server_id
             db.conn.executemany(
-                "INSERT INTO swept_runs (run_id, state, seen_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (run_id) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at",
-                [(run_id, state, now) for run_id, state in changes],
+                "INSERT INTO swept_runs (server_id, run_id, state, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT "
+                "(server_id, run_id) DO UPDATE SET state = excluded.state, seen_at = excluded.seen_at",
+                [(server_id, run_id, state, now) for run_id, state in changes],
             )
             for item in owed:
-                queued += int(enqueue(db, key=item.key, kind=item.kind, channel_id=item.channel_id,
+                queued += int(enqueue(db, server_id, key=item.key, kind=item.kind, channel_id=item.channel_id,
                                       payload=item.payload, now=now, skip=item.skip) is not None and not item.skip)
             if activate:
-                db.execute("UPDATE channel_watches SET active_from = ? WHERE active_from IS NULL AND "
-                           "status = 'active' AND created_at <= ?", [now, now])
-            set_value(db, SWEEP_COMPLETE, "1" if complete else "0")
+                db.execute("UPDATE channel_watches SET active_from = ? WHERE server_id = ? AND active_from IS NULL "
+                           "AND status = 'active' AND created_at <= ?", [now, server_id, now])
+            set_value(db, server_id, SWEEP_COMPLETE, "1" if complete else "0")
         return queued
