@@ -63,10 +63,11 @@ class Recorder:
 def test_a_command_is_one_line_with_who_where_what_and_how_long(events: pytest.LogCaptureFixture) -> None:
     wes = StubWes(states={"r1": "RUNNING"})
     with ThreadPoolExecutor(1) as pool:
-        answer(Deps(wes=wes, host="wes.test", pool=pool), parse("status r1"), Recorder(),  # type: ignore[arg-type]
+        answer(Deps.single(wes=wes, host="wes.test", pool=pool), parse("status r1"), Recorder(),  # type: ignore[arg-type]
                user_id="U1", channel_id="C1")
-        answer(Deps(wes=StubWes(errors={"r2": WesUnreachable("WES at wes.test did not answer")}), host="wes.test",  # type: ignore[arg-type]
-                    pool=pool), parse("status r2"), Recorder(), user_id="U1", channel_id="C1")
+        down = StubWes(errors={"r2": WesUnreachable("WES at wes.test did not answer")})
+        answer(Deps.single(wes=down, host="wes.test", pool=pool),  # type: ignore[arg-type]
+               parse("status r2"), Recorder(), user_id="U1", channel_id="C1")
     ok, failed = lines(events)
     assert fields(ok, "user", "channel", "command", "server", "outcome") == {
         "user": "U1", "channel": "C1", "command": "status", "server": "wes.test", "outcome": "ok"}
@@ -100,7 +101,7 @@ def test_a_cancel_is_one_line_without_the_response_url(events: pytest.LogCapture
     cancels = CancelStore(WatchStore(tmp_path / "w.db"), "http://wes.test/ga4gh/wes/v1")
     wes = cancelling.StubWes()
     with ThreadPoolExecutor(1) as pool:
-        deps = Deps(wes=wes, host="wes.test", pool=pool, cancels=cancels, cancelers=Cancelers(()))  # type: ignore[arg-type]
+        deps = Deps.single(wes=wes, host="wes.test", pool=pool, cancels=cancels, cancelers=Cancelers(()))  # type: ignore[arg-type]
         body = {"user": {"id": "U7"}, "channel": {"id": "C7"},
                 "response_url": "https://hooks.slack.com/actions/T1/1/HOOKSECRET"}
         _Listeners(deps).run_cancel(body, {"value": "cancel r9"}, Recorder())  # type: ignore[arg-type]

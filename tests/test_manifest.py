@@ -70,7 +70,7 @@ def test_scopes_are_only_what_wesbot_uses() -> None:
 def _listeners() -> list[Any]:
     app = App(token="xoxb-test", signing_secret="s", token_verification_enabled=False)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        register(app, Deps(wes=None, host="h", pool=pool))  # type: ignore[arg-type]
+        register(app, Deps.single(wes=None, host="h", pool=pool))  # type: ignore[arg-type]
     return list(app._listeners)
 
 

@@ -45,7 +45,7 @@ class SlowWes:
 def test_a_bug_is_logged_with_an_id_and_the_user_sees_only_the_id(caplog: pytest.LogCaptureFixture) -> None:
     respond = Recorder()
     with ThreadPoolExecutor(1) as pool, caplog.at_level(logging.ERROR, logger="wesbot.slack"):
-        result = answer(Deps(wes=BrokenWes(), host="wes.test", pool=pool), parse("status r1"),  # type: ignore[arg-type]
+        result = answer(Deps.single(wes=BrokenWes(), host="wes.test", pool=pool), parse("status r1"),  # type: ignore[arg-type]
                         respond, user_id="U1")
     assert not result.ok
     [call] = respond.calls
@@ -60,7 +60,7 @@ def test_a_bug_is_logged_with_an_id_and_the_user_sees_only_the_id(caplog: pytest
 def test_a_shared_lookup_that_fails_is_not_posted_in_the_channel() -> None:
     respond = Recorder()
     with ThreadPoolExecutor(1) as pool:
-        answer(Deps(wes=BrokenWes(), host="wes.test", pool=pool), parse("status r1 --share"),  # type: ignore[arg-type]
+        answer(Deps.single(wes=BrokenWes(), host="wes.test", pool=pool), parse("status r1 --share"),  # type: ignore[arg-type]
                respond, user_id="U1")
     assert [c["response_type"] for c in respond.calls] == ["ephemeral"]
 
@@ -68,7 +68,7 @@ def test_a_shared_lookup_that_fails_is_not_posted_in_the_channel() -> None:
 def test_slow_lookup_shows_a_notice_then_replaces_it() -> None:
     respond = Recorder()
     with ThreadPoolExecutor(1) as pool:
-        deps = Deps(wes=SlowWes(0.3), host="wes.test", pool=pool, slow_notice_after=0.05)  # type: ignore[arg-type]
+        deps = Deps.single(wes=SlowWes(0.3), host="wes.test", pool=pool, slow_notice_after=0.05)  # type: ignore[arg-type]
         answer(deps, parse("status r1"), respond, user_id="U1")
     notice, final = respond.calls
     assert notice["text"].startswith("Looking up run `r1`")
@@ -78,7 +78,7 @@ def test_slow_lookup_shows_a_notice_then_replaces_it() -> None:
 def test_fast_lookup_shows_no_notice() -> None:
     respond = Recorder()
     with ThreadPoolExecutor(1) as pool:
-        answer(Deps(wes=SlowWes(0), host="wes.test", pool=pool, slow_notice_after=1), parse("status r1"),  # type: ignore[arg-type]
+        answer(Deps.single(wes=SlowWes(0), host="wes.test", pool=pool, slow_notice_after=1), parse("status r1"),  # type: ignore[arg-type]
                respond, user_id="U1")
     [final] = respond.calls
     assert final["replace_original"] is False

@@ -171,8 +171,8 @@ def test_bolt_is_built_without_the_token_warning(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)  # what makes Bolt warn: the variable is set
     settings = Settings(wes_url="http://w", slack_bot_token=BOT_TOKEN, slack_api_url=slack.api_url)
     with ThreadPoolExecutor(1) as pool, caplog.at_level(logging.DEBUG):
-        build_app(settings, Deps(wes=None, host="h", pool=pool), http_mode=False)  # type: ignore[arg-type]
-        build_app(settings, Deps(wes=None, host="h", pool=pool), http_mode=False)  # type: ignore[arg-type]
+        build_app(settings, Deps.single(wes=None, host="h", pool=pool), http_mode=False)  # type: ignore[arg-type]
+        build_app(settings, Deps.single(wes=None, host="h", pool=pool), http_mode=False)  # type: ignore[arg-type]
     assert not [r for r in caplog.records if "will be unused" in r.getMessage()]
     assert len(slack.calls_to("auth.test")) == 2
 

@@ -290,7 +290,7 @@ def test_a_slash_command_that_hits_a_storage_fault_says_what_is_wrong(
         read_only_store: WatchStore, db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     respond = Recorder()
     with ThreadPoolExecutor(1) as pool, caplog.at_level(logging.ERROR, logger="wesbot.slack"):
-        deps = Deps(wes=None, host="wes.test", pool=pool, store=read_only_store,  # type: ignore[arg-type]
+        deps = Deps.single(wes=None, host="wes.test", pool=pool, store=read_only_store,  # type: ignore[arg-type]
                     watches=WatchesStore(read_only_store), db_path=str(db_path))
         result = answer(deps, parse("watch failed"), respond, user_id="U1", channel_id="C1")
     assert not result.ok

@@ -7,6 +7,7 @@ like typed input.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,10 +85,18 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "The configured WES servers: host, whether GET /service-info answers (version, engines, run counts), "
         "and which one this channel uses.",
     ),
+    Subcommand(
+        "use",
+        "/wes use [SERVER]",
+        "Make SERVER this channel's default WES server (the channel is told); without a name, show the default.",
+    ),
 )
 # Subcommands that work in Slack only: they act on the channel and user that typed them.
-SLACK_ONLY = frozenset({"subscribe", "unsubscribe", "subscriptions", "cancel", "audit", "watch", "unwatch"})
-OPTIONS_HELP = "Add `--share` to any lookup to post the answer in the channel instead of only to you."
+SLACK_ONLY = frozenset({"subscribe", "unsubscribe", "subscriptions", "cancel", "audit", "watch", "unwatch", "use"})
+OPTIONS_HELP = ("Add `--share` to any lookup to post the answer in the channel instead of only to you, and "
+                "`--server NAME` (or `-s NAME`) to ask another WES server than this channel's.")
+SERVER_USAGE = "Usage: /wes SUBCOMMAND ... --server NAME (or -s NAME)"
+_SERVER_NAME = re.compile(r"[a-z0-9-]{1,20}")
 
 _BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
 _ALIASES = {alias: sub.name for sub in SUBCOMMANDS for alias in sub.aliases}
@@ -146,9 +155,14 @@ class Command:
     page_token: str | None = None
     skip: int = 0
     share: bool = False
+    # --server NAME: the WES server to ask (None: the channel's default, or the only one). ``use`` takes its
+    # argument here too.
+    server: str | None = None
 
-    def text(self, *, page_token: str | None = None, skip: int = 0, share: bool = False) -> str:
-        """This command as text that :func:`parse` reads back (used for button values)."""
+    def text(self, *, page_token: str | None = None, skip: int = 0, share: bool = False,
+             server: str | None = None) -> str:
+        """This command as text that :func:`parse` reads back (used for button values). ``server`` (else the
+        command's own) is written out, so that a button acts on the server its message came from."""
         words = [self.name]
         if self.run_id is not None:
             words.append(self.run_id)
@@ -172,6 +186,8 @@ class Command:
             words.append(f"--skip={skip}")
         if share:
             words.append("--share")
+        if server or self.server:
+            words.append(f"--server={server or self.server}")
         return " ".join(words)
 
 
@@ -190,27 +206,40 @@ class _Options:
     share: bool = False
     page_token: str | None = None
     skip: int = 0
+    server: str | None = None
 
 
 def _read_options(words: list[str]) -> tuple[_Options, list[str]]:
     """Split ``words`` into the options and the positional words, in order. Options are read before the
     subcommand is known, so a bad option is reported even when the subcommand is wrong too."""
-    share = False
-    page_token: str | None = None
-    skip = 0
+    found: dict[str, object] = {}
     positional: list[str] = []
-    for word in words:
-        if word == "--share":
-            share = True
+    rest = iter(words)
+    for word in rest:
+        if word in ("--server", "-s"):
+            found["server"] = _read_server(next(rest, ""))
+        elif word.startswith("--server="):
+            found["server"] = _read_server(word[len("--server="):])
+        elif word == "--share":
+            found["share"] = True
         elif word.startswith("--page="):
-            page_token = unquote(word[len("--page=") :]) or None
+            found["page_token"] = unquote(word[len("--page=") :]) or None
         elif word.startswith("--skip="):
-            skip = _read_skip(word[len("--skip=") :])
+            found["skip"] = _read_skip(word[len("--skip=") :])
         elif word.startswith("--") and len(word) > 2:
-            raise UsageError(f"unknown option {word[:40]!r}", "Usage: /wes SUBCOMMAND ... [--share]")
+            raise UsageError(f"unknown option {word[:40]!r}", "Usage: /wes SUBCOMMAND ... [--share] [--server NAME]")
         else:
             positional.append(word)
-    return _Options(share=share, page_token=page_token, skip=skip), positional
+    return _Options(**found), positional  # type: ignore[arg-type]
+
+
+def _read_server(name: str) -> str:
+    """A server name as the configuration allows them; whether it is configured is checked where it is used."""
+    if not name:
+        raise UsageError("--server needs a server name", SERVER_USAGE)
+    if not _SERVER_NAME.fullmatch(name.lower()):
+        raise UsageError(f"{name[:40]!r} is not a server name (1 to 20 of a-z, 0-9 and -)", SERVER_USAGE)
+    return name.lower()
 
 
 def _read_skip(raw: str) -> int:
@@ -265,6 +294,14 @@ def _parse_runs(name: str, args: list[str], opts: _Options) -> Command:
 def _parse_no_args(name: str, args: list[str], opts: _Options) -> Command:
     _need(name, args, 0, 0)
     return Command(name=name, share=opts.share)
+
+
+def _parse_use(name: str, args: list[str], opts: _Options) -> Command:
+    """``use [SERVER]``: the name may come as the argument or as ``--server``, not both."""
+    _need(name, args, 0, 1)
+    if args and opts.server and _read_server(args[0]) != opts.server:
+        raise UsageError("name one server", usage(name))
+    return Command(name=name, server=_read_server(args[0]) if args else opts.server)
 
 
 def _parse_watch(name: str, args: list[str], opts: _Options) -> Command:
@@ -352,6 +389,7 @@ _PARSERS: dict[str, _Parser] = {
     "cancel": _parse_run_id,
     "audit": _parse_audit,
     "servers": _parse_no_args,
+    "use": _parse_use,
 }
 # A subcommand without a parser would only fail when someone typed it: fail at import instead.
 assert _PARSERS.keys() == _BY_NAME.keys(), sorted(_PARSERS.keys() ^ _BY_NAME.keys())
@@ -363,4 +401,5 @@ def parse(text: str) -> Command:
     if not positional:
         return Command(name="help", share=opts.share)
     name = _subcommand(positional[0])
-    return _PARSERS[name](name, positional[1:], opts)
+    command = _PARSERS[name](name, positional[1:], opts)
+    return dataclasses.replace(command, server=opts.server) if opts.server and not command.server else command

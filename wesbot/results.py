@@ -187,10 +187,42 @@ class ServerRow:
 @dataclass(frozen=True, kw_only=True)
 class ServersResult(Result):
     servers: list[ServerRow]
+    # Stored servers the configuration no longer names (or names at another URL): one line each.
+    held: list[str] = field(default_factory=list)
 
     @property
     def shareable(self) -> bool:
         return False  # the server list is answered to whoever asked
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChooseServerResult(Result):
+    """Several servers, none named and no channel default: which one? ``found_on`` lists the servers whose
+    recent runs include the command's run (none, or more than one, or it would not be asked)."""
+
+    servers: list[str]
+    found_on: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def shareable(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class UseResult(Result):
+    """``/wes use``: this channel's default server. ``changed`` when this command set it (the channel is told);
+    ``set_by`` is who chose it, None when it comes from the configuration file (or there is none)."""
+
+    server: str | None
+    host: str | None = None
+    changed: bool = False
+    set_by: str | None = None
+    servers: list[str] = field(default_factory=list)
+
+    @property
+    def shareable(self) -> bool:
+        return False
 
 
 def _jsonable(value: Any) -> Any:

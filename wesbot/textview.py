@@ -19,6 +19,7 @@ from .format import (
 from .results import (
     AuditResult,
     CancelResult,
+    ChooseServerResult,
     DetailsResult,
     ErrorResult,
     HelpResult,
@@ -32,6 +33,7 @@ from .results import (
     TaskResult,
     TasksResult,
     UnsubscribeResult,
+    UseResult,
     WatchResult,
 )
 from .wes.logs import sanitize_log_text, sanitize_text
@@ -196,7 +198,9 @@ def _logs(result: LogsResult) -> list[str]:
 
 
 def _audit(result: AuditResult) -> list[str]:
-    return [f"{show_time(epoch_iso(r.at))}\t{r.user_id}\t{_clean(r.run_id)}\t"
+    several = len({r.server for r in result.rows}) > 1
+    return [f"{show_time(epoch_iso(r.at))}\t{r.user_id}\t" + (f"{_clean(r.server)}\t" if several else "")
+            + f"{_clean(r.run_id)}\t"
             f"{_clean(r.state_before or '-')}\t{r.outcome}" + (f" ({r.wes_status})" if r.wes_status else "")
             + (f"\t{_clean(r.detail)}" if r.detail else "")
             for r in result.rows] or ["no cancel attempts recorded"]
@@ -213,7 +217,16 @@ def _servers(result: ServersResult) -> list[str]:
             lines.append(f"      unreachable: {_clean(row.error or 'no answer')}")
     if result.servers and not any(row.is_default for row in result.servers):
         lines.append("(no default: name one with wesbot ask --server NAME)")
+    lines += [f"kept in the database, no longer configured: {_clean(line)}" for line in result.held]
     return lines or ["no WES servers are configured"]
+
+
+def _choose_server(result: ChooseServerResult) -> list[str]:
+    command = result.command
+    where = result.found_on or result.servers
+    found = f"run {_clean(command.run_id)} is listed by {', '.join(where)}; " if command and command.run_id \
+        and result.found_on else ""
+    return [f"several WES servers: {found}name one with wesbot ask --server NAME ({', '.join(where)})"]
 
 
 def _slack_only(result: Result) -> list[str]:
@@ -238,4 +251,6 @@ _RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
     CancelResult: _slack_only,
     WatchResult: _slack_only,
     ServersResult: _servers,
+    ChooseServerResult: _choose_server,
+    UseResult: _slack_only,
 }

@@ -16,8 +16,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Ack, App, BoltResponse, Respond
@@ -25,16 +23,13 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_sdk import WebClient
 
 from .. import observe
-from ..cancel import DEFAULT_CANCEL_TIMEOUT, Cancelers
 from ..cancel import confirm as confirm_cancel
 from ..commands import SUBCOMMANDS, Command, UsageError, parse
 from ..config import Settings
-from ..core import Context, LogReader, ServerEntry, Wes, execute
-from ..results import ErrorResult, Result
-from ..store.cancels import CancelStore
+from ..core import execute, list_servers
+from ..results import ErrorResult, Result, UseResult
+from ..servers import UnknownServer
 from ..store.health import describe_storage_error
-from ..store.watch import WatchStore
-from ..store.watches import WatchesStore
 from .blocks import (
     ACTION_CANCEL,
     ACTION_KEEP,
@@ -45,11 +40,12 @@ from .blocks import (
     code,
     error_message,
     help_message,
+    pin_server,
 )
 from .cards import cancel_announcement
-from .gate import response_origins, response_url_allowed
-from .poster import SlackPoster
-from .replies import cancel_message, render
+from .deps import Deps, ServerDeps
+from .gate import response_url_allowed
+from .replies import cancel_message, merge, render
 
 logger = logging.getLogger("wesbot.slack")
 
@@ -61,43 +57,6 @@ ACTIONS = (ACTION_RUN, ACTION_PAGE, ACTION_SHARE)
 ALL_ACTIONS = (*ACTIONS, ACTION_CANCEL, ACTION_KEEP)
 # Set in a request's context once it passed verification and the response_url check.
 CHECKED = "wesbot_checked"
-
-
-@dataclass
-class Deps:
-    """What the listeners need. ``pool`` runs the WES lookups; it is sized well above Bolt's default 5."""
-
-    wes: Wes
-    host: str
-    pool: ThreadPoolExecutor
-    # The configured name of the one server the bot serves (listed by /wes servers as this channel's default).
-    server_name: str = "default"
-    # After this many seconds without an answer, show "Looking up run X…" first.
-    slow_notice_after: float = 1.5
-    # The store for subscriptions (None: the Slack-only subcommands answer that they are unavailable).
-    store: WatchStore | None = None
-    subscription_days: float = 14.0
-    # Wakes the watcher (a new subscription's card is posted at once).
-    wake: Callable[[], None] | None = None
-    # Reads the end of logs for /wes logs and failed runs' details.
-    logs: LogReader | None = None
-    # Cancelling: the audit trail and in-flight cancels, who may, how long to follow, how to tell the channel.
-    cancels: CancelStore | None = None
-    cancelers: Cancelers | None = None
-    cancel_timeout: float = DEFAULT_CANCEL_TIMEOUT
-    poster: SlackPoster | None = None
-    watches: WatchesStore | None = None
-    # Where a payload's response_url may point (see slack.gate); anything else is refused before any listener.
-    response_origins: frozenset[str] = response_origins("https://slack.com/api/")
-    # WESBOT_DB, named in the sentence that replaces the apology when the error is a storage fault.
-    db_path: str | None = None
-
-    def context(self, channel_id: str | None, user_id: str | None) -> Context | None:
-        if self.store is None or not channel_id or not user_id:
-            return None
-        return Context(store=self.store, channel_id=channel_id, user_id=user_id, now=time.time(),
-                       subscription_days=self.subscription_days, wake=self.wake, cancels=self.cancels,
-                       cancelers=self.cancelers, watches=self.watches)
 
 
 def new_error_id() -> str:
@@ -171,18 +130,21 @@ def answer(
     channel_id: str | None = None,
     replace: bool = False,
 ) -> Result:
-    """Run ``command`` against WES and answer through ``respond``. Never raises."""
+    """Run ``command`` against the WES server it goes to and answer through ``respond``. Never raises."""
     started = time.monotonic()
 
     def interim() -> None:
         respond(text=_looking_up(command), response_type="ephemeral", replace_original=replace)
 
     notice = _SlowNotice(interim, deps.slow_notice_after)
+    host = deps.first.host
     try:
-        result = execute(command, deps.wes, deps.context(channel_id, user_id), deps.logs,
-                         servers=[ServerEntry(name=deps.server_name, wes=deps.wes, is_default=True)])
-        share = command.share and result.shareable
-        message: Message = render(result, host=deps.host, shared_by=user_id if share else None)
+        answers = _run(deps, command, user_id=user_id, channel_id=channel_id)
+        result, server = answers[0]
+        host = server.host if server else host
+        share = command.share and all(r.shareable for r, _ in answers)
+        message = merge([_message(deps, r, s, shared_by=user_id if share else None) for r, s in answers],
+                        [deps.label(s) if s else "" for _, s in answers])
     except Exception as error:
         # A bug in wesbot or a storage fault, not a user's or a server's doing: the traceback goes to the log,
         # with an id the user can quote; the user gets the id, and for a storage fault what is wrong.
@@ -195,16 +157,52 @@ def answer(
             or f"sorry, something went wrong on wesbot's side (error id {error_id}); its log has the details",
         )
         share = False
-        message = render(result, host=deps.host)
+        message = render(result, host=host)
     shown = notice.finish()
-    if share:
+    if share or (isinstance(result, UseResult) and result.changed):
+        # Shared answers, and a new default server, which the whole channel must know about.
         _safe_respond(respond, response_type="in_channel", replace_original=False, **message)
         if shown or replace:
             _safe_respond(respond, delete_original=True)
     else:
         _safe_respond(respond, response_type="ephemeral", replace_original=shown or replace, **message)
-    observe.command(user_id, channel_id, command.name, deps.host, _outcome(result), time.monotonic() - started)
+    observe.command(user_id, channel_id, command.name, host, _outcome(result), time.monotonic() - started)
     return result
+
+
+def _run(deps: Deps, command: Command, *, user_id: str | None,
+         channel_id: str | None) -> list[tuple[Result, ServerDeps | None]]:
+    """The result of ``command`` and the server that gave it (None: no one server did); one per server for
+    a command about every server (the channel's subscriptions, the audit trail) when none is named."""
+    try:
+        if command.name == "use":
+            return [(deps.use(command, channel_id, user_id), None)]
+        if command.name == "servers":
+            listed = list_servers(command, deps.entries(channel_id))
+            return [(dataclasses.replace(listed, held=list(deps.held)), None)]
+        server, question = deps.route(command, channel_id)
+    except UnknownServer as error:
+        return [(ErrorResult(command=command, kind="usage", message=str(error),
+                             usage="Usage: /wes SUBCOMMAND ... --server NAME (see /wes servers)"), None)]
+    if question is not None:
+        return [(question, None)]
+    chosen = [server] if server is not None else list(deps.servers)
+    return [(_execute_on(deps, s, command, user_id=user_id, channel_id=channel_id), s) for s in chosen]
+
+
+def _execute_on(deps: Deps, server: ServerDeps, command: Command, *, user_id: str | None,
+                channel_id: str | None) -> Result:
+    if deps.several:
+        command = dataclasses.replace(command, server=server.name)
+    return execute(command, server.wes, deps.context(server, channel_id, user_id), server.logs)
+
+
+def _message(deps: Deps, result: Result, server: ServerDeps | None, *, shared_by: str | None) -> Message:
+    """The rendered answer; with several servers, naming its server, and its buttons bound to it."""
+    if server is None:
+        return render(result, host="", shared_by=shared_by)
+    message: Message = render(result, host=deps.label(server), shared_by=shared_by)
+    return pin_server(message, server.name) if deps.several else message
 
 
 def _outcome(result: Result) -> str:
@@ -230,7 +228,8 @@ def register(app: App, deps: Deps) -> None:
     app.action(ACTION_KEEP)(ack=_ack_action, lazy=[_run_keep])
     for action_id in ACTIONS:
         # wes_run buttons carry the subcommand in their action_id (wes_run:details); the others are exact.
-        matcher = re.compile(rf"^{re.escape(action_id)}(:[a-z]+)?$")
+        # A "which server?" question's buttons add the server (wes_run:status:prod): unique in their block.
+        matcher = re.compile(rf"^{re.escape(action_id)}(:[a-z]+(:[a-z0-9-]+)?)?$")
         app.action(matcher)(ack=_ack_action, lazy=[listeners.action_runner(action_id)])
     app.error(listeners.on_error)
 
@@ -297,7 +296,7 @@ class _Listeners:
         ack()
 
     def _observe_ack(self, command: dict[str, Any], name: str, outcome: str, started: float) -> None:
-        observe.command(command.get("user_id"), command.get("channel_id"), name, self.deps.host, outcome,
+        observe.command(command.get("user_id"), command.get("channel_id"), name, self.deps.first.host, outcome,
                         time.monotonic() - started)
 
     def run_command(self, command: dict[str, Any], respond: Respond) -> None:
@@ -344,36 +343,42 @@ class _Listeners:
         except UsageError as error:
             _invalid_button(respond, error)
             return
-        if parsed.name != "cancel" or parsed.run_id is None or deps.cancels is None or deps.cancelers is None:
+        server = deps.server(parsed.server) if parsed.server else (None if deps.several else deps.first)
+        if (parsed.name != "cancel" or parsed.run_id is None or server is None or server.cancels is None
+                or server.cancelers is None):
             _reply(respond, error_message("That button is no longer valid."))
             return
         try:
             view = confirm_cancel(
-                deps.wes, run_id=parsed.run_id, user_id=user_id, channel_id=channel_id, cancelers=deps.cancelers,
-                store=deps.cancels, now=time.time(), timeout=deps.cancel_timeout,
-                response_url=body.get("response_url"), announce=self._announcer(channel_id, user_id, parsed.run_id))
+                server.wes, run_id=parsed.run_id, user_id=user_id, channel_id=channel_id, cancelers=server.cancelers,
+                store=server.cancels, now=time.time(), timeout=deps.cancel_timeout,
+                response_url=body.get("response_url"),
+                announce=self._announcer(channel_id, user_id, parsed.run_id, server))
         except Exception as error:
             error_id = new_error_id()
             logger.exception("error %s while cancelling", error_id)
             _reply(respond, error_message(_sorry(error, deps.db_path, error_id)))
-            observe.cancel(user_id, channel_id, parsed.run_id, "internal", server=deps.host,
+            observe.cancel(user_id, channel_id, parsed.run_id, "internal", server=server.host,
                            seconds=time.monotonic() - started)
             return
-        if deps.wake is not None:
-            deps.wake()  # the watcher follows the cancel from now on
-        _safe_respond(respond, response_type="ephemeral", replace_original=True, **cancel_message(view))
-        observe.cancel(user_id, channel_id, parsed.run_id, view.stage, server=deps.host,
+        if server.wake is not None:
+            server.wake()  # the watcher follows the cancel from now on
+        message = cancel_message(view)
+        _safe_respond(respond, response_type="ephemeral", replace_original=True,
+                      **(pin_server(message, server.name) if deps.several else message))
+        observe.cancel(user_id, channel_id, parsed.run_id, view.stage, server=server.host,
                        seconds=time.monotonic() - started)
 
     def _announcer(
-        self, channel_id: str | None, user_id: str, run_id: str
+        self, channel_id: str | None, user_id: str, run_id: str, server: ServerDeps
     ) -> Callable[[str], tuple[str | None, str | None]]:
         """How the cancel tells the channel who cancelled: ``announce(state_before) -> (ts, error)``."""
 
         def announce(state_before: str) -> tuple[str | None, str | None]:
             if self.deps.poster is None or not channel_id:
                 return None, "no channel"
-            result = self.deps.poster.post(channel_id, cancel_announcement(user_id, run_id, state_before))
+            where = server.name if self.deps.several else None
+            result = self.deps.poster.post(channel_id, cancel_announcement(user_id, run_id, state_before, server=where))
             return (result.ts, None) if result.ok else (None, result.error or "error")
 
         return announce

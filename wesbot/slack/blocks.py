@@ -185,3 +185,37 @@ def check_limits(message: Message) -> list[str]:
         if len(action_ids) != len(set(action_ids)):
             problems.append(f"block {i}: action_ids are not unique: {action_ids}")
     return problems
+
+
+# The buttons whose value is command text (parsed again on a click), which therefore name their server.
+_COMMAND_ACTIONS = (ACTION_RUN, ACTION_PAGE, ACTION_SHARE, ACTION_CANCEL)
+
+
+def pin_server(message: Message, server: str) -> Message:
+    """``message`` with every command button bound to ``server``, so that a click acts on the server the
+    message came from whatever the channel's default is by then. A button whose value would no longer fit is
+    left out rather than sent to another server."""
+    blocks = [_pin_block(block, server) for block in message.get("blocks") or []]
+    return {**message, "blocks": [block for block in blocks if block is not None]} if "blocks" in message \
+        else message
+
+
+def _pin_block(block: Block, server: str) -> Block | None:
+    if block.get("type") != "actions":
+        return block
+    elements = [_pin_button(element, server) for element in block.get("elements") or []]
+    kept = [element for element in elements if element is not None]
+    return {**block, "elements": kept} if kept else None
+
+
+def _pin_button(element: Block, server: str) -> Block | None:
+    action_id = str(element.get("action_id") or "")
+    value = element.get("value")
+    if not isinstance(value, str) or not action_id.startswith(_COMMAND_ACTIONS) or _names_server(value):
+        return element
+    pinned = f"{value} --server={server}"
+    return {**element, "value": pinned} if len(pinned) <= MAX_BUTTON_VALUE else None
+
+
+def _names_server(value: str) -> bool:
+    return any(word in ("--server", "-s") or word.startswith("--server=") for word in value.split())

@@ -222,17 +222,22 @@ def _canceller(user_id: str) -> str:
     return f"<@{user_id}>" if _USER_ID.match(user_id) else "someone"
 
 
-def cancel_announcement(user_id: str, run_id: str, state_before: str | None) -> Message:
+def on_server(server: str | None) -> str:
+    """" on *prod*": where a message says which server, when there are several (``server`` None: one)."""
+    return f" on *{escape(server)}*" if server else ""
+
+
+def cancel_announcement(user_id: str, run_id: str, state_before: str | None, *, server: str | None = None) -> Message:
     """The in-channel message when someone cancels a run: the team sees who and what."""
-    text = (f":octagonal_sign: {_canceller(user_id)} requested cancellation of run {code(run_id, 120)} "
-            f"(was {escape(state_before or '?')}). Following it…")
+    text = (f":octagonal_sign: {_canceller(user_id)} requested cancellation of run {code(run_id, 120)}"
+            f"{on_server(server)} (was {escape(state_before or '?')}). Following it…")
     return {"text": text, "blocks": [section(text)]}
 
 
-def cancel_outcome(cancel: Cancel, now: float) -> Message:
+def cancel_outcome(cancel: Cancel, now: float, *, server: str | None = None) -> Message:
     """The channel message once a followed cancel is decided (it replaces the announcement)."""
-    head = (f":octagonal_sign: {_canceller(cancel.user_id)} requested cancellation of run {code(cancel.run_id, 120)} "
-            f"(was {escape(cancel.state_before or '?')})")
+    head = (f":octagonal_sign: {_canceller(cancel.user_id)} requested cancellation of run {code(cancel.run_id, 120)}"
+            f"{on_server(server)} (was {escape(cancel.state_before or '?')})")
     took = human_duration(now - cancel.requested_at)
     final = escape(cancel.final_state or "unknown")
     if cancel.outcome == "confirmed-canceled":

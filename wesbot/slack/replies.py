@@ -27,6 +27,7 @@ from ..format import (
 from ..results import (
     AuditResult,
     CancelResult,
+    ChooseServerResult,
     DetailsResult,
     ErrorResult,
     HelpResult,
@@ -41,6 +42,7 @@ from ..results import (
     TaskResult,
     TasksResult,
     UnsubscribeResult,
+    UseResult,
     WatchResult,
 )
 from ..wes.logs import LogTail, sanitize_log_text
@@ -100,6 +102,20 @@ def _fit(blocks: list[Block]) -> list[Block]:
         return blocks
     head = blocks[: MAX_BLOCKS - 3]
     return head + [context("_…shortened to fit in one Slack message._")] + blocks[-2:]
+
+
+def merge(messages: list[Message], titles: list[str]) -> Message:
+    """One message from several (one server's answer each, under its title), within Slack's limit on blocks."""
+    if len(messages) == 1:
+        return messages[0]
+    blocks: list[Block] = []
+    for message, title in zip(messages, titles, strict=True):
+        if blocks:
+            blocks.append({"type": "divider"})
+        blocks.append(context(f"*{escape(title)}*"))
+        blocks += message.get("blocks") or [section(escape(str(message.get("text") or "")))]
+    text = "\n".join(str(message.get("text") or "") for message in messages)
+    return {"text": text[:MAX_FALLBACK], "blocks": _fit(blocks)}
 
 
 def render(result: Result, *, host: str, shared_by: str | None = None) -> Message:
@@ -470,7 +486,48 @@ def _servers(result: ServersResult) -> Message:
         blocks.append(context(f"…and {len(rows) - MAX_SERVER_ROWS} more."))
     if not any(row.is_default for row in rows):
         blocks.append(context("No server is this channel's default."))
+    for line in result.held[:5]:
+        blocks.append(context(":package: In the database, no longer configured: " + escape(line)))
     return {"text": f"{len(rows)} WES servers, {reachable} reachable", "blocks": blocks}
+
+
+def _choose_server(result: ChooseServerResult) -> Message:
+    """Which server: one button per server, each running the same command there."""
+    command = result.command
+    run_id = command.run_id if command else None
+    if run_id and result.found_on:
+        why = f"Run {code(run_id, 80)} is in the recent runs of {_names(result.found_on)}."
+    elif run_id:
+        why = f"Run {code(run_id, 80)} is not in the recent runs of any server."
+    else:
+        why = "This channel has no default WES server."
+    if result.unreadable:
+        why += f" Could not read the runs of {_names(result.unreadable)}."
+    blocks: list[Block] = [section(f"*Which WES server?* {why}")]
+    if command is not None:
+        buttons = [button(name, f"{ACTION_RUN}:{command.name}:{name}", command.text(server=name))
+                   for name in (result.found_on or result.servers)]
+        blocks += actions(*buttons)
+    blocks.append(context("Add `--server NAME` to a command, or set this channel's default with `/wes use NAME`."))
+    return {"text": "Which WES server?", "blocks": blocks}
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"*{escape(name)}*" for name in names[:10]) + (" and more" if len(names) > 10 else "")
+
+
+def _use(result: UseResult) -> Message:
+    """The channel's default server: announced in the channel when it changed, else answered to who asked."""
+    if result.server is None:
+        text = ("This channel has no default WES server; commands ask which one, unless they name it with "
+                f"`--server NAME`. Set one with `/wes use NAME` ({_names(result.servers)}).")
+    elif result.changed:
+        text = (f"<@{result.set_by}> made *{escape(result.server)}* ({code(result.host or '', 120)}) this "
+                "channel's WES server: commands here go to it unless they name another with `--server NAME`.")
+    else:
+        who = f"set by <@{result.set_by}>" if result.set_by else "from the configuration file"
+        text = f"This channel's WES server is *{escape(result.server)}* ({code(result.host or '', 120)}), {who}."
+    return {"text": text, "blocks": [section(text)]}
 
 
 # Result type -> its renderer, each called as (result, host, shared_by).
@@ -490,4 +547,6 @@ _RENDERERS: dict[type[Result], Callable[[Any, str, str | None], Message]] = {
     SubscriptionsResult: lambda r, host, shared_by: _subscriptions(r, host),
     WatchResult: lambda r, host, shared_by: _watch(r),
     ServersResult: lambda r, host, shared_by: _servers(r),
+    ChooseServerResult: lambda r, host, shared_by: _choose_server(r),
+    UseResult: lambda r, host, shared_by: _use(r),
 }
