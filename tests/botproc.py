@@ -48,21 +48,23 @@ def free_port() -> int:
 class BotProcess:
     """`python -m wesbot serve` in a temp working directory; ``stop()`` sends SIGTERM and reaps it."""
 
-    def __init__(self, *, wes_url: str, slack_api_url: str, http: bool, extra_env: dict[str, str] | None = None,
+    def __init__(self, *, wes_url: str | None, slack_api_url: str, http: bool, extra_env: dict[str, str] | None = None,
                  wes_auth: str | None = None, workdir: str | None = None, command: str = "serve",
                  log_name: str = "bot.log") -> None:
-        """``workdir``: reuse a folder (and so its wesbot.db) across processes; it is then not deleted."""
+        """``workdir``: reuse a folder (and so its wesbot.db) across processes; it is then not deleted.
+        ``wes_url`` None: the servers come from a ``wesbot.toml`` in ``workdir``."""
         self._own_dir = tempfile.TemporaryDirectory(prefix="wesbot-e2e-") if workdir is None else None
         self.dir = workdir if workdir is not None else self._own_dir.name  # type: ignore[union-attr]
         self.port = free_port() if http else None
         self.log_path = Path(self.dir) / log_name
         env = clean_env(
-            WES_URL=wes_url,
             SLACK_API_URL=slack_api_url,
             SLACK_BOT_TOKEN=BOT_TOKEN,
             WESBOT_DB=str(Path(self.dir) / "wesbot.db"),
             PYTHONUNBUFFERED="1",
         )
+        if wes_url is not None:
+            env["WES_URL"] = wes_url
         if wes_auth:
             env["WES_AUTH"] = wes_auth
         if http:

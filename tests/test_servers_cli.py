@@ -1,16 +1,17 @@
 """Several WES servers on the terminal, through the real console script: `wesbot ask --server NAME` reaches that
-server with its own credentials only, `wesbot check` checks every server, and `serve` and `watch` (one server
-for now) refuse several in one line."""
+server with its own credentials only, `wesbot check` checks every server, and `wesbot watch` watches each."""
 
 from __future__ import annotations
 
 import base64
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from tests.botproc import clean_env, run
+from tests.botproc import BotProcess, clean_env, run
 from tests.fakes.fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.fakes.fake_wes import FakeWes
 
@@ -86,18 +87,26 @@ def test_a_problem_in_the_file_stops_ask_before_anything_connects(two: tuple[Fak
     assert a.requests == []
 
 
-@pytest.mark.parametrize("command", ["serve", "watch"])
-def test_serve_and_watch_refuse_several_servers_in_one_line(two: tuple[FakeWes, FakeWes], slack: FakeSlack,
-                                                            tmp_path: Path, command: str) -> None:
+def test_watch_runs_one_watcher_per_server_each_with_its_own_lease(two: tuple[FakeWes, FakeWes], slack: FakeSlack,
+                                                                    tmp_path: Path) -> None:
     a, b = two
     write_config(tmp_path, a, b)
-    env = env_for(tmp_path, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN)
-    out = run([command], env, tmp_path)
-    assert out.returncode == 2
-    assert out.stderr.count("\n") == 1
-    assert out.stderr.startswith(f"wesbot: wesbot.toml names 2 servers (a, b); wesbot {command} runs with one "
-                                 "server for now: keep one [servers.NAME] table, or run one wesbot per server")
-    assert a.requests == [] and b.requests == [] and slack.calls_to("auth.test") == []
+    bot = BotProcess(wes_url=None, slack_api_url=slack.api_url, http=False, command="watch", workdir=str(tmp_path),
+                     extra_env={"A_WES_AUTH": f"alice:{PASSWORD}", "B_WES_TOKEN": TOKEN,
+                                "WESBOT_POLL_SECONDS": "0.3"})
+    try:
+        def leases() -> set[str] | None:
+            try:
+                with closing(sqlite3.connect(tmp_path / "wesbot.db")) as db:
+                    names = {row[0] for row in db.execute("SELECT name FROM leases").fetchall()}
+            except sqlite3.Error:
+                return None
+            return names if names == {"watcher:a", "watcher:b"} else None
+
+        slack.wait_for(leases, timeout=20, what="a lease per server")
+    finally:
+        assert bot.stop() == 0, bot.log_text()
+    assert "Traceback" not in (bot.final_log or "")
 
 
 def test_one_server_from_the_file_serves_asks_as_before(two: tuple[FakeWes, FakeWes], tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ from .slack.poster import REFUSED_TOKEN_ERRORS
 from .store.db import migrations
 from .store.health import describe_storage_error
 from .store.leases import LeaseHolder, Leases, this_host
-from .watcher.loop import LEASE
+from .watcher.loop import LEASE, lease_name
 from .wes.client import WesClient
 from .wes.errors import WesAuthError, WesError, WesHTTPError, WesUnreachable
 from .wes.models import RunListPage, ServiceInfo
@@ -414,13 +414,15 @@ class _DbState:
     applied: list[str]
     pending: list[str]
     journal_mode: str
-    lease: LeaseHolder | None
+    # Each watcher lease asked about (one per server when there are several) and its holder, if any.
+    leases: dict[str, LeaseHolder | None]
     lease_unreadable: bool = False
 
 
-def check_database(path: str) -> list[CheckResult]:
-    """``database`` (takes a write), ``database migrations``, ``database WAL`` and ``watcher lease``. A file
-    that does not exist yet is one warning (it is created at start-up), if its folder can take it."""
+def check_database(path: str, leases: tuple[str, ...] = (LEASE,)) -> list[CheckResult]:
+    """``database`` (takes a write), ``database migrations``, ``database WAL`` and a ``watcher lease`` item per
+    lease in ``leases``. A file that does not exist yet is one warning (it is created at start-up), if its
+    folder can take it."""
     file = Path(path).expanduser()
     if file.is_dir():
         return [_fail("database", f"WESBOT_DB {path} is a folder, not a file",
@@ -433,14 +435,15 @@ def check_database(path: str) -> list[CheckResult]:
         return [_fail("database", f"{path} does not exist, and its folder {folder} does not take new files",
                       f"give the user running wesbot write access to {folder}", fatal=True)]
     try:
-        state = _read_state(file)
+        state = _read_state(file, leases)
     except sqlite3.Error as error:
         sentence = describe_storage_error(error, path) or f"wesbot cannot read its database {path}: {_plain(error)}"
         return [_sentence("database", Status.FAIL, sentence, fatal=True)]
-    return [_writable_result(path, state), _migrations_result(state), _wal_result(state), _lease_result(state)]
+    return [_writable_result(path, state), _migrations_result(state), _wal_result(state),
+            *(_lease_result(state, name) for name in leases)]
 
 
-def _read_state(file: Path) -> _DbState:
+def _read_state(file: Path, names: tuple[str, ...]) -> _DbState:
     """Read through a connection that cannot write (``query_only``) and never creates the file (``mode=rw``:
     ``mode=ro`` would leave -wal and -shm files behind, owned by whoever ran the check)."""
     uri = "file:" + quote(str(file.resolve())) + "?mode=rw"
@@ -451,13 +454,15 @@ def _read_state(file: Path) -> _DbState:
         applied = [migration.name for migration in migrations.applied(db)]
         pending = [migration.name for migration in migrations.pending(db)]
         journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-        lease, unreadable = None, False
+        leases: dict[str, LeaseHolder | None] = dict.fromkeys(names)
+        unreadable = False
         if "leases" in tables:
             try:
-                lease = Leases(lambda: db, lambda: nullcontext(db)).info(LEASE)
+                reader = Leases(lambda: db, lambda: nullcontext(db))
+                leases = {name: reader.info(name) for name in names}
             except sqlite3.OperationalError:  # a leases table older than its host and pid columns
                 unreadable = True
-    return _DbState(tables=tables, applied=applied, pending=pending, journal_mode=journal_mode, lease=lease,
+    return _DbState(tables=tables, applied=applied, pending=pending, journal_mode=journal_mode, leases=leases,
                     lease_unreadable=unreadable)
 
 
@@ -524,11 +529,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def _lease_result(state: _DbState, now: float | None = None) -> CheckResult:
-    item = "watcher lease"
+def _lease_result(state: _DbState, name: str = LEASE, now: float | None = None) -> CheckResult:
+    item = "watcher lease" + (f" of {name.partition(':')[2]}" if ":" in name else "")
     if state.lease_unreadable:
         return _warn(item, "not read: the leases table predates this wesbot's", "it is updated at start-up")
-    holder = state.lease
+    holder = state.leases.get(name)
     if holder is None:
         return _ok(item, "no watcher has held it yet")
     where = "this host" if holder.host == this_host() else _plain(holder.host or "an unknown host")
@@ -550,7 +555,9 @@ def startup_checks(settings: Settings) -> list[CheckResult]:
     for server in wes_servers(settings):
         results += check_wes(server)
     results += check_slack(settings)
-    results += check_database(settings.db_path)
+    several = len(settings.servers) > 1
+    leases = tuple(lease_name(server.name if several else None) for server in settings.servers)
+    results += check_database(settings.db_path, leases)
     mask = Masker(settings.secrets())
     return [result.masked(mask) for result in results]
 

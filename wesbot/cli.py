@@ -18,6 +18,7 @@ from http.client import HTTPException
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, metrics
+from .assemble import ServerParts, build_servers, log_fetcher, report_held, wes_client
 from .cancel import Cancelers
 from .causes import causes
 from .commands import SUBCOMMANDS, UsageError, parse
@@ -31,14 +32,13 @@ from .slack.poster import REFUSED_TOKEN_ERRORS, SlackPoster
 from .store.cancels import CancelStore
 from .store.health import StorageHealth, describe_storage_error
 from .store.watch import WatchStore
-from .store.watches import WatchesStore
 from .textview import render_text
-from .watcher import build_watcher
-from .wes.client import WesClient
-from .wes.logs import LogFetcher
+from .watcher import Fleet
 
 if TYPE_CHECKING:
     from slack_sdk import WebClient
+
+    from .slack.deps import Deps
 
 logger = logging.getLogger("wesbot")
 
@@ -53,20 +53,6 @@ WATCHER_JOIN_SECONDS = 2.0
 
 
 
-def wes_client(settings: Settings, server: ServerConfig | None = None) -> WesClient:
-    """A client for ``server`` (default: the first one) with the settings' timeouts."""
-    server = server or settings.servers[0]
-    deadline = settings.wes_timeout
-    return WesClient(server.url, auth=server.auth, token=server.token,
-                     timeout=min(10.0, deadline), connect_timeout=min(5.0, deadline), deadline=deadline)
-
-
-def log_fetcher(settings: Settings, server: ServerConfig | None = None) -> LogFetcher:
-    """What reads ``server``'s log URLs (default: the first server's), with its credentials and log hosts."""
-    server = server or settings.servers[0]
-    return LogFetcher(server.url, auth=server.auth, token=server.token, allowed_hosts=server.log_hosts)
-
-
 def _settings(args: argparse.Namespace, *, need_slack: bool = False, http_mode: bool = False,
               need_app: bool = True) -> Settings:
     try:
@@ -78,17 +64,6 @@ def _settings(args: argparse.Namespace, *, need_slack: bool = False, http_mode: 
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
-
-
-def _one_server(settings: Settings, command: str) -> None:
-    """``serve`` and ``watch`` serve one WES server for now (issue 10): with several, stop with one line."""
-    if len(settings.servers) == 1:
-        return
-    names = sorted(server.name for server in settings.servers)
-    source = settings.servers[0].source
-    _fail(f"{source} names {len(names)} servers ({', '.join(names)}); wesbot {command} runs with one server for "
-          f"now: keep one [servers.NAME] table, or run one wesbot per server with WESBOT_CONFIG pointing at its "
-          "own file (`wesbot ask --server NAME` and `wesbot check` use them all)")
 
 
 def _chosen_server(settings: Settings, name: str | None) -> ServerConfig:
@@ -261,7 +236,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     http_mode = bool(args.http)
     settings = _settings(args, need_slack=True, http_mode=http_mode)
-    _one_server(settings, "serve")
     http_mode = http_mode or not settings.socket_mode
     port = _http_port(args, http_mode)
     setup_logging(settings, args.log_level, default="info")
@@ -274,61 +248,62 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _serve_metrics(args, settings)
 
     from .server import serve_http, serve_socket_mode
-    from .slack.app import Deps, build_app
-    from .slack.gate import response_origins
+    from .slack.app import build_app
     from .store import open_db
-    from .store.db import record_wes_url
 
-    db = open_db(settings.db_path)
-    previous = record_wes_url(db, settings.wes_url)
-    if previous:
-        logger.warning("WESBOT_DB was last used with another WES server; now using %s", settings.wes_url)
-    db.close()
+    open_db(settings.db_path).close()
     # Built right after the open: it remembers which file that was, to notice one deleted or replaced later.
     storage = StorageHealth(settings.db_path)
-    store = WatchStore(settings.db_path)
-    wes = wes_client(settings)
     pool = ThreadPoolExecutor(max_workers=LOOKUP_THREADS, thread_name_prefix="wesbot-lookup")
-    logs = log_fetcher(settings)
-    poster = slack_poster(settings)  # thread-safe: the watcher's sender and the cancel clicks share it
+    poster = slack_poster(settings)  # thread-safe: the watchers' senders and the cancel clicks share it
     stop = threading.Event()
-    watcher = None if args.no_watcher else build_watcher(settings, store, wes, poster, logs=logs, stop=stop)
-    cancels = CancelStore(store, settings.wes_url)
-    watches = WatchesStore(store)
-    metrics.current().track_store(store, watches, server=wes.host)
-    client = slack_client(settings)
-    deps = Deps(wes=wes, host=wes.host, server_name=settings.servers[0].name, pool=pool, store=store,
-                subscription_days=settings.subscription_days,
-                wake=watcher.wake.set if watcher else None, logs=logs, cancels=cancels,
-                cancelers=Cancelers(settings.cancelers, resolve_group=lambda group: list(
-                    client.usergroups_users_list(usergroup=group).get("users") or [])),
-                cancel_timeout=settings.cancel_timeout, poster=poster, watches=watches,
-                response_origins=response_origins(settings.slack_api_url), db_path=settings.db_path)
-    # Bolt checks the bot token with auth.test; a failure is one line, without slack_sdk's own line per attempt.
-    with _slack_start_errors(settings, "SLACK_BOT_TOKEN", "auth.test"), library_lines_dropped("slack_sdk"):
-        app = build_app(settings, deps, http_mode=http_mode)
-    watcher_thread = None
-    if watcher is not None:  # SIGTERM sets ``stop``: the watcher stops between steps, with the server
-        watcher_thread = threading.Thread(target=watcher.run, name="wesbot-watcher", daemon=True)
-        watcher_thread.start()
-    try:
-        if http_mode:
-            assert port is not None
-            serve_http(app, pool, host=args.host, port=port, stop=stop,
-                       signing_secret=settings.slack_signing_secret or "", problems=storage.check)
-        else:
-            assert settings.slack_app_token is not None
-            with _slack_start_errors(settings, "SLACK_APP_TOKEN", "apps.connections.open"):
-                serve_socket_mode(app, pool, app_token=settings.slack_app_token, stop=stop)
-    finally:
-        stop.set()
-        if watcher is not None and watcher_thread is not None:
-            watcher.wake.set()
-            watcher_thread.join(WATCHER_JOIN_SECONDS)
-        wes.close()
-        logs.close()
-        poster.close()
+    with ExitStack() as resources:
+        resources.callback(poster.close)
+        parts = build_servers(settings, poster, stop, resources, watch=not args.no_watcher)
+        held = report_held(settings)
+        metrics.current().track_stores([(part.store, part.watches, part.wes.host) for part in parts])
+        deps = _slack_deps(settings, parts, pool, poster)
+        deps.held = [row.describe() for row in held]
+        # Bolt checks the bot token with auth.test; a failure is one line, without slack_sdk's own line per try.
+        with _slack_start_errors(settings, "SLACK_BOT_TOKEN", "auth.test"), library_lines_dropped("slack_sdk"):
+            app = build_app(settings, deps, http_mode=http_mode)
+        fleet = Fleet([part.watcher for part in parts if part.watcher is not None], stop)
+        fleet.start()  # SIGTERM sets ``stop``: the watchers stop between steps, with the server
+        try:
+            if http_mode:
+                assert port is not None
+                serve_http(app, pool, host=args.host, port=port, stop=stop,
+                           signing_secret=settings.slack_signing_secret or "", problems=storage.check)
+            else:
+                assert settings.slack_app_token is not None
+                with _slack_start_errors(settings, "SLACK_APP_TOKEN", "apps.connections.open"):
+                    serve_socket_mode(app, pool, app_token=settings.slack_app_token, stop=stop)
+        finally:
+            stop.set()
+            fleet.join(WATCHER_JOIN_SECONDS)
     return EXIT_OK
+
+
+def _slack_deps(settings: Settings, parts: list[ServerParts], pool: ThreadPoolExecutor, poster: SlackPoster) -> Deps:
+    """What the Slack listeners need: each server's parts, and what they share."""
+    from .slack.deps import Deps, ServerDeps
+    from .slack.gate import response_origins
+    from .store.servers import ChannelServers
+
+    client = slack_client(settings)
+
+    def resolve_group(group: str) -> list[str]:
+        return list(client.usergroups_users_list(usergroup=group).get("users") or [])
+
+    servers = [ServerDeps(name=part.config.name, wes=part.wes, host=part.wes.host, store=part.store, logs=part.logs,
+                          cancels=part.cancels, watches=part.watches, wake=part.wake,
+                          cancelers=Cancelers(part.config.cancelers, resolve_group=resolve_group))
+               for part in parts]
+    return Deps(servers=servers, pool=pool, subscription_days=settings.subscription_days,
+                cancel_timeout=settings.cancel_timeout, poster=poster,
+                response_origins=response_origins(settings.slack_api_url), db_path=settings.db_path,
+                channel_servers=ChannelServers(parts[0].store),
+                config_channels={channel: s.name for s in settings.servers for channel in s.channels})
 
 
 def slack_client(settings: Settings) -> WebClient:
@@ -366,19 +341,20 @@ def _serve_metrics(args: argparse.Namespace, settings: Settings) -> None:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     settings = _settings(args, need_slack=True, need_app=False)
-    _one_server(settings, "watch")
     setup_logging(settings, args.log_level, default="info")
     _serve_metrics(args, settings)
     from .server import install_stop_handlers
     from .store import open_db
 
     open_db(settings.db_path).close()
-    store = WatchStore(settings.db_path)
-    with wes_client(settings) as wes, log_fetcher(settings) as logs, slack_poster(settings) as poster:
-        watcher = build_watcher(settings, store, wes, poster, logs=logs)
-        metrics.current().track_store(store, watcher.watches, server=wes.host)
-        install_stop_handlers(watcher.stop, raise_in_main=False, also=watcher.wake)
-        watcher.run()
+    stop = threading.Event()
+    with ExitStack() as resources, slack_poster(settings) as poster:
+        parts = build_servers(settings, poster, stop, resources)
+        report_held(settings)
+        metrics.current().track_stores([(part.store, part.watches, part.wes.host) for part in parts])
+        fleet = Fleet([part.watcher for part in parts if part.watcher is not None], stop)
+        install_stop_handlers(stop, raise_in_main=False, also=parts[0].watcher.wake if parts[0].watcher else None)
+        fleet.run()
     return EXIT_OK
 
 
@@ -388,7 +364,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .store import open_db
 
     open_db(settings.db_path).close()
-    rows = CancelStore(WatchStore(settings.db_path), settings.wes_url).recent_audit(args.run_id, limit=args.limit)
+    rows = []
+    for server in settings.servers:  # every server's trail, newest first
+        rows += CancelStore(WatchStore(settings.db_path, server=server.name, url=server.url),
+                            server.url).recent_audit(args.run_id, limit=args.limit)
+    rows = sorted(rows, key=lambda row: (row.at, row.id), reverse=True)[: args.limit]
     result = AuditResult(command=None, run_id=args.run_id, rows=rows)
     if args.json:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))

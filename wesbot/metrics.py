@@ -35,7 +35,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
@@ -106,10 +106,15 @@ class Metrics:
                     clock: Callable[[], float] = time.time) -> None:
         """Report the store's figures (watched runs, channel watches, the outbox) at every scrape, read then
         rather than kept up to date, so that several processes on one database all report the truth."""
+        self.track_stores([(store, watches, server)], clock=clock)
+
+    def track_stores(self, stores: Sequence[tuple[WatchStore, WatchesStore | None, str]], *,
+                     clock: Callable[[], float] = time.time) -> None:
+        """:meth:`track_store` for several servers: (its scoped store, its watches, its host) each."""
         with self._lock:
             if self._store is not None:
                 self.registry.unregister(self._store)
-            self._store = StoreCollector(store, watches, server=server, clock=clock)
+            self._store = StoreCollector(stores, clock=clock)
             self.registry.register(self._store)
 
     def exposition(self) -> bytes:
@@ -122,11 +127,9 @@ class StoreCollector(Collector):
     cannot be read (locked too long, a disk error) leaves them out of that scrape, with one warning per
     episode; ``/healthz`` is what says why."""
 
-    def __init__(self, store: WatchStore, watches: WatchesStore | None, *, server: str,
+    def __init__(self, stores: Sequence[tuple[WatchStore, WatchesStore | None, str]], *,
                  clock: Callable[[], float]) -> None:
-        self.store = store
-        self.watches = watches
-        self.server = server
+        self.stores = stores
         self.clock = clock
         self._failing = False
 
@@ -140,7 +143,8 @@ class StoreCollector(Collector):
             return
         finally:
             # Scrapes may come on a new thread each (prometheus_client's server): never leave a connection behind.
-            self.store.close()
+            for store, _, _ in self.stores:
+                store.close()
         if self._failing:
             self._failing = False
             logger.info("metrics: the store can be read again")
@@ -148,15 +152,19 @@ class StoreCollector(Collector):
 
     def _read(self) -> list[Metric]:
         watched = GaugeMetricFamily("wesbot_watched_runs", "Runs with an active subscription", labels=["server"])
-        watched.add_metric([self.server], self.store.runs.watched_count())
+        channel = GaugeMetricFamily("wesbot_channel_watches", "Active channel-wide watches", labels=["server"])
+        pending, oldest = 0, None
+        for store, watches, server in self.stores:
+            watched.add_metric([server], store.runs.watched_count())
+            if watches is not None:
+                channel.add_metric([server], len(watches.active()))
+            pending += store.outbox.pending_count()
+            first = store.outbox.oldest_pending()
+            oldest = first if oldest is None or (first is not None and first < oldest) else oldest
         figures: list[Metric] = [watched]
-        if self.watches is not None:
-            channel = GaugeMetricFamily("wesbot_channel_watches", "Active channel-wide watches", labels=["server"])
-            channel.add_metric([self.server], len(self.watches.active()))
+        if any(watches is not None for _, watches, _ in self.stores):
             figures.append(channel)
-        oldest = self.store.outbox.oldest_pending()
-        figures.append(GaugeMetricFamily("wesbot_outbox_pending", "Messages owed to Slack",
-                                         value=self.store.outbox.pending_count()))
+        figures.append(GaugeMetricFamily("wesbot_outbox_pending", "Messages owed to Slack", value=pending))
         figures.append(GaugeMetricFamily(
             "wesbot_outbox_oldest_pending_seconds", "Age of the oldest message owed to Slack (0 when none)",
             value=0.0 if oldest is None else max(self.clock() - oldest, 0.0)))

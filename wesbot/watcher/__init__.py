@@ -12,7 +12,7 @@ posts what is owed to Slack. They meet only in the store (jobs → store → del
 
 from .base import Clock, SystemClock, WatchedWes, WatcherSettings, Workers
 from .delivery import DeliverStats, Delivery, Poster
-from .loop import LEASE, Watcher, build_watcher
+from .loop import LEASE, Fleet, Watcher, build_watcher
 from .subscriptions import TickStats
 from .sweep import SweepStats
 
@@ -20,6 +20,7 @@ __all__ = [
     "LEASE",
     "Clock",
     "DeliverStats",
+    "Fleet",
     "Delivery",
     "Poster",
     "SweepStats",

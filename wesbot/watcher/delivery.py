@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from .. import observe
+from ..slack.blocks import pin_server
 from ..slack.cards import cancel_announcement, cancel_outcome, card, channel_failed_text, notice
 from ..slack.poster import PostResult
 from ..store.cancels import Cancel, CancelStore
@@ -91,13 +92,40 @@ class Pacing:
             self.next_allowed[channel] = max(self.next_allowed.get(channel, until), until)
 
 
-class Delivery:
-    def __init__(self, store: WatchStore, poster: Poster, workers: Workers, *, host: str,
-                 settings: WatcherSettings, clock: Clock, cancels: CancelStore | None = None) -> None:
-        self.store = store
+class PinnedPoster:
+    """A poster whose every message has its command buttons bound to one server (see ``pin_server``): with
+    several servers, each server's watcher posts through one, so a click acts on the server it came from."""
+
+    def __init__(self, poster: Poster, server: str) -> None:
         self.poster = poster
+        self.server = server
+
+    def post(self, channel: str, message: dict[str, Any], *, thread_ts: str | None = None,
+             broadcast: bool = False, key: str | None = None) -> PostResult:
+        return self.poster.post(channel, pin_server(message, self.server), thread_ts=thread_ts,
+                                broadcast=broadcast, key=key)
+
+    def update(self, channel: str, ts: str, message: dict[str, Any]) -> PostResult:
+        return self.poster.update(channel, ts, pin_server(message, self.server))
+
+    def find_posted(self, channel: str, key: str, *, thread_ts: str | None, oldest: float) -> str | None | bool:
+        return self.poster.find_posted(channel, key, thread_ts=thread_ts, oldest=oldest)
+
+    def respond(self, response_url: str, message: dict[str, Any]) -> bool:
+        return self.poster.respond(response_url, pin_server(message, self.server))
+
+
+class Delivery:
+    """``server``: this server's name when there are several (messages name it, buttons are bound to it)."""
+
+    def __init__(self, store: WatchStore, poster: Poster, workers: Workers, *, host: str,
+                 settings: WatcherSettings, clock: Clock, cancels: CancelStore | None = None,
+                 server: str | None = None) -> None:
+        self.store = store
+        self.poster: Poster = poster if server is None else PinnedPoster(poster, server)
+        self.server = server
         self.workers = workers
-        self.host = host
+        self.host = host if server is None else f"{server} ({host})"
         self.settings = settings
         self.clock = clock
         self.cancels = cancels
@@ -264,7 +292,8 @@ class Delivery:
         channel = cancel.channel_id
         if channel is None or not self.pacing.ready(channel):
             return
-        result = self.poster.post(channel, cancel_announcement(cancel.user_id, cancel.run_id, cancel.state_before))
+        result = self.poster.post(channel, cancel_announcement(cancel.user_id, cancel.run_id, cancel.state_before,
+                                                                  server=self.server))
         self.pacing.hold(channel, self.settings.pace_seconds)
         if result.ok or result.permanent:
             cancels.announced(cancel.run_id, message_ts=result.ts if result.ok else None,
@@ -272,7 +301,7 @@ class Delivery:
 
     def _sync_cancel(self, cancel: Cancel) -> bool:
         """True once the outcome has been said (or there is nowhere to say it)."""
-        message = cancel_outcome(cancel, self.clock.now())
+        message = cancel_outcome(cancel, self.clock.now(), server=self.server)
         if cancel.message_ts and cancel.channel_id:
             if not self.pacing.ready(cancel.channel_id):
                 return False

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import TypeVar
@@ -17,6 +18,7 @@ from typing import TypeVar
 from .. import observe
 from ..config import Settings
 from ..logref import LogReader
+from ..servers import ServerConfig
 from ..store.cancels import CancelStore
 from ..store.watch import WatchStore
 from ..store.watches import WatchesStore
@@ -30,7 +32,14 @@ from .sweep import SweepStats, WatchSweeper
 logger = logging.getLogger("wesbot.watcher")
 
 LEASE = "watcher"
+# How long stopping waits for the watchers to finish their step.
+WATCHER_JOIN_SECONDS = 2.0
 T = TypeVar("T")
+
+
+def lease_name(server: str | None) -> str:
+    """The lease of one server's watcher: ``watcher`` with one server, ``watcher:NAME`` with several."""
+    return LEASE if server is None else f"{LEASE}:{server}"
 
 
 class Watcher:
@@ -38,7 +47,7 @@ class Watcher:
     step in tests). ``logs`` adds log tails to failure notifications; ``cancels`` and ``watches`` turn on
     following cancels and sweeping channel-wide watches."""
 
-    def __init__(self, store: WatchStore, wes: WatchedWes, poster: Poster, *, host: str,
+    def __init__(self, store: WatchStore, wes: WatchedWes, poster: Poster, *, host: str, server: str | None = None,
                  settings: WatcherSettings | None = None, clock: Clock | None = None, owner: str | None = None,
                  logs: LogReader | None = None, cancels: CancelStore | None = None,
                  watches: WatchesStore | None = None, stop: threading.Event | None = None) -> None:
@@ -56,14 +65,19 @@ class Watcher:
         workers = Workers(self.stop)
         details = Details(wes, logs)
         runs = RunList(wes, self.settings, self.clock, self.stop)
-        jobs = {"host": host, "settings": self.settings, "clock": self.clock, "owed": self._owed.set}
+        # With several servers, ``server`` names this one: in its messages, its buttons and its lease.
+        self.server = server
+        self.lease = lease_name(server)
+        label = host if server is None else f"{server} ({host})"
+        jobs = {"host": host, "label": label, "settings": self.settings, "clock": self.clock,
+                "owed": self._owed.set}
         self.subscriptions = SubscriptionPoller(store, wes, details, runs, workers, **jobs)  # type: ignore[arg-type]
         self.sweeper = None if watches is None else WatchSweeper(store, watches, wes, details, runs, workers,
                                                                   **jobs)  # type: ignore[arg-type]
         self.follower = None if cancels is None else CancelFollower(cancels, wes, settings=self.settings,
                                                                     clock=self.clock, stop=self.stop)
         self.delivery = Delivery(store, poster, workers, host=host, settings=self.settings, clock=self.clock,
-                                 cancels=cancels)
+                                 cancels=cancels, server=server)
         self._next_tick = 0.0
         self._next_sweep = 0.0
         self._failing_steps: set[str] = set()
@@ -92,7 +106,7 @@ class Watcher:
         thread posts (:meth:`run`), so that posting starts while a long cycle is still reading runs."""
         started = self.clock.monotonic()
         period = self.settings.lease_seconds
-        if not self.store.leases.acquire(LEASE, self.owner, now=self.clock.now(), period=period):
+        if not self.store.leases.acquire(self.lease, self.owner, now=self.clock.now(), period=period):
             self._holding.clear()
             observe.lease(False)
             return max(period / 3, 0.2)
@@ -192,7 +206,7 @@ class Watcher:
             sender.join(3.0)
             observe.lease(False)
             try:
-                self.store.leases.release(LEASE, self.owner)
+                self.store.leases.release(self.lease, self.owner)
             except Exception:
                 logger.warning("could not release the watcher lease", exc_info=True)
             logger.info("watcher %s stopped", self.owner)
@@ -201,7 +215,7 @@ class Watcher:
         """One step of :meth:`run`, logging when this process starts or stops holding the lease."""
         try:
             wait = self.step(deliver=False)
-            holder = self.store.leases.holder(LEASE)
+            holder = self.store.leases.holder(self.lease)
         except Exception:
             logger.exception("watcher step failed; trying again shortly")
             return 5.0, holding
@@ -212,13 +226,48 @@ class Watcher:
 
 
 def build_watcher(settings: Settings, store: WatchStore, wes: WatchedWes, poster: Poster, *,
-                  logs: LogReader | None = None, stop: threading.Event | None = None) -> Watcher:
-    """The watcher as ``wesbot serve`` and ``wesbot watch`` run it, from the configuration: subscriptions,
-    channel-wide watches and cancels, on one database and one WES server."""
+                  server: ServerConfig | None = None, several: bool = False, logs: LogReader | None = None,
+                  stop: threading.Event | None = None) -> Watcher:
+    """The watcher of one WES server (default: the first configured) as ``wesbot serve`` and ``wesbot watch``
+    run it: subscriptions, channel-wide watches and cancels, on ``store`` (scoped to that server), at that
+    server's poll interval. ``several``: other servers are watched too, so messages name this one."""
+    server = server or settings.servers[0]
     return Watcher(
-        store, wes, poster, host=wes.host, logs=logs, stop=stop,
-        cancels=CancelStore(store, settings.wes_url), watches=WatchesStore(store),
-        settings=WatcherSettings(poll_seconds=settings.poll_seconds, concurrency=settings.poll_concurrency,
+        store, wes, poster, host=wes.host, server=server.name if several else None, logs=logs, stop=stop,
+        cancels=CancelStore(store, server.url), watches=WatchesStore(store),
+        settings=WatcherSettings(poll_seconds=server.poll_seconds, concurrency=settings.poll_concurrency,
                                  subscription_days=settings.subscription_days,
                                  lease_seconds=settings.lease_seconds, digest_after=settings.digest_after),
     )
+
+
+class Fleet:
+    """One watcher per WES server, each in its own thread with its own schedule, backoff and lease: a server
+    that hangs or is down holds up its own polls only, never another server's polls, cards or notifications."""
+
+    def __init__(self, watchers: list[Watcher], stop: threading.Event) -> None:
+        self.watchers = watchers
+        self.stop = stop
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for watcher in self.watchers:
+            name = f"wesbot-watcher-{watcher.server}" if watcher.server else "wesbot-watcher"
+            thread = threading.Thread(target=watcher.run, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def run(self) -> None:
+        """Until ``stop``: for ``wesbot watch``, which has nothing else to do in its main thread."""
+        self.start()
+        while not self.stop.wait(1.0):
+            pass
+        self.join(WATCHER_JOIN_SECONDS)
+
+    def join(self, timeout: float) -> None:
+        """Wake every watcher (``stop`` is set) and wait for them, at most ``timeout`` seconds in all."""
+        for watcher in self.watchers:
+            watcher.wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))

@@ -58,13 +58,16 @@ class Poll:
 
 class SubscriptionPoller:
     def __init__(self, store: WatchStore, wes: WatchedWes, details: Details, runs: RunList, workers: Workers, *,
-                 host: str, settings: WatcherSettings, clock: Clock, owed: Callable[[], None]) -> None:
+                 host: str, label: str | None = None, settings: WatcherSettings, clock: Clock,
+                 owed: Callable[[], None]) -> None:
         self.store = store
         self.wes = wes
         self.details = details
         self.runs = runs
         self.workers = workers
         self.host = host
+        # How messages name the server: the host, or with several servers its name and host.
+        self.label = label or host
         self.settings = settings
         self.clock = clock
         self.owed = owed  # called once something was queued for delivery
@@ -218,6 +221,10 @@ class SubscriptionPoller:
         except WesError as error:
             return Poll(run=run, error=error)
         except Exception:  # a bug in wesbot, not the server's doing: logged as one, and the run polled again
+            if self.workers.stop.is_set():
+                # Stopping: the client may be closed under a read that was still waiting. Not a bug, and not
+                # logged as one; the run is polled again, as after one.
+                return Poll(run=run, bug="stopping")
             error_id = uuid.uuid4().hex[:8]
             logger.exception("error %s: a bug in wesbot while polling run %s; it is polled again", error_id,
                              run.run_id)
@@ -240,7 +247,7 @@ class SubscriptionPoller:
             self._auth_recovered()
         if poll.outcome is not None:
             outcome = poll.outcome
-            owed = {sub.id: notification(sub, outcome, host=self.host)
+            owed = {sub.id: notification(sub, outcome, host=self.label)
                     for sub in self.store.subscriptions.of_run(poll.run.run_id)}
             self.store.runs.record_terminal(
                 poll.run.run_id, state=outcome.state, now=now, exit_code=outcome.exit_code,
@@ -286,7 +293,7 @@ class SubscriptionPoller:
         if episode is None:
             episode = str(int(now))
             self.store.values.set(AUTH_EPISODE, episode)
-        payload = notice(None, auth_lost_text(self.host, str(error)))
+        payload = notice(None, auth_lost_text(self.label, str(error)))
         for channel in self.store.subscriptions.active_channels_of_runs([run_id]):
             self.store.outbox.notice_once(f"auth-lost:{channel}:{episode}", channel_id=channel, payload=payload,
                                           now=now)

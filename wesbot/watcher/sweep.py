@@ -120,7 +120,7 @@ def singles(per_channel: dict[str, list[tuple[RunOutcome, ChannelWatch]]], diges
 
 class WatchSweeper:
     def __init__(self, store: WatchStore, watches: WatchesStore, wes: WatchedWes, details: Details, runs: RunList,
-                 workers: Workers, *, host: str, settings: WatcherSettings, clock: Clock,
+                 workers: Workers, *, host: str, label: str | None = None, settings: WatcherSettings, clock: Clock,
                  owed: Callable[[], None]) -> None:
         self.store = store
         self.watches = watches
@@ -129,6 +129,8 @@ class WatchSweeper:
         self.runs = runs
         self.workers = workers
         self.host = host
+        # How messages name the server: the host, or with several servers its name and host.
+        self.label = label or host
         self.settings = settings
         self.clock = clock
         self.owed = owed
@@ -247,7 +249,7 @@ class WatchSweeper:
                 self.settings.concurrency):
             full[run_id] = outcome
             stats.requests += requests
-        owed = compose(per_channel, digest_after=self.settings.digest_after, host=self.host, full=full)
+        owed = compose(per_channel, digest_after=self.settings.digest_after, host=self.label, full=full)
         stats.digests += sum(item.kind == "digest" for item in owed)
         return owed
 
