@@ -4,6 +4,7 @@ server with its own credentials only, `wesbot check` checks every server, and `w
 from __future__ import annotations
 
 import base64
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -153,7 +154,35 @@ def test_check_names_the_servers_key_in_its_fix(two: tuple[FakeWes, FakeWes], sl
 def test_ask_with_several_servers_and_none_named_asks_for_one(tmp_path: Path) -> None:
     with FakeWes() as a, FakeWes() as b:
         (tmp_path / "wesbot.toml").write_text(f'[servers.a]\nurl = "{a.url}"\n\n[servers.b]\nurl = "{b.url}"\n')
-        out = run(["ask", "status", "r1"], clean_env(), tmp_path)
+        out = run(["ask", "runs"], clean_env(), tmp_path)
         assert a.requests == [] and b.requests == []  # no guessing: neither server was asked
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip() == "wesbot: several WES servers are configured (a, b): name one with --server NAME"
+
+
+def test_ask_without_a_server_finds_the_run_in_the_run_lists_only(two: tuple[FakeWes, FakeWes],
+                                                                   tmp_path: Path) -> None:
+    a, b = two
+    write_config(tmp_path, a, b)
+    out = run(["ask", "status", "run-on-b"], env_for(tmp_path), tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "run-on-b\tCOMPLETE\n"
+    assert not any("/runs/run-on-b" in r.path for r in a.requests)  # a was only asked for its list
+    out = run(["ask", "status", "nowhere"], env_for(tmp_path), tmp_path)
+    assert out.returncode == 2
+    assert out.stderr == ("wesbot: run nowhere is not in the recent runs of any server: name one with --server "
+                          "NAME (a, b)\n")
+    assert not any("/runs/nowhere" in r.path for r in (*a.requests, *b.requests))
+
+
+def test_rows_of_a_server_no_longer_configured_are_kept_and_said(two: tuple[FakeWes, FakeWes],
+                                                                   tmp_path: Path) -> None:
+    a, b = two
+    write_config(tmp_path, a, b)
+    shutil.copy(Path(__file__).parent / "data" / "previous" / "v1.db", tmp_path / "wesbot.db")
+    out = run(["ask", "servers"], env_for(tmp_path), tmp_path)
+    assert out.returncode == 0, out.stderr
+    held = [line for line in out.stdout.splitlines() if line.startswith("kept in the database")]
+    assert held == ["kept in the database, no longer configured: (unnamed) at http://127.0.0.1:8080/ga4gh/wes/v1: "
+                    "1 subscription, 1 channel watch, 1 cancel kept untouched, not watched, until a server of that "
+                    "name and URL is configured again"]

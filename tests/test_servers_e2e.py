@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,3 +143,20 @@ def test_a_hanging_server_never_delays_another_servers_notification(
         lab.delay_seconds = 0
     finally:
         bot.stop(timeout=15)
+
+
+def test_rows_of_a_server_no_longer_configured_are_said_once_and_never_reported_gone(
+        lab: FakeWes, cloud: FakeWes, slack: FakeSlack, workdir: str) -> None:
+    # A database of the single-server release, used with a server at another URL than lab's and cloud's.
+    shutil.copy(Path(__file__).parent / "data" / "previous" / "v1.db", Path(workdir) / "wesbot.db")
+    bot = start(lab, cloud, slack, workdir)
+    try:
+        servers = slash(bot, slack, "servers", name="servers")
+        assert "no longer configured: (unnamed) at http://127.0.0.1:8080/ga4gh/wes/v1" in blocks_text(servers)
+        time.sleep(1.5)  # several poll periods: the old subscriptions are neither polled nor told anything
+    finally:
+        assert bot.stop() == 0
+    log = bot.final_log or ""
+    assert log.count("the configuration does not name with that URL") == 1, log
+    assert slack.calls_to("chat.postMessage") == [] and slack.calls_to("chat.update") == []
+    assert not any("run-live" in r.path or "run-done" in r.path for r in (*lab.requests, *cloud.requests))

@@ -13,11 +13,13 @@ import threading
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 from .config import Settings
 from .servers import ServerConfig
 from .slack.poster import SlackPoster
 from .store.cancels import CancelStore
+from .store.db import open_db
 from .store.servers import HeldServer, held_servers
 from .store.watch import WatchStore
 from .store.watches import WatchesStore
@@ -89,3 +91,15 @@ def report_held(settings: Settings) -> list[HeldServer]:
                        row.describe())
     store.close()
     return held
+
+
+def held_lines(settings: Settings) -> list[str]:
+    """What ``wesbot ask servers`` says about stored servers the configuration no longer names: read from
+    WESBOT_DB when it exists (a lookup never creates the database)."""
+    if not Path(settings.db_path).expanduser().is_file():
+        return []
+    db = open_db(settings.db_path)
+    try:
+        return [row.describe() for row in held_servers(db, [(s.name, s.url) for s in settings.servers])]
+    finally:
+        db.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import logging
@@ -18,7 +19,7 @@ from http.client import HTTPException
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, metrics
-from .assemble import ServerParts, build_servers, log_fetcher, report_held, wes_client
+from .assemble import ServerParts, build_servers, held_lines, log_fetcher, report_held, wes_client
 from .cancel import Cancelers
 from .causes import causes
 from .commands import SUBCOMMANDS, UsageError, parse
@@ -26,7 +27,7 @@ from .config import DEFAULT_DB, ConfigError, Settings, environment, load_setting
 from .core import ServerEntry, run_text
 from .logsetup import LOG_LEVELS, library_lines_dropped, setup_logging
 from .logsetup import RedactSecrets as RedactSecrets  # re-exported: it lived here before logsetup.py
-from .results import Result
+from .results import Result, ServersResult
 from .servers import ServerConfig, UnknownServer
 from .slack.poster import REFUSED_TOKEN_ERRORS, SlackPoster
 from .store.cancels import CancelStore
@@ -209,6 +210,8 @@ def _ask_servers(args: argparse.Namespace, settings: Settings, text: str) -> int
         entries = [ServerEntry(name=server.name, wes=client, is_default=server is chosen)
                    for server, client in zip(settings.servers, clients, strict=True)]
         result = run_text(text, clients[0], servers=entries)
+    if isinstance(result, ServersResult):
+        result = dataclasses.replace(result, held=held_lines(settings))
     _print(args, result, host=clients[0].host)
     return EXIT_OK if result.ok else EXIT_FAILED
 
@@ -225,12 +228,35 @@ def cmd_ask(args: argparse.Namespace) -> int:
     text = " ".join(args.text)
     if _asks_for_servers(text):
         return _ask_servers(args, settings, text)
-    server = _chosen_server(settings, args.server)
     setup_logging(settings, args.log_level, default="warning")
+    server = _ask_server(settings, args.server, text)
     with wes_client(settings, server) as wes, log_fetcher(settings, server) as logs:
         result = run_text(text, wes, logs=logs)
-        _print(args, result, host=wes.host)
+        _print(args, result, host=wes.host if len(settings.servers) == 1 else f"{server.name} ({wes.host})")
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _ask_server(settings: Settings, name: str | None, text: str) -> ServerConfig:
+    """The server ``wesbot ask`` goes to: ``--server NAME`` (before the command or in it), the only one, else
+    the one server whose run list shows the command's run (read from GET /runs only, as in Slack)."""
+    try:
+        command = parse(text)
+    except UsageError:
+        return _chosen_server(settings, name or settings.servers[0].name)  # the usage mistake is answered there
+    name = name or command.server
+    if name is not None or len(settings.servers) == 1 or not command.run_id:
+        return _chosen_server(settings, name)
+    from .routing import locate
+
+    with ExitStack() as stack:
+        clients = {server.name: stack.enter_context(wes_client(settings, server)) for server in settings.servers}
+        located = locate(command.run_id, clients)
+    if len(located.found) == 1:
+        return settings.server(located.found[0])
+    where = (f"run {command.run_id[:80]} is listed by {', '.join(located.found)}" if located.found
+             else f"run {command.run_id[:80]} is not in the recent runs of any server")
+    unread = f" (could not read {', '.join(located.unreadable)})" if located.unreadable else ""
+    _fail(f"{where}{unread}: name one with --server NAME ({', '.join(s.name for s in settings.servers)})")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -187,22 +187,24 @@ def notice(sub: Subscription | None, text: str, *, mention: bool = False) -> Mes
     return {"text": shorten(body, 3000), "blocks": [section(body)]}
 
 
-def unreadable_text(run_id: str, since: float | None, now: float, reason: str) -> str:
+def unreadable_text(run_id: str, since: float | None, now: float, reason: str, *, server: str | None = None) -> str:
     age = f" for {human_duration(max(0.0, now - since))}" if since else ""
-    return (f":grey_question: wesbot has not been able to read run {code(run_id, 120)}{age}: {escape(reason)}. "
+    return (f":grey_question: wesbot has not been able to read run {code(run_id, 120)}{on_server(server)}{age}: "
+            f"{escape(reason)}. "
             "It keeps trying, and will still post when the run ends.")
 
 
 # -- the watcher's notices: every sentence it posts is here, escaped the one way (blocks.escape) -------
 
 
-def gone_text(run_id: str, reason: str) -> str:
-    return (f":ghost: Run {code(run_id, 120)} is no longer on the WES server ({escape(reason)}). "
+def gone_text(run_id: str, reason: str, *, server: str | None = None) -> str:
+    where = f"WES server *{escape(server)}*" if server else "WES server"
+    return (f":ghost: Run {code(run_id, 120)} is no longer on the {where} ({escape(reason)}). "
             "wesbot has stopped watching it.")
 
 
-def expired_text(sub: Subscription, days: float) -> str:
-    return (f":hourglass: wesbot stopped watching run {code(sub.run_id, 120)} after {days:g} days "
+def expired_text(sub: Subscription, days: float, *, server: str | None = None) -> str:
+    return (f":hourglass: wesbot stopped watching run {code(sub.run_id, 120)}{on_server(server)} after {days:g} days "
             f"(last state: {escape(sub.state or '(no state)')}). Subscribe again to keep watching.")
 
 
@@ -211,11 +213,11 @@ def auth_lost_text(host: str, reason: str) -> str:
             "Subscriptions are kept; notifications resume once access is restored.")
 
 
-def channel_failed_text(channel: str, error: str, run_id: str) -> str:
+def channel_failed_text(channel: str, error: str, run_id: str, *, server: str | None = None) -> str:
     """The DM to a subscriber when Slack refuses posts in the channel (``channel`` is Slack's own id)."""
     hint = " Invite wesbot with `/invite @wesbot`, then subscribe again." if error == "not_in_channel" else ""
     return (f"wesbot could not post in <#{channel}> ({escape(error)}), so it stopped watching run "
-            f"{code(run_id, 120)} there.{hint}")
+            f"{code(run_id, 120)}{on_server(server)} there.{hint}")
 
 
 def _canceller(user_id: str) -> str:

@@ -331,7 +331,7 @@ class Delivery:
         failed = self.store.subscriptions.fail_channel(channel, error=error, now=now)
         logger.warning("Slack refuses posts in %s (%s); %d subscriptions failed", channel, error, len(failed))
         for sub in failed:
-            payload = notice(None, channel_failed_text(channel, error, sub.run_id))
+            payload = notice(None, channel_failed_text(channel, error, sub.run_id, server=self.server))
             for user in sub.users:
                 self.store.outbox.notice_once(f"dm:{sub.id}:{user}", channel_id=user, payload=payload, now=now)
 

@@ -71,7 +71,8 @@ class Watcher:
         label = host if server is None else f"{server} ({host})"
         jobs = {"host": host, "label": label, "settings": self.settings, "clock": self.clock,
                 "owed": self._owed.set}
-        self.subscriptions = SubscriptionPoller(store, wes, details, runs, workers, **jobs)  # type: ignore[arg-type]
+        self.subscriptions = SubscriptionPoller(store, wes, details, runs, workers, server=server,
+                                                **jobs)  # type: ignore[arg-type]
         self.sweeper = None if watches is None else WatchSweeper(store, watches, wes, details, runs, workers,
                                                                   **jobs)  # type: ignore[arg-type]
         self.follower = None if cancels is None else CancelFollower(cancels, wes, settings=self.settings,

@@ -58,8 +58,8 @@ class Poll:
 
 class SubscriptionPoller:
     def __init__(self, store: WatchStore, wes: WatchedWes, details: Details, runs: RunList, workers: Workers, *,
-                 host: str, label: str | None = None, settings: WatcherSettings, clock: Clock,
-                 owed: Callable[[], None]) -> None:
+                 host: str, label: str | None = None, server: str | None = None, settings: WatcherSettings,
+                 clock: Clock, owed: Callable[[], None]) -> None:
         self.store = store
         self.wes = wes
         self.details = details
@@ -68,6 +68,7 @@ class SubscriptionPoller:
         self.host = host
         # How messages name the server: the host, or with several servers its name and host.
         self.label = label or host
+        self.server = server  # its name, when there are several
         self.settings = settings
         self.clock = clock
         self.owed = owed  # called once something was queued for delivery
@@ -139,7 +140,7 @@ class SubscriptionPoller:
         """End the subscriptions that reached their age, telling their subscribers."""
         days = self.settings.subscription_days
         now = self.clock.now()
-        owed = {sub.id: notice(sub, expired_text(sub, days), mention=True)
+        owed = {sub.id: notice(sub, expired_text(sub, days, server=self.server), mention=True)
                 for sub in self.store.subscriptions.due_to_expire(now)}
         expired = len(self.store.subscriptions.end(owed, status="expired", reason="expired", now=now,
                                                    key_prefix="expired")) if owed else 0
@@ -268,7 +269,7 @@ class SubscriptionPoller:
         return float(min(self.settings.poll_seconds * (2 ** min(run.failures, 10)), self.settings.backoff_cap))
 
     def _gone(self, run_id: str, error: NotFound, now: float) -> None:
-        text = gone_text(run_id, str(error))
+        text = gone_text(run_id, str(error), server=self.server)
         owed = {sub.id: notice(sub, text, mention=True) for sub in self.store.subscriptions.of_run(run_id)}
         self.store.subscriptions.end(owed, status="gone", reason=str(error), now=now, key_prefix="gone")
         self.owed()
@@ -282,7 +283,7 @@ class SubscriptionPoller:
             return
         since = watched.failing_since or now
         if not watched.unreadable_reported and now - since >= self.settings.unreadable_after:
-            text = unreadable_text(run.run_id, since, now, str(error))
+            text = unreadable_text(run.run_id, since, now, str(error), server=self.server)
             owed = {sub.id: notice(sub, text) for sub in self.store.subscriptions.of_run(run.run_id)}
             self.store.runs.mark_unreadable_reported(run.run_id, now=now, since=since, owed=owed)
             self.owed()
