@@ -123,9 +123,9 @@ class Deps:
     def route(self, command: Command, channel_id: str | None) -> tuple[ServerDeps | None, Result | None]:
         """The server ``command`` goes to, with the command bound to it; or, when that cannot be told, the
         question to answer instead. Raises UnknownServer for a server name that is not configured."""
+        if command.name in ACROSS_SERVERS and command.server is None and self.several:
+            return None, None  # the channel's subscriptions, the audit trail: of every server, each named
         name = choose(command, self.names, channel_default=self.channel_default(channel_id)[0])
-        if name is None and command.name in ACROSS_SERVERS:
-            return None, None
         if name is None and command.run_id:
             located = locate(command.run_id, {s.name: s.wes for s in self.servers})
             if len(located.found) == 1:
