@@ -105,3 +105,40 @@ def test_audit_prints_the_trail(tmp_path: Path) -> None:
     assert "U1" in lines[1] and "RUNNING" in lines[1] and "requested" in lines[1]
     data = json.loads(run(["audit", "--json", "r1"], env, tmp_path).stdout)
     assert [row["outcome"] for row in data["rows"]] == ["requested"]
+
+
+def test_audit_needs_only_the_database_and_names_each_server(tmp_path: Path) -> None:
+    from wesbot.store.cancels import CancelStore
+    from wesbot.store.watch import WatchStore
+
+    db_path = tmp_path / "wesbot.db"
+    for name, when in (("prod", 1_800_000_000), ("staging", 1_800_000_060)):
+        url = f"https://{name}.example.org/ga4gh/wes/v1"
+        CancelStore(WatchStore(db_path, server=name, url=url), url).audit(
+            now=when, user_id="U1", channel_id="C1", run_id=f"run-{name}", state_before="RUNNING",
+            outcome="requested")
+    out = run(["audit"], clean_env(WESBOT_DB=str(db_path)), tmp_path)  # no WES_URL, no Slack token
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert ["staging" in lines[0] and "run-staging" in lines[0], "prod" in lines[1] and "run-prod" in lines[1]] \
+        == [True, True]
+    missing = run(["audit"], clean_env(WESBOT_DB=str(tmp_path / "none.db")), tmp_path)
+    assert missing.returncode == 2 and missing.stderr.startswith("wesbot: there is no database at ")
+    assert not (tmp_path / "none.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "level"),
+    [
+        (["--log-level", "debug", "ask", "status", "r1"], "debug"),
+        (["ask", "status", "r1", "--log-level", "debug"], "debug"),
+        (["ask", "--log-level", "error", "status", "r1"], "error"),
+        (["serve", "--log-level", "warning"], "warning"),
+        (["--log-level", "info", "watch"], "info"),
+        (["audit"], None),
+    ],
+)
+def test_log_level_goes_before_or_after_the_subcommand(argv: list[str], level: str | None) -> None:
+    from wesbot.cli import build_parser
+
+    assert build_parser().parse_args(argv).log_level == level

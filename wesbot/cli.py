@@ -30,9 +30,7 @@ from .logsetup import RedactSecrets as RedactSecrets  # re-exported: it lived he
 from .results import Result, ServersResult
 from .servers import ServerConfig, UnknownServer
 from .slack.poster import REFUSED_TOKEN_ERRORS, SlackPoster
-from .store.cancels import CancelStore
 from .store.health import StorageHealth, describe_storage_error
-from .store.watch import WatchStore
 from .textview import render_text
 from .watcher import Fleet
 
@@ -385,16 +383,21 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    """The audit trail of every server, from the database alone: no WES or Slack setting is needed."""
+    from pathlib import Path
+
     from .results import AuditResult
     from .store import open_db
+    from .store.cancels import every_audit
 
-    open_db(settings.db_path).close()
-    rows = []
-    for server in settings.servers:  # every server's trail, newest first
-        rows += CancelStore(WatchStore(settings.db_path, server=server.name, url=server.url),
-                            server.url).recent_audit(args.run_id, limit=args.limit)
-    rows = sorted(rows, key=lambda row: (row.at, row.id), reverse=True)[: args.limit]
+    db_path = environment().get("WESBOT_DB") or DEFAULT_DB
+    if not Path(db_path).expanduser().is_file():
+        _fail(f"there is no database at {db_path}: set WESBOT_DB to the file wesbot serve uses")
+    db = open_db(db_path)
+    try:
+        rows = every_audit(db, args.run_id, limit=args.limit)
+    finally:
+        db.close()
     result = AuditResult(command=None, run_id=args.run_id, rows=rows)
     if args.json:
         print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
@@ -429,14 +432,18 @@ def build_parser() -> argparse.ArgumentParser:
         "SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode), SLACK_API_URL, WESBOT_DB.",
     )
     parser.add_argument("--version", action="version", version=f"wesbot {__version__}")
-    parser.add_argument("--log-level", default=None, choices=LOG_LEVELS,
-                        help="log verbosity (default: $WESBOT_LOG_LEVEL, else info for serve and watch, warning for "
-                        "ask); debug is wesbot's own detail, debug-all the libraries' too. $WESBOT_LOG_FORMAT=json "
-                        "logs one JSON object a line")
+    log_help = ("log verbosity (default: $WESBOT_LOG_LEVEL, else info for serve and watch, warning for ask); debug "
+                "is wesbot's own detail, debug-all the libraries' too. $WESBOT_LOG_FORMAT=json logs one JSON object "
+                "a line")
+    parser.add_argument("--log-level", default=None, choices=LOG_LEVELS, help=log_help)
+    # The same option after the subcommand too (`wesbot ask status r1 --log-level debug`); SUPPRESS keeps a
+    # value given before the subcommand when none is given after it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=LOG_LEVELS, help=log_help)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser(
-        "serve", help="run the bot",
+        "serve", parents=[common], help="run the bot",
         description="Run the bot. Uses Socket Mode when SLACK_APP_TOKEN is set, HTTP mode otherwise or with --http. "
         "In HTTP mode Slack's requests go to POST /slack/events and GET /healthz answers 200 while healthy. "
         "SIGTERM stops it within 5 seconds.",
@@ -450,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     watch = sub.add_parser(
-        "watch", help="run only the watcher: post to Slack when watched runs end",
+        "watch", parents=[common], help="run only the watcher: post to Slack when watched runs end",
         description="Run the watcher alone (it also runs inside `wesbot serve` unless --no-watcher). It polls the "
         "runs subscribed to with /wes subscribe every WESBOT_POLL_SECONDS (default 30; WESBOT_POLL_CONCURRENCY "
         "reads at once, default 16) and posts when they end. Subscriptions expire after WESBOT_SUBSCRIPTION_DAYS "
@@ -462,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.set_defaults(func=cmd_watch)
 
     audit = sub.add_parser(
-        "audit", help="print the audit trail of cancel attempts",
+        "audit", parents=[common], help="print the audit trail of cancel attempts",
         description="Print recent cancel attempts from WESBOT_DB, most recent first: when, who (Slack user id), "
         "which run, its state before, and the outcome (requested, denied, already-finished, already-requested, "
         "wes-error, confirmed-canceled, ended-otherwise, no-effect).",
@@ -473,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.set_defaults(func=cmd_audit)
 
     check = sub.add_parser(
-        "check", help="check the deployment: settings, WES servers, Slack, the database",
+        "check", parents=[common], help="check the deployment: settings, WES servers, Slack, the database",
         description="Check everything `wesbot serve` needs, one line per item: ok, warn (works anyway) or FAIL "
         "with the fix. Items: the configuration; each WES server (the base URL, GET /service-info: version and "
         "engines, credentials with GET /runs?page_size=1, each timed); Slack (auth.test: team and bot user; the "
@@ -490,14 +497,15 @@ def build_parser() -> argparse.ArgumentParser:
     usage_lines = "\n".join(f"  {s.usage.removeprefix('/wes ')}\n      {s.summary.replace('`', '')}"
                             for s in SUBCOMMANDS)
     ask = sub.add_parser(
-        "ask", help="run a /wes command on the terminal, without Slack",
+        "ask", parents=[common], help="run a /wes command on the terminal, without Slack",
         description="Run the same command as `/wes TEXT` against WES and print the answer. "
         "Exits 1 when the command failed, 2 on a configuration problem. Commands:\n" + usage_lines,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ask.add_argument("--json", action="store_true", help="print the parsed result as JSON, for scripts")
     ask.add_argument("-s", "--server", default=None, metavar="NAME",
-                     help="the WES server to ask, by its name in wesbot.toml (default: the first one)")
+                     help="the WES server to ask, by its name in wesbot.toml (default: the only one, or the one "
+                     "whose run list shows the command's run)")
     ask.add_argument("text", nargs="+", metavar="TEXT", help="the command, e.g. status RUN_ID")
     ask.set_defaults(func=cmd_ask)
     return parser

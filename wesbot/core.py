@@ -45,7 +45,7 @@ from .results import (
 from .store.cancels import CancelStore
 from .store.watch import WatchStore
 from .store.watches import ChannelWatch, WatchesStore
-from .wes.errors import NotFound, WesError
+from .wes.errors import NotFound, WesError, WesHTTPError
 from .wes.models import (
     Log,
     RunListPage,
@@ -144,8 +144,27 @@ def execute(command: Command, wes: Wes, ctx: Context | None = None, logs: LogRea
         return list_servers(command, servers or [ServerEntry(name="default", wes=wes, is_default=True)])
     try:
         return _execute(command, wes, ctx, logs)
+    except NotFound as error:
+        return ErrorResult(command=command, message=_not_found(error, wes), kind="wes")
     except WesError as error:
         return ErrorResult(command=command, message=str(error), kind="wes")
+
+
+def _not_found(error: NotFound, wes: Wes) -> str:
+    """What to say of a run that is "not found": when GET /runs is a 404 too, the URL's path is wrong (a
+    missing /v1), and that is the answer, not "run not found". GET /runs has no side effects on any server."""
+    if error.what != "run":
+        return str(error)
+    try:
+        wes.list_runs(page_size=1)
+    except NotFound:
+        pass
+    except WesHTTPError as probe:
+        if probe.status_code == 404:
+            return str(probe)
+    except WesError:
+        pass
+    return str(error)
 
 
 def list_servers(command: Command, servers: Sequence[ServerEntry]) -> ServersResult:

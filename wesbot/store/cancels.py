@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlite_utils import Database
+
 from .base import beyond
 from .watch import WatchStore
 
@@ -227,3 +229,15 @@ class CancelStore:
         row = self.store.db.execute(f"SELECT {_CANCEL_COLUMNS} FROM cancels WHERE server_id = ? AND run_id = ?",
                                     [self.store.server_id, run_id]).fetchone()
         return None if row is None else _cancel(row)
+
+
+def every_audit(db: Database, run_id: str | None = None, limit: int = 20) -> list[AuditRow]:
+    """The latest attempts on every server the database knows, newest first, each named by its server (a server
+    never named, the single-server release's, by its URL): what ``wesbot audit`` prints from the database alone."""
+    where, params = ("WHERE a.run_id = ?", [run_id]) if run_id else ("", [])
+    rows = db.execute(
+        "SELECT a.id, COALESCE(s.name, s.url, ''), a.at, a.user_id, a.channel_id, a.run_id, a.wes_url, "
+        "a.state_before, a.outcome, a.wes_status, a.detail FROM audit a LEFT JOIN servers s ON s.id = a.server_id "
+        f"{where} ORDER BY a.at DESC, a.id DESC LIMIT ?", [*params, limit]).fetchall()
+    return [AuditRow(id=r[0], server=r[1], at=r[2], user_id=r[3], channel_id=r[4], run_id=r[5], wes_url=r[6],
+                     state_before=r[7], outcome=r[8], wes_status=r[9], detail=r[10]) for r in rows]
