@@ -42,7 +42,11 @@ def test_watch_failed_announces_each_failure_once(slack: FakeSlack, workdir: str
         bot = start(wes, slack, workdir)
         try:
             reply = slash(bot, slack, "watch failed", channel="C5")
-            assert "now hears about every run that fails" in reply["text"]
+            # Told to the channel: who set it, what the channel will hear, how to stop it.
+            assert reply["response_type"] == "in_channel" and "<@U1> set a channel watch" in reply["text"]
+            assert "will hear about every run that fails" in reply["text"] and "/wes unwatch failed" in reply["text"]
+            again = slash(bot, slack, "watch failed", channel="C5", name="again")
+            assert again["response_type"] == "ephemeral" and "already hears" in again["text"]
             time.sleep(1.2)  # a few sweeps: the watch becomes active
             wes.set_state("w-000003", "EXECUTOR_ERROR", exit_code=2)
             wes.set_state("w-000007", "COMPLETE", exit_code=0)

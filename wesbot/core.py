@@ -254,11 +254,13 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
                                              user_id=ctx.user_id, now=ctx.now)
             if ctx.wake is not None:
                 ctx.wake()
-            return WatchResult(command=command, action="watch", changed=created, description=watch.describe())
+            return WatchResult(command=command, action="watch", changed=created, description=watch.describe(),
+                               by_user=ctx.user_id)
         gone = ctx.watches.remove(channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value)
         described = ChannelWatch(id=0, channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value,
                                  created_by="", created_at=0, active_from=None).describe()
-        return WatchResult(command=command, action="unwatch", changed=gone, description=described)
+        return WatchResult(command=command, action="unwatch", changed=gone, description=described,
+                           by_user=ctx.user_id)
     if command.name == "subscriptions":
         return SubscriptionsResult(command=command, channel_id=ctx.channel_id,
                                    subscriptions=ctx.store.subscriptions.of_channel(ctx.channel_id),

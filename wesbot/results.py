@@ -30,6 +30,12 @@ class Result:
         """May ``--share`` (or a Share button) post this in the channel?"""
         return self.ok
 
+    @property
+    def announce(self) -> bool:
+        """Is this posted in the channel whoever asked, because it changes what the whole channel hears (a
+        channel-wide watch, the channel's default server)?"""
+        return False
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = _jsonable(dataclasses.asdict(self))
         data["kind"] = type(self).__name__.removesuffix("Result").lower()
@@ -163,6 +169,12 @@ class WatchResult(Result):
     action: str
     changed: bool
     description: str
+    # who set or removed it (the channel is told)
+    by_user: str | None = None
+
+    @property
+    def announce(self) -> bool:
+        return self.changed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +235,10 @@ class UseResult(Result):
     @property
     def shareable(self) -> bool:
         return False
+
+    @property
+    def announce(self) -> bool:
+        return self.changed
 
 
 def _jsonable(value: Any) -> Any:

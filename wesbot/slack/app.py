@@ -27,7 +27,7 @@ from ..cancel import confirm as confirm_cancel
 from ..commands import SUBCOMMANDS, Command, UsageError, parse
 from ..config import Settings
 from ..core import execute, list_servers
-from ..results import ErrorResult, Result, UseResult
+from ..results import ErrorResult, Result
 from ..servers import UnknownServer
 from ..store.health import describe_storage_error
 from .blocks import (
@@ -159,8 +159,8 @@ def answer(
         share = False
         message = render(result, host=host)
     shown = notice.finish()
-    if share or (isinstance(result, UseResult) and result.changed):
-        # Shared answers, and a new default server, which the whole channel must know about.
+    if share or result.announce:
+        # Shared answers, and what changes what the whole channel hears (a watch, its default server).
         _safe_respond(respond, response_type="in_channel", replace_original=False, **message)
         if shown or replace:
             _safe_respond(respond, delete_original=True)

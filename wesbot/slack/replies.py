@@ -73,6 +73,7 @@ from .blocks import (
     run_button,
     section,
 )
+from .cards import mentions
 
 
 def _share_button(command: Command | None) -> Block | None:
@@ -422,13 +423,19 @@ MAX_SUBSCRIPTION_ROWS = 40
 
 
 def _watch(result: WatchResult) -> Message:
+    """A watch set or removed is told to the channel (who did it, what it will hear); else only to who asked."""
     what = escape(result.description)
-    if result.action == "watch":
-        text = (f":eyes: This channel now hears about {what}. Runs that already ended are not announced."
-                if result.changed else f"This channel already hears about {what}.")
+    who = mentions((result.by_user,) if result.by_user else ()) or "Someone"
+    command = result.command.text() if result.command else "watch failed"
+    if result.action == "watch" and result.changed:
+        text = (f":eyes: {who} set a channel watch: this channel will hear about {what}, from now on (runs that "
+                f"already ended are not announced). To stop it: `/wes un{escape(command)}`.")
+    elif result.action == "watch":
+        text = f"This channel already hears about {what}."
+    elif result.changed:
+        text = f":no_bell: {who} removed the channel watch: this channel no longer hears about {what}."
     else:
-        text = (f"This channel no longer hears about {what}." if result.changed
-                else f"This channel had no watch for {what}.")
+        text = f"This channel had no watch for {what}."
     return {"text": text, "blocks": [section(text)]}
 
 
