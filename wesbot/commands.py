@@ -8,8 +8,9 @@ like typed input.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -28,82 +29,230 @@ class UsageError(Exception):
         self.usage = usage
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Subcommand:
+    """One subcommand, as its help shows it. ``brief`` is its few words in ``/wes help``, ``summary`` its full
+    description in ``/wes help NAME``; ``example`` a realistic use; ``options`` the keys of :data:`OPTIONS`
+    that apply to it."""
+
     name: str
     usage: str
     summary: str
+    brief: str
+    example: str
     aliases: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+
+
+# The options a subcommand may take, by the key its help shows. A lookup may be shared in the channel;
+# --server applies to what goes to one WES server (not to what answers for every server or for none).
+SHARE = "--share"
+SERVER = "--server NAME"
+_LOOKUP = (SHARE, SERVER)
+OPTIONS: dict[str, str] = {
+    SHARE: "post the answer in the channel, not only to you",
+    SERVER: "use that WES server, not this channel's default (also `-s NAME`)",
+}
 
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
-    Subcommand("help", "/wes help [SUBCOMMAND]", "Show this help, or the usage of one subcommand."),
     Subcommand(
-        "runs",
-        "/wes runs [STATE|failed|finished|active]",
-        "List the most recent runs, one page at a time. With a state, only runs in that state "
+        name="help", usage="/wes help [SUBCOMMAND]", summary="Show this help, or the usage of one subcommand.",
+        brief="this help, or one command in detail", example="/wes help status",
+    ),
+    Subcommand(
+        name="runs",
+        usage="/wes runs [STATE|failed|finished|active]",
+        summary="List the most recent runs, one page at a time. With a state, only runs in that state "
         "(`failed` = EXECUTOR_ERROR, SYSTEM_ERROR or PREEMPTED; GET /runs gives no exit codes, so a COMPLETE run "
         "with a non-zero exit code shows under `finished`).",
-    ),
-    Subcommand("status", "/wes status RUN_ID", "The run's state, fast."),
-    Subcommand(
-        "details",
-        "/wes details RUN_ID",
-        "The run in full: request, parameters, run log, outputs and the number of tasks.",
-        aliases=("show",),
+        brief="recent runs, or those in a state", example="/wes runs failed", options=_LOOKUP,
     ),
     Subcommand(
-        "tasks",
-        "/wes tasks RUN_ID [failed]",
-        "The run's tasks, one page at a time; `failed` shows only tasks with a non-zero exit code.",
-    ),
-    Subcommand("task", "/wes task RUN_ID TASK_ID", "One task in full."),
-    Subcommand(
-        "logs",
-        "/wes logs RUN_ID [TASK_ID] [stdout|stderr]",
-        "The last lines of a log (stderr by default): of the task, else of the first failed task, else of the run.",
+        name="status", usage="/wes status RUN_ID", summary="The run's state, fast.",
+        brief="the run's state", example="/wes status 3f2a…", options=_LOOKUP,
     ),
     Subcommand(
-        "subscribe",
-        "/wes subscribe RUN_ID",
-        "Watch the run, and post in this channel when it ends (mentioning you).",
-    ),
-    Subcommand("unsubscribe", "/wes unsubscribe RUN_ID", "Stop watching the run in this channel."),
-    Subcommand("subscriptions", "/wes subscriptions", "The runs and channel-wide watches of this channel."),
-    Subcommand(
-        "watch",
-        "/wes watch failed|finished | /wes watch tag KEY=VALUE [failed|finished]",
-        "Post in this channel whenever any run on the server fails (or ends), or only runs with that tag.",
-    ),
-    Subcommand("unwatch", "/wes unwatch failed|finished | /wes unwatch tag KEY=VALUE [failed|finished]",
-               "Remove a channel-wide watch (same arguments as watch)."),
-    Subcommand("cancel", "/wes cancel RUN_ID", "Cancel the run, after you confirm; the channel is told who did it."),
-    Subcommand("audit", "/wes audit [RUN_ID]", "Recent cancel attempts: who, when, which run, and what happened."),
-    Subcommand(
-        "servers",
-        "/wes servers",
-        "The configured WES servers: host, whether GET /service-info answers (version, engines, run counts), "
-        "and which one this channel uses.",
+        name="details",
+        usage="/wes details RUN_ID",
+        summary="The run in full: request, parameters, run log, outputs and the number of tasks.",
+        brief="the run in full", example="/wes details 3f2a…", aliases=("show",), options=_LOOKUP,
     ),
     Subcommand(
-        "use",
-        "/wes use [SERVER]",
-        "Make SERVER this channel's default WES server (the channel is told); without a name, show the default.",
+        name="tasks",
+        usage="/wes tasks RUN_ID [failed]",
+        summary="The run's tasks, one page at a time; `failed` shows only tasks with a non-zero exit code.",
+        brief="the run's tasks, or the failed ones", example="/wes tasks 3f2a… failed", options=_LOOKUP,
     ),
+    Subcommand(
+        name="task", usage="/wes task RUN_ID TASK_ID", summary="One task in full.",
+        brief="one task in full", example="/wes task 3f2a… align", options=_LOOKUP,
+    ),
+    Subcommand(
+        name="logs",
+        usage="/wes logs RUN_ID [TASK_ID] [stdout|stderr]",
+        summary="The last lines of a log (stderr by default): of the task, else of the first failed task, else of "
+        "the run.",
+        brief="the end of a log", example="/wes logs 3f2a… align", options=_LOOKUP,
+    ),
+    Subcommand(
+        name="subscribe",
+        usage="/wes subscribe RUN_ID",
+        summary="Watch the run, and post in this channel when it ends (mentioning you).",
+        brief="tell the channel when it ends", example="/wes subscribe 3f2a…", options=(SERVER,),
+    ),
+    Subcommand(
+        name="unsubscribe", usage="/wes unsubscribe RUN_ID", summary="Stop watching the run in this channel.",
+        brief="stop following the run", example="/wes unsubscribe 3f2a…", options=(SERVER,),
+    ),
+    Subcommand(
+        name="subscriptions", usage="/wes subscriptions",
+        summary="The runs and channel-wide watches of this channel.",
+        brief="what this channel follows", example="/wes subscriptions",
+    ),
+    Subcommand(
+        name="watch",
+        usage="/wes watch failed|finished | /wes watch tag KEY=VALUE [failed|finished]",
+        summary="Post in this channel whenever any run on the server fails (or ends), or only runs with that tag.",
+        brief="every run that fails (or ends)", example="/wes watch tag project=rnaseq", options=(SERVER,),
+    ),
+    Subcommand(
+        name="unwatch",
+        usage="/wes unwatch failed|finished | /wes unwatch tag KEY=VALUE [failed|finished]",
+        summary="Remove a channel-wide watch (same arguments as watch).",
+        brief="remove a watch", example="/wes unwatch failed", options=(SERVER,),
+    ),
+    Subcommand(
+        name="cancel", usage="/wes cancel RUN_ID",
+        summary="Cancel the run, after you confirm; the channel is told who did it.",
+        brief="cancel a run, after you confirm", example="/wes cancel 3f2a…", options=(SERVER,),
+    ),
+    Subcommand(
+        name="audit", usage="/wes audit [RUN_ID]",
+        summary="Recent cancel attempts: who, when, which run, and what happened.",
+        brief="who cancelled what", example="/wes audit 3f2a…",
+    ),
+    Subcommand(
+        name="servers",
+        usage="/wes servers",
+        summary="The configured WES servers: host, whether GET /service-info answers (version, engines, run "
+        "counts), and which one this channel uses.",
+        brief="the WES servers, and if they answer", example="/wes servers",
+    ),
+    Subcommand(
+        name="use",
+        usage="/wes use [SERVER]",
+        summary="Make SERVER this channel's default WES server (the channel is told); without a name, show the "
+        "default.",
+        brief="set or show this channel's server", example="/wes use prod",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Group:
+    """A heading of ``/wes help`` and the subcommands under it, in the order shown."""
+
+    title: str
+    names: tuple[str, ...]
+
+
+GROUPS: tuple[Group, ...] = (
+    Group("Look up", ("runs", "status", "details", "tasks", "task", "logs")),
+    Group("Follow", ("subscribe", "unsubscribe", "subscriptions", "watch", "unwatch")),
+    Group("Cancel", ("cancel", "audit")),
+    Group("Admin", ("servers", "use", "help")),
 )
 # Subcommands that work in Slack only: they act on the channel and user that typed them.
 SLACK_ONLY = frozenset({"subscribe", "unsubscribe", "subscriptions", "cancel", "audit", "watch", "unwatch", "use"})
-OPTIONS_HELP = ("Add `--share` to any lookup to post the answer in the channel instead of only to you, and "
-                "`--server NAME` (or `-s NAME`) to ask another WES server than this channel's.")
+OPTIONS_HELP = ("Add `--share` to a lookup to post it in the channel, and `--server NAME` (`-s NAME`) to ask "
+                "another WES server. `/wes help COMMAND` tells more about one.")
 SERVER_USAGE = "Usage: /wes SUBCOMMAND ... --server NAME (or -s NAME)"
 _SERVER_NAME = re.compile(r"[a-z0-9-]{1,20}")
 
 _BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
 _ALIASES = {alias: sub.name for sub in SUBCOMMANDS for alias in sub.aliases}
+# The words that name a subcommand, in the order suggestions prefer them.
+_WORDS = (*_BY_NAME, *_ALIASES)
+# Every subcommand under exactly one heading of /wes help: one left out would never be shown.
+_GROUPED = [name for group in GROUPS for name in group.names]
+assert sorted(_GROUPED) == sorted(_BY_NAME), sorted(set(_GROUPED) ^ _BY_NAME.keys()) or _GROUPED
+assert all(key in OPTIONS for sub in SUBCOMMANDS for key in sub.options)
 
 
 def usage(name: str) -> str:
     return "Usage: " + _BY_NAME[name].usage
+
+
+def subcommand(name: str) -> Subcommand:
+    """The subcommand ``name`` (or an alias of it) names; KeyError for none."""
+    return _BY_NAME[_ALIASES.get(name, name)]
+
+
+def grouped(names: Iterable[str] | None = None) -> list[tuple[str, list[Subcommand]]]:
+    """The headings of the help and their subcommands, keeping only ``names`` when given (a heading left
+    empty is left out): the one structure the Slack and the terminal help both render."""
+    keep = set(_BY_NAME if names is None else names)
+    sections = [(group.title, [_BY_NAME[name] for name in group.names if name in keep]) for group in GROUPS]
+    return [(title, subs) for title, subs in sections if subs]
+
+
+def group_of(name: str) -> str:
+    return next(group.title for group in GROUPS if name in group.names)
+
+
+# On the terminal: `wesbot ask` runs everything but the Slack-only subcommands; the audit trail is its own
+# command, `wesbot audit`.
+TERMINAL_COMMANDS = {"audit": "wesbot audit"}
+TERMINAL_OPTIONS: dict[str, str] = {
+    "--server NAME": "use that WES server, not the default one (also -s NAME)",
+    "--json": "print the result as JSON, for scripts",
+}
+
+
+def on_terminal(sub: Subcommand) -> Subcommand:
+    """``sub`` as the terminal runs it: its usage and example as ``wesbot ask ...`` (or its own command)."""
+    prefix = TERMINAL_COMMANDS.get(sub.name, "wesbot ask " + sub.name)
+
+    def rewrite(text: str) -> str:
+        return text.replace("/wes " + sub.name, prefix)
+
+    return dataclasses.replace(sub, usage=rewrite(sub.usage), example=rewrite(sub.example))
+
+
+def runs_on_terminal(name: str) -> bool:
+    return name not in SLACK_ONLY or name in TERMINAL_COMMANDS
+
+
+def terminal_options(sub: Subcommand) -> tuple[str, ...]:
+    """The keys of :data:`TERMINAL_OPTIONS` that apply to ``sub`` on the terminal (no --share: no channel)."""
+    return ("--server NAME", "--json") if SERVER in sub.options else ("--json",)
+
+
+def closest(word: str, choices: Sequence[str], *, cutoff: float = 0.6) -> str | None:
+    """The choice nearest to ``word``, ignoring case, as the choice is spelt; None when none is near."""
+    by_key = {choice.lower(): choice for choice in choices}
+    found = difflib.get_close_matches(word[:60].lower(), list(by_key), n=1, cutoff=cutoff)
+    return by_key[found[0]] if found else None
+
+
+def _did_you_mean(word: str, choices: Sequence[str], *, cutoff: float = 0.6) -> str:
+    close = closest(word, choices, cutoff=cutoff)
+    return f": did you mean {close}?" if close else ""
+
+
+def _one_of(choices: Sequence[str]) -> str:
+    return ", ".join(choices[:-1]) + " or " + choices[-1] if len(choices) > 1 else choices[0]
+
+
+def _not_one_of(word: str, what: str, choices: Sequence[str], usage_line: str, *, listing: str = "",
+                extra: str = "") -> UsageError:
+    """The refusal of a word outside a closed set: the nearest choice first, then all of them (``listing``,
+    else the choices one by one)."""
+    hint = _did_you_mean(word, choices)
+    say = f"say {listing or _one_of(choices)}"
+    message = f"{word[:40]!r} is not {what}" + (f"{hint} {say[0].upper()}{say[1:]}" if hint else f"; {say}")
+    return UsageError(message + extra, usage_line)
 
 
 # Filters of `/wes runs`: a spec state, or a named group of them.
@@ -116,6 +265,14 @@ STATE_GROUPS: dict[str, frozenset[str]] = {
 }
 
 
+# States some servers report that the spec does not have (sapporo's; see WES-NOTES "Quirks"): a filter on them
+# is accepted like one on a spec state.
+SERVER_STATES = ("DELETED", "DELETING")
+# Every word `/wes runs` takes, in the order a refusal lists them.
+STATE_WORDS: tuple[str, ...] = (*STATE_GROUPS, *RunState.__members__, *SERVER_STATES)
+_STATE_LISTING = f"{', '.join(STATE_GROUPS)} or a state: {', '.join(STATE_WORDS[len(STATE_GROUPS):])}"
+
+
 @dataclass(frozen=True)
 class StateFilter:
     label: str
@@ -126,16 +283,15 @@ class StateFilter:
 
 
 def parse_state_filter(word: str) -> StateFilter:
+    """A group (failed, finished, active), a spec state or a known server state, in any case; anything else
+    is refused with the words there are and the nearest one."""
     key = word.lower()
     if key in STATE_GROUPS:
         return StateFilter(key, STATE_GROUPS[key])
     upper = word.upper()
-    if upper in RunState.__members__:
+    if upper in RunState.__members__ or upper in SERVER_STATES:
         return StateFilter(upper, frozenset({upper}))
-    # Servers invent states (sapporo's DELETED): accept any upper-case-able word of letters and underscores.
-    if re.fullmatch(r"[A-Za-z_]{2,40}", word):
-        return StateFilter(upper, frozenset({upper}))
-    raise UsageError(f"{word[:40]!r} is not a run state", usage("runs"))
+    raise _not_one_of(word, "a run state", STATE_WORDS, usage("runs"), listing=_STATE_LISTING)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,7 +383,8 @@ def _read_options(words: list[str]) -> tuple[_Options, list[str]]:
         elif word.startswith("--skip="):
             found["skip"] = _read_skip(word[len("--skip=") :])
         elif word.startswith("--") and len(word) > 2:
-            raise UsageError(f"unknown option {word[:40]!r}", "Usage: /wes SUBCOMMAND ... [--share] [--server NAME]")
+            raise UsageError(f"unknown option {word[:40]!r}" + _did_you_mean(word, ("--share", "--server")),
+                             "Usage: /wes SUBCOMMAND ... [--share] [--server NAME]")
         else:
             positional.append(word)
     return _Options(**found), positional  # type: ignore[arg-type]
@@ -255,7 +412,7 @@ def _subcommand(word: str) -> str:
     name = _ALIASES.get(head, head)
     if name not in _BY_NAME:
         raise UsageError(
-            f"unknown subcommand {word[:40]!r}",
+            f"unknown subcommand {word[:40]!r}" + _did_you_mean(word, _WORDS),
             "Usage: /wes " + "|".join(sub.name for sub in SUBCOMMANDS) + " ... (try /wes help)",
         )
     return name
@@ -279,7 +436,7 @@ def _parse_help(name: str, args: list[str], opts: _Options) -> Command:
     if args:
         topic = _ALIASES.get(args[0].lower(), args[0].lower())
         if topic not in _BY_NAME:
-            raise UsageError(f"no subcommand {args[0][:40]!r}", usage("help"))
+            raise UsageError(f"no subcommand {args[0][:40]!r}" + _did_you_mean(args[0], _WORDS), usage("help"))
     return Command(name="help", topic=topic, share=opts.share)
 
 
@@ -304,6 +461,12 @@ def _parse_use(name: str, args: list[str], opts: _Options) -> Command:
     return Command(name=name, server=_read_server(args[0]) if args else opts.server)
 
 
+WATCH_KINDS = ("failed", "finished")
+STREAMS = ("stdout", "stderr")
+# How near a word must be to a stream to be taken for a misspelt one (one typo in six letters is 0.9).
+_TYPO = 0.8
+
+
 def _parse_watch(name: str, args: list[str], opts: _Options) -> Command:
     """``watch``/``unwatch``: ``failed|finished``, optionally after ``tag KEY=VALUE``; ``failed`` by default."""
     _need(name, args, 1, 3)
@@ -311,8 +474,8 @@ def _parse_watch(name: str, args: list[str], opts: _Options) -> Command:
     if len(rest) > 1:
         raise UsageError(f"unexpected {rest[1][:40]!r}", usage(name))
     kind = rest[0].lower() if rest else "failed"
-    if kind not in ("failed", "finished"):
-        raise UsageError(f"{rest[0][:40]!r}: say failed or finished", usage(name))
+    if kind not in WATCH_KINDS:
+        raise _not_one_of(rest[0], "a kind of watch", WATCH_KINDS, usage(name))
     return Command(name=name, watch_kind=kind, tag=tag, share=opts.share)
 
 
@@ -341,7 +504,7 @@ def _parse_run_id(name: str, args: list[str], opts: _Options) -> Command:
 def _parse_tasks(name: str, args: list[str], opts: _Options) -> Command:
     _need(name, args, 1, 2)
     if len(args) == 2 and args[1].lower() != "failed":
-        raise UsageError(f"unexpected {args[1][:40]!r}", usage(name))
+        raise _not_one_of(args[1], "a task filter", ("failed",), usage(name))
     return Command(
         name="tasks", run_id=_check_id("run id", args[0], name), only_failed=len(args) == 2,
         share=opts.share, page_token=opts.page_token, skip=opts.skip,
@@ -353,10 +516,16 @@ def _parse_logs(name: str, args: list[str], opts: _Options) -> Command:
     _need(name, args, 1, 3)
     args = list(args)
     stream = None
-    if args[-1].lower() in ("stdout", "stderr") and len(args) > 1:
+    if args[-1].lower() in STREAMS and len(args) > 1:
         stream = args.pop().lower()
     if len(args) > 2:
-        raise UsageError(f"unexpected {args[2][:40]!r}", usage(name))
+        raise _not_one_of(args[2], "a log stream", STREAMS, usage(name))
+    if len(args) == 2 and stream is None and closest(args[1], STREAMS, cutoff=_TYPO) is not None:
+        # A word one typo from a stream is taken for a misspelt stream rather than sent as a task id; a task
+        # really called that is named with a stream after it.
+        raise _not_one_of(args[1], "a log stream", STREAMS, usage(name),
+                          extra=f" (for a task called {args[1][:40]}, name the stream too: logs RUN_ID "
+                          f"{args[1][:40]} stderr)")
     return Command(
         name="logs", run_id=_check_id("run id", args[0], name),
         task_id=_check_id("task id", args[1], name) if len(args) == 2 else None, stream=stream, share=opts.share,
