@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from .outcome import task_failed, task_running
@@ -49,24 +49,56 @@ def parse_time(value: str | None) -> datetime | None:
         return None
 
 
+def epoch_time(epoch: float | None) -> datetime | None:
+    """An epoch time as a UTC datetime; None when it is missing or out of range (NaN, 1e300)."""
+    try:
+        return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def epoch_iso(epoch: float | None) -> str:
     """An epoch time as ISO 8601 UTC, or "" when it is missing or out of range (NaN, 1e300)."""
-    try:
-        return datetime.fromtimestamp(epoch, UTC).isoformat() if epoch is not None else ""
-    except (ValueError, OverflowError, OSError):
-        return ""
+    moment = epoch_time(epoch)
+    return moment.isoformat() if moment is not None else ""
 
 
-def show_time(value: str | None) -> str:
-    """A server time, shown compactly in UTC when it parses, as the server wrote it (cleaned) otherwise."""
+def utc_text(moment: datetime) -> str:
+    """How a time reads in UTC: ``2026-12-04 09:41:07 UTC`` (Slack's fallback text for its date tokens)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def unparsed_time(value: str | None) -> str:
+    """A server time that is not a time we can read, as the server wrote it (cleaned, short); "—" for none."""
+    return shorten(sanitize_text(value, multiline=False), 40) if value else "—"
+
+
+def local_time(value: str | None, tz: tzinfo | None = None) -> str:
+    """A server time for the terminal: in the local time zone (or ``tz``), with its offset, e.g.
+    ``2026-12-04 10:41:07 +01:00``; as the server wrote it (cleaned) when it does not parse."""
     parsed = parse_time(value)
-    if parsed is None:
-        return shorten(sanitize_text(value, multiline=False), 40) if value else "—"
-    return parsed.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return unparsed_time(value) if parsed is None else _local_text(parsed, tz)
+
+
+def local_epoch(epoch: float | None, tz: tzinfo | None = None) -> str:
+    """An epoch time (wesbot's own records) for the terminal, as :func:`local_time` shows it; "—" if unknown."""
+    moment = epoch_time(epoch)
+    return "—" if moment is None else _local_text(moment, tz)
+
+
+def _local_text(moment: datetime, tz: tzinfo | None) -> str:
+    try:
+        local = moment.astimezone(tz)
+    except (ValueError, OverflowError, OSError):  # the first or last day of the calendar, shifted out of it
+        return utc_text(moment)
+    offset = int((local.utcoffset() or timedelta(0)).total_seconds()) // 60
+    hours, minutes = divmod(abs(offset), 60)
+    return f"{local.strftime('%Y-%m-%d %H:%M:%S')} {'-' if offset < 0 else '+'}{hours:02d}:{minutes:02d}"
 
 
 def human_duration(seconds: float) -> str:
-    """``3h 5m``; a negative duration counts as 0s, and NaN or infinity as unknown ("—")."""
+    """One format for every duration, its two largest units: ``45s``, ``7m 15s``, ``2h 05m``, ``3d 4h``.
+    A negative duration counts as 0s, and NaN or infinity as unknown ("—")."""
     if not math.isfinite(seconds):
         return "—"
     seconds = int(max(seconds, 0))
@@ -76,23 +108,38 @@ def human_duration(seconds: float) -> str:
     if days:
         return f"{days}d {hours}h"
     if hours:
-        return f"{hours}h {minutes}m"
+        return f"{hours}h {minutes:02d}m"
     if minutes:
         return f"{minutes}m {secs}s"
     return f"{secs}s"
 
 
-def duration(start: str | None, end: str | None, *, now: datetime | None = None) -> str | None:
-    """``end - start``; with no end, the time since start ("running for"). None when start is unknown."""
+def elapsed(start: str | None, end: str | None, *, now: float) -> float | None:
+    """Seconds from ``start`` to ``end``, or to ``now`` (epoch) while there is no end; None when either
+    time is one we cannot read."""
     begun = parse_time(start)
     if begun is None:
         return None
+    if not end:
+        return now - begun.timestamp()
     finished = parse_time(end)
-    if finished is None:
-        if end:
-            return None  # an end that is not a time we can read: unknown, not "still running"
-        return "for " + human_duration(((now or datetime.now(UTC)) - begun).total_seconds()) + " so far"
-    return human_duration((finished - begun).total_seconds())
+    return None if finished is None else (finished - begun).total_seconds()
+
+
+def _now() -> datetime:
+    """What a running time is counted to in a lookup's answer: the time it is rendered."""
+    return datetime.now(UTC)
+
+
+def duration(start: str | None, end: str | None, *, now: datetime | None = None, ended: bool = False) -> str | None:
+    """How long a run (or task) took, ``7m 15s``; with no end yet, how long it has run: ``2h 05m so far``.
+    None when it is unknown: no start, an end we cannot read, or no end for one that has ``ended``."""
+    if not end and ended:
+        return None
+    seconds = elapsed(start, end, now=(now or _now()).timestamp())
+    if seconds is None:
+        return None
+    return human_duration(seconds) + ("" if end else " so far")
 
 
 def state_with_exit(state: State, exit_code: int | None) -> str:

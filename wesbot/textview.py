@@ -5,17 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .commands import OPTIONS_HELP, SUBCOMMANDS
+from .commands import (
+    SUBCOMMANDS,
+    TERMINAL_OPTIONS,
+    grouped,
+    on_terminal,
+    runs_on_terminal,
+    subcommand,
+    terminal_options,
+)
 from .format import (
     compact_json,
     duration,
-    epoch_iso,
+    local_epoch,
+    local_time,
     log_is_inline,
     server_facts,
-    show_time,
     state_with_exit,
     task_state,
 )
+from .outcome import task_running
 from .results import (
     AuditResult,
     CancelResult,
@@ -37,7 +46,7 @@ from .results import (
     WatchResult,
 )
 from .wes.logs import sanitize_log_text, sanitize_text
-from .wes.models import Log, State, state_label
+from .wes.models import Log, RunSummary, is_terminal, state_label
 
 
 def _clean(text: object) -> str:
@@ -72,11 +81,14 @@ def _next_hint(result: RunsResult | TasksResult) -> str:
     return "wesbot ask " + result.command.text(page_token=result.next_page.page_token, skip=result.next_page.skip)
 
 
-def _run_line(run_id: str, state: State, start: str | None, end: str | None, tags: dict[str, str]) -> str:
-    parts = [_clean(run_id), _clean(state_label(state)), show_time(start) if start else "",
-             show_time(end) if end else ""]
-    if tags:
-        parts.append(_clean(" ".join(f"{k}={v}" for k, v in tags.items())))
+def _run_line(run: RunSummary) -> str:
+    """One run of a listing, tab-separated: id, state, start, end (local time), how long it took or has run
+    so far, tags."""
+    start, end = run.start_time, run.end_time
+    parts = [_clean(run.run_id), _clean(state_label(run.state)), local_time(start) if start else "",
+             local_time(end) if end else "", duration(start, end, ended=is_terminal(run.state)) or ""]
+    if run.tags:
+        parts.append(_clean(" ".join(f"{k}={v}" for k, v in run.tags.items())))
     return "\t".join(parts).rstrip()
 
 
@@ -87,7 +99,7 @@ def _tail_lines(text: str) -> list[str]:
 
 def _task_line(task: Log, run_terminal: bool) -> str:
     parts = [_clean(task.name or "(unnamed)"), _clean(task.id or "-"), task_state(task, run_terminal=run_terminal),
-             show_time(task.start_time), show_time(task.end_time)]
+             local_time(task.start_time), local_time(task.end_time)]
     return "\t".join(parts)
 
 
@@ -99,9 +111,9 @@ def _details(result: DetailsResult) -> list[str]:
         f"state:      {_clean(state_with_exit(run.state, log.exit_code))}",
         f"workflow:   {_clean(req.workflow_url or '—')}",
         f"type:       {_clean(' '.join(x for x in (req.workflow_type, req.workflow_type_version) if x) or '—')}",
-        f"started:    {show_time(log.start_time)}",
-        f"ended:      {show_time(log.end_time)}",
-        f"duration:   {duration(log.start_time, log.end_time) or '—'}",
+        f"started:    {local_time(log.start_time)}",
+        f"ended:      {local_time(log.end_time)}",
+        f"duration:   {duration(log.start_time, log.end_time, ended=is_terminal(run.state)) or '—'}",
         f"tasks:      {count}",
     ]
     if req.tags:
@@ -128,8 +140,9 @@ def _task(task: Log, run_terminal: bool) -> list[str]:
         f"task:       {_clean(task.name or '(unnamed)')}",
         f"id:         {_clean(task.id or '—')}",
         f"state:      {task_state(task, run_terminal=run_terminal)}",
-        f"started:    {show_time(task.start_time)}",
-        f"ended:      {show_time(task.end_time)}",
+        f"started:    {local_time(task.start_time)}",
+        f"ended:      {local_time(task.end_time)}",
+        f"duration:   {duration(task.start_time, task.end_time, ended=not task_running(task, run_terminal)) or '—'}",
     ]
     if " ".join(task.cmd).strip():
         lines.append("command:    " + _clean(" ".join(task.cmd)))
@@ -148,17 +161,31 @@ def _error(result: ErrorResult) -> list[str]:
 
 
 def _help(result: HelpResult) -> list[str]:
-    lines: list[str] = []
-    for sub in SUBCOMMANDS:
-        if result.topic is None or sub.name == result.topic:
-            lines += [sub.usage, "    " + sub.summary.replace("`", "")]
-    if result.topic is None:
-        lines.append(OPTIONS_HELP.replace("`", ""))
-    return lines
+    """``wesbot ask help``: what the terminal can do, under the headings of ``/wes help``, each as it is typed
+    here; ``help NAME``: one subcommand in full (a Slack-only one says so)."""
+    if result.topic is not None:
+        sub = subcommand(result.topic)
+        terminal = runs_on_terminal(sub.name)
+        here, keys = (on_terminal(sub), terminal_options(sub)) if terminal else (sub, ())
+        forms = here.usage.split(" | ")
+        lines = [forms[0] + (f"   (alias: {', '.join(sub.aliases)})" if sub.aliases else ""), *forms[1:]]
+        if not terminal:
+            lines.append("    (in Slack only: it acts on the channel you type it in)")
+        return lines + ["    " + sub.summary.replace("`", ""), "    Example: " + here.example,
+                        *(f"    Option {key}: {TERMINAL_OPTIONS[key]}" for key in keys)]
+    lines = ["On the terminal, wesbot ask runs the lookups (wesbot ask help COMMAND tells more about one):"]
+    for title, subs in grouped(sub.name for sub in SUBCOMMANDS if runs_on_terminal(sub.name)):
+        lines.append(title)
+        for sub in map(on_terminal, subs):
+            example = f"; e.g. {sub.example}" if sub.example != sub.usage else ""
+            lines += [f"  {sub.usage}", f"      {sub.brief}" + (f" (alias: {', '.join(sub.aliases)})" if sub.aliases
+                                                                else "") + example]
+    lines += ["Options of wesbot ask:", *(f"  {key:<15}{text}" for key, text in TERMINAL_OPTIONS.items())]
+    return lines + ["In Slack only: " + ", ".join(sub.name for sub in SUBCOMMANDS if not runs_on_terminal(sub.name))]
 
 
 def _runs(result: RunsResult) -> list[str]:
-    lines = [_run_line(run.run_id, run.state, run.start_time, run.end_time, run.tags) for run in result.runs]
+    lines = [_run_line(run) for run in result.runs]
     return (lines or ["no runs"]) + _page_footer(result)
 
 
@@ -199,7 +226,7 @@ def _logs(result: LogsResult) -> list[str]:
 
 def _audit(result: AuditResult) -> list[str]:
     several = len({r.server for r in result.rows}) > 1
-    return [f"{show_time(epoch_iso(r.at))}\t{r.user_id}\t" + (f"{_clean(r.server)}\t" if several else "")
+    return [f"{local_epoch(r.at)}\t{r.user_id}\t" + (f"{_clean(r.server)}\t" if several else "")
             + f"{_clean(r.run_id)}\t"
             f"{_clean(r.state_before or '-')}\t{r.outcome}" + (f" ({r.wes_status})" if r.wes_status else "")
             + (f"\t{_clean(r.detail)}" if r.detail else "")

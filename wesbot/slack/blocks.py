@@ -7,11 +7,12 @@ Every message stays within Block Kit's limits (see :func:`check_limits`), shorte
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
-from ..commands import OPTIONS_HELP, SUBCOMMANDS
-from ..format import is_url, shorten
+from ..commands import OPTIONS, OPTIONS_HELP, Subcommand, group_of, grouped, on_terminal, runs_on_terminal, subcommand
+from ..format import epoch_time, is_url, parse_time, shorten, unparsed_time, utc_text
 from ..wes.logs import sanitize_text
 
 Message = dict[str, Any]
@@ -141,16 +142,38 @@ def error_message(text: str, usage: str | None = None) -> Message:
 
 
 def help_message(topic: str | None = None) -> Message:
-    subs = [s for s in SUBCOMMANDS if topic is None or s.name == topic]
-    lines = []
-    for sub in subs:
-        alias = f" (alias: {', '.join(sub.aliases)})" if sub.aliases else ""
-        lines.append(f"{code(sub.usage)}{alias}\n    {sub.summary}")
-    blocks = [section("*wesbot* answers questions about workflow runs on your WES server.")] if topic is None else []
-    blocks += [section(chunk) for chunk in chunk_lines(lines)]
-    if topic is None:
-        blocks.append(context(OPTIONS_HELP))
-    return {"text": "wesbot help: " + ", ".join(s.name for s in subs), "blocks": blocks}
+    """``/wes help``: the subcommands under their headings, one line each with an example, on one screen;
+    ``/wes help NAME``: one subcommand in full."""
+    if topic is not None:
+        return _help_topic(subcommand(topic))
+    blocks = [section("*wesbot* answers questions about workflow runs on your WES server.")]
+    for title, subs in grouped():
+        blocks.append(section("\n".join([f"*{title}*", *(_help_line(sub) for sub in subs)])))
+    blocks.append(context(OPTIONS_HELP))
+    fallback = "; ".join(f"{title}: {', '.join(sub.name for sub in subs)}" for title, subs in grouped())
+    return {"text": "wesbot help: " + fallback, "blocks": blocks}
+
+
+def _aliases(sub: Subcommand) -> str:
+    return f" (alias {', '.join(code(alias) for alias in sub.aliases)})" if sub.aliases else ""
+
+
+def _help_line(sub: Subcommand) -> str:
+    """``/wes status RUN_ID`` — the run's state, e.g. ``/wes status 3f2a…`` (only the first form of a usage
+    that has several; ``/wes help NAME`` shows them all)."""
+    first = sub.usage.split(" | ")[0]
+    example = f", e.g. {code(sub.example)}" if sub.example != first else ""
+    return f"{code(first)} — {sub.brief}{_aliases(sub)}{example}"
+
+
+def _help_topic(sub: Subcommand) -> Message:
+    lines = [f"*/wes {sub.name}*{_aliases(sub)}, under {group_of(sub.name)}",
+             *(code(form) for form in sub.usage.split(" | ")), sub.summary, f"*Example:* {code(sub.example)}"]
+    if sub.options:
+        lines += ["*Options:*", *(f"• {code(key)} {OPTIONS[key]}" for key in sub.options)]
+    if runs_on_terminal(sub.name):
+        lines.append(f"*On the terminal:* {code(on_terminal(sub).usage)}")
+    return {"text": "wesbot help: " + sub.usage, "blocks": [section(chunk) for chunk in chunk_lines(lines)]}
 
 
 def check_limits(message: Message) -> list[str]:
@@ -219,3 +242,25 @@ def _pin_button(element: Block, server: str) -> Block | None:
 
 def _names_server(value: str) -> bool:
     return any(word in ("--server", "-s") or word.startswith("--server=") for word in value.split())
+
+
+# -- times: each reader sees them in their own time zone ------------------------------------------------
+
+WHEN = "{date_short_pretty} {time}"  # "Today 10:41 AM", "Dec 4, 2026 10:41 AM", in the reader's time zone
+WHEN_AGO = "{date_short_pretty} {time} ({ago})"  # and "(2 hours ago)", which Slack keeps current itself
+
+
+def slack_time(epoch: float | None, *, ago: bool = False) -> str:
+    """The one way a time is shown in Slack: Slack's date token, so that each reader sees their own time
+    zone, with the UTC text as its fallback (for clients that cannot format it). "—" when it is unknown."""
+    moment = epoch_time(epoch)
+    if moment is None:
+        return "—"
+    return f"<!date^{math.floor(moment.timestamp())}^{WHEN_AGO if ago else WHEN}|{utc_text(moment)}>"
+
+
+def slack_wes_time(value: str | None, *, ago: bool = False) -> str:
+    """A time from WES (ISO 8601) as :func:`slack_time` shows it; one that does not parse is shown as the
+    server wrote it, cleaned and escaped, never inside a date token."""
+    parsed = parse_time(value)
+    return escape(unparsed_time(value)) if parsed is None else slack_time(parsed.timestamp(), ago=ago)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
-from ..format import compact_json, duration, human_duration, is_url, shorten
+from ..format import compact_json, duration, elapsed, human_duration, is_url, shorten
 from ..outcome import RunOutcome, run_failed
 from ..store.cancels import Cancel
 from ..store.watch import Subscription
@@ -24,6 +23,8 @@ from .blocks import (
     escape,
     link,
     section,
+    slack_time,
+    slack_wes_time,
 )
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{1,40}$")
@@ -33,13 +34,6 @@ MAX_FAILED_TASKS = 10
 def mentions(users: tuple[str, ...]) -> str:
     """Slack mentions of the subscribers (ids Slack gave us; anything else is dropped)."""
     return " ".join(f"<@{u}>" for u in users if _USER_ID.match(u))
-
-
-def _when(epoch: float | None) -> str:
-    try:
-        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC") if epoch is not None else "—"
-    except (ValueError, OverflowError, OSError):  # a time far out of range (NaN, 1e300)
-        return "—"
 
 
 def state_icon(state: str | None, exit_code: int | None) -> str:
@@ -64,32 +58,84 @@ def _state_text(state: str | None, exit_code: int | None) -> str:
 
 
 def card(sub: Subscription, *, host: str) -> Message:
-    """The card in the channel: one per (run, channel), updated in place while the run moves."""
+    """The card in the channel: one per (run, channel), updated in place while the run moves.
+
+    A pure function of what the store holds (never of the clock), so that rendering it again shows the same
+    card: the watcher bumps ``card_version`` exactly when what it shows changes (:func:`card_running_time`)."""
     active = sub.status == "active"
-    icon = state_icon(sub.state, sub.exit_code)
-    lines = [f"{icon} Run {code(sub.run_id, 120)} is *{_state_text(sub.state, sub.exit_code)}*"
-             + (f" since {_when(sub.state_since)}" if active and sub.state_since else "")]
+    lines = [_card_head(sub)]
     if sub.workflow:
         lines.append(f"*Workflow:* {code(sub.workflow, 200)}")
-    took = duration(sub.start_time, sub.end_time) if sub.start_time else None
-    if took:
-        lines.append(f"*{'Running' if active else 'Took'}:* {escape(took)}")
-    watchers = mentions(sub.users)
+    times = _card_times(sub)
+    if times:
+        lines.append(times)
     if active:
-        lines.append(f"*Watching:* {watchers or 'nobody'}")
+        lines.append(f"*Watching:* {mentions(sub.users) or 'nobody'}")
     else:
-        ended = {"ended": "ended", "gone": "is gone from the WES server", "expired": "was watched for too long",
-                 "failed": "could not be followed here", "removed": "is no longer watched"}.get(sub.status, sub.status)
-        lines.append(f"_No longer watched: the run {ended}._")
+        lines.append(f"_No longer watched: the run {_NO_LONGER.get(sub.status, escape(sub.status))}._")
     blocks = [section("\n".join(lines))]
     if active:
         blocks += actions(
             button("Unsubscribe me", f"{ACTION_RUN}:unsubscribe", f"unsubscribe {sub.run_id}"),
             button("Details", f"{ACTION_RUN}:details", f"details {sub.run_id}"),
         )
-    blocks.append(context(f"Watched by wesbot on {escape(host)} since {_when(sub.created_at)}"))
-    text = f"Run {escape(shorten(sub.run_id, 120))}: {_state_text(sub.state, sub.exit_code)}"
+    blocks.append(context(f"Watched by wesbot on {escape(host)} since {slack_time(sub.created_at)}"))
+    unreadable = " (cannot reach the WES server)" if _unreadable(sub) else ""
+    text = f"Run {escape(shorten(sub.run_id, 120))}: {_state_text(sub.state, sub.exit_code)}{unreadable}"
     return {"text": text, "blocks": blocks}
+
+
+_NO_LONGER = {"ended": "ended", "gone": "is gone from the WES server", "expired": "was watched for too long",
+              "failed": "could not be followed here", "removed": "is no longer watched"}
+
+
+def _unreadable(sub: Subscription) -> bool:
+    """Still watched, but the watcher's reads of the run have been failing: what the card last saw is old."""
+    return sub.status == "active" and sub.failing_since is not None
+
+
+def _card_head(sub: Subscription) -> str:
+    """The run and its state: as it is now; or, when it can no longer be read, as it was when last read."""
+    run, state = code(sub.run_id, 120), _state_text(sub.state, sub.exit_code)
+    if _unreadable(sub):
+        reason = f": {escape(shorten(sub.failing_reason, 200))}" if sub.failing_reason else ""
+        return (f":grey_question: Run {run} was *{state}* when last read\n"
+                f"_Cannot reach the WES server since {slack_time(sub.failing_since)}{reason}. wesbot keeps trying._")
+    icon = ":ghost:" if sub.status == "gone" else state_icon(sub.state, sub.exit_code)
+    return f"{icon} Run {run} {'is' if sub.status in ('active', 'ended') else 'was'} *{state}*"
+
+
+def _card_times(sub: Subscription) -> str | None:
+    """When the run started (WES's own start time), and how long it has run (while watched and readable)
+    or took (once ended). A run gone from the server, or no longer watched, shows no running time."""
+    if not sub.start_time:
+        return None
+    active = sub.status == "active"
+    started = f"*Started:* {slack_wes_time(sub.start_time, ago=active)}"
+    if active and not _unreadable(sub):
+        running = card_running_time(sub.start_time, sub.read_at)
+        return started + (f" · *Running for:* {running}" if running else "")
+    took = duration(sub.start_time, sub.end_time, ended=True) if sub.status == "ended" else None
+    return started + (f" · *Took:* {escape(took)}" if took else "")
+
+
+# The card's running time changes at most this often: every 10 minutes in its first day, hourly after.
+CARD_STEP = 600
+CARD_STEP_AFTER_A_DAY = 3600
+
+
+def card_running_time(start_time: str | None, as_of: float | None) -> str | None:
+    """The running time a card shows: from the run's start (WES) to ``as_of``, the watcher's last read of it.
+    Coarse, so that the card needs an update at most every 10 minutes (hourly after a day): "under 1h" (Slack's
+    own "(12 minutes ago)" beside the start says more, and keeps itself current), then "over 2h 10m", then
+    "over 3d 4h". None when it is unknown. The watcher updates a card exactly when this text changes."""
+    seconds = elapsed(start_time, None, now=as_of) if as_of is not None else None
+    if seconds is None:
+        return None
+    if seconds < 3600:
+        return "under 1h"
+    step = CARD_STEP if seconds < 86400 else CARD_STEP_AFTER_A_DAY
+    return "over " + human_duration(seconds // step * step)
 
 
 def notification(sub: Subscription | None, outcome: RunOutcome, *, host: str, note: str | None = None) -> Message:
@@ -188,7 +234,7 @@ def notice(sub: Subscription | None, text: str, *, mention: bool = False) -> Mes
 
 
 def unreadable_text(run_id: str, since: float | None, now: float, reason: str, *, server: str | None = None) -> str:
-    age = f" for {human_duration(max(0.0, now - since))}" if since else ""
+    age = f" since {slack_time(since)} ({human_duration(max(0.0, now - since))})" if since else ""
     return (f":grey_question: wesbot has not been able to read run {code(run_id, 120)}{on_server(server)}{age}: "
             f"{escape(reason)}. "
             "It keeps trying, and will still post when the run ends.")

@@ -15,15 +15,14 @@ from ..commands import Command
 from ..format import (
     compact_json,
     duration,
-    epoch_iso,
     is_url,
     log_is_inline,
     server_facts,
     shorten,
-    show_time,
     state_with_exit,
     task_state,
 )
+from ..outcome import task_running
 from ..results import (
     AuditResult,
     CancelResult,
@@ -46,7 +45,7 @@ from ..results import (
     WatchResult,
 )
 from ..wes.logs import LogTail, sanitize_log_text
-from ..wes.models import Log, is_terminal, state_label
+from ..wes.models import Log, RunSummary, is_terminal, state_label
 from .blocks import (
     ACTION_CANCEL,
     ACTION_KEEP,
@@ -72,6 +71,8 @@ from .blocks import (
     link,
     run_button,
     section,
+    slack_time,
+    slack_wes_time,
 )
 from .cards import mentions
 
@@ -145,17 +146,7 @@ def _runs(result: RunsResult, host: str, shared_by: str | None) -> Message:
     command = result.command
     wanted = command.state_filter if command else None
     title = f"Runs in state {wanted.label}" if wanted else "Recent runs"
-    lines = []
-    for run in result.runs:
-        line = f"{code(run.run_id, 80)}  *{escape(state_label(run.state))}*"
-        if run.start_time:
-            line += f"  started {escape(show_time(run.start_time))}"
-        if run.end_time:
-            line += f", ended {escape(show_time(run.end_time))}"
-        if run.tags:
-            tags = ", ".join(f"{k}={v}" for k, v in list(run.tags.items())[:5])
-            line += f"  {code(tags, 120)}"
-        lines.append(line)
+    lines = [_run_line(run) for run in result.runs]
     if not lines:
         lines = ["No runs" + (f" in state {escape(wanted.label)}." if wanted else " on this server.")]
     blocks = [section(f"*{escape(title)}* on {escape(host)}")]
@@ -164,6 +155,22 @@ def _runs(result: RunsResult, host: str, shared_by: str | None) -> Message:
     blocks += _footer(host, shared_by, result.notes)
     fallback = f"{title}: {len(result.runs)} shown" + (", more on the next page" if result.next_page else "")
     return {"text": fallback, "blocks": blocks}
+
+
+def _run_line(run: RunSummary) -> str:
+    """One run of a listing: its state, when it started and ended, and how long it took or has run so far."""
+    line = f"{code(run.run_id, 80)}  *{escape(state_label(run.state))}*"
+    if run.start_time:
+        line += f"  started {slack_wes_time(run.start_time)}"
+    if run.end_time:
+        line += f", ended {slack_wes_time(run.end_time)}"
+    took = duration(run.start_time, run.end_time, ended=is_terminal(run.state))
+    if took:
+        line += f" ({escape(took)})"
+    if run.tags:
+        tags = ", ".join(f"{k}={v}" for k, v in list(run.tags.items())[:5])
+        line += f"  {code(tags, 120)}"
+    return line
 
 
 def _status(result: StatusResult, host: str, shared_by: str | None) -> Message:
@@ -206,9 +213,9 @@ def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message
     pairs = [
         ("State", escape(state_with_exit(run.state, log.exit_code))),
         ("Workflow type", escape(workflow)),
-        ("Started", escape(show_time(log.start_time))),
-        ("Ended", escape(show_time(log.end_time))),
-        ("Duration", escape(duration(log.start_time, log.end_time) or "—")),
+        ("Started", slack_wes_time(log.start_time)),
+        ("Ended", slack_wes_time(log.end_time)),
+        ("Duration", escape(duration(log.start_time, log.end_time, ended=is_terminal(run.state)) or "—")),
         ("Tasks", tasks),
     ]
     blocks = [header(f"Run {run.run_id}"), fields_section(pairs)]
@@ -286,9 +293,9 @@ def _task_line(task: Log, run_terminal: bool) -> str:
         line += f" id {code(task.id, 60)}"
     line += f"  *{escape(task_state(task, run_terminal=run_terminal))}*"
     if task.start_time:
-        line += f"  {escape(show_time(task.start_time))}"
+        line += f"  {slack_wes_time(task.start_time)}"
     if task.end_time:
-        line += f" → {escape(show_time(task.end_time))}"
+        line += f" → {slack_wes_time(task.end_time)}"
     return line
 
 
@@ -315,9 +322,10 @@ def _task(result: TaskResult, host: str, shared_by: str | None) -> Message:
     pairs = [
         ("Task id", escape(task.id or "—")),
         ("State", escape(state)),
-        ("Started", escape(show_time(task.start_time))),
-        ("Ended", escape(show_time(task.end_time))),
-        ("Duration", escape(duration(task.start_time, task.end_time) or "—")),
+        ("Started", slack_wes_time(task.start_time)),
+        ("Ended", slack_wes_time(task.end_time)),
+        ("Duration", escape(duration(task.start_time, task.end_time,
+                                     ended=not task_running(task, result.run_terminal)) or "—")),
     ]
     if task.tes_uri:
         pairs.append(("TES task", link(task.tes_uri, "open") if is_url(task.tes_uri) else code(task.tes_uri)))
@@ -360,11 +368,11 @@ def cancel_message(view: CancelView) -> Message:
         blocks = [section(f":octagonal_sign: Cancel run {run}?\n" + "\n".join(facts))]
         blocks += actions(cancel, button("Keep running", ACTION_KEEP, f"status {view.run_id}"))
         return {"text": f"Cancel run {escape(shorten(view.run_id, 120))}?", "blocks": blocks}
-    when = f" at {show_time(_iso(view.at))}" if view.at else ""
+    when = f" at {slack_time(view.at)}" if view.at else ""
     text = {
         "denied": f":no_entry: You may not cancel runs. Who may: {view.who_may}. Nothing was sent to the WES server.",
         "already-finished": f"Run {run} has already ended: *{state}*. Nothing to cancel.",
-        "already-requested": f"<@{view.by_user}> already requested cancellation of run {run}{escape(when)}. "
+        "already-requested": f"<@{view.by_user}> already requested cancellation of run {run}{when}. "
                              "Nothing more was sent to the WES server.",
         "requested": f":octagonal_sign: Cancellation of run {run} requested (it was *{state}*). "
                      "wesbot follows it and will say how it ends.",
@@ -385,7 +393,7 @@ def _audit(result: AuditResult) -> Message:
     lines = []
     for row in result.rows:
         status = f" ({row.wes_status})" if row.wes_status else ""
-        lines.append(f"{escape(show_time(_iso(row.at)))}  <@{row.user_id}>  {code(row.run_id, 80)}  "
+        lines.append(f"{slack_time(row.at)}  <@{row.user_id}>  {code(row.run_id, 80)}  "
                      f"was {escape(row.state_before or '?')} → *{escape(row.outcome)}*{status}")
     title = ("Cancel attempts" + (" in this channel" if result.channel_id else "")
              + (f" for run {code(result.run_id)}" if result.run_id else " (most recent first)"))
@@ -441,7 +449,7 @@ def _watch(result: WatchResult) -> Message:
 
 def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
     subs = result.subscriptions
-    watch_lines = [f":eyes: {escape(w.describe())} — since {escape(show_time(_iso(w.created_at)))}, "
+    watch_lines = [f":eyes: {escape(w.describe())} — since {slack_time(w.created_at)}, "
                    f"by <@{w.created_by}>" for w in result.watches if re.fullmatch(r"[UW][A-Z0-9]{1,40}", w.created_by)]
     if not subs and not watch_lines:
         text = ("No runs are watched in this channel. `/wes subscribe RUN_ID` watches one; "
@@ -455,10 +463,12 @@ def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
         return {"text": f"{len(watch_lines)} channel-wide watches", "blocks": blocks}
     blocks.append(section(f"*{len(subs)} run{'s' if len(subs) != 1 else ''} watched in this channel*"))
     for sub in subs[:MAX_SUBSCRIPTION_ROWS]:
-        since = show_time(_iso(sub.created_at))
+        since = slack_time(sub.created_at)
         who = " ".join(f"<@{u}>" for u in sub.users if re.fullmatch(r"[UW][A-Z0-9]{1,40}", u))
-        line = (f"{code(sub.run_id, 80)}  *{escape(sub.state or '(not polled yet)')}* at the last poll\n"
-                f"since {escape(since)}, by {who or 'nobody'}")
+        state = f"*{escape(sub.state or '(not polled yet)')}*"
+        state += (" at the last poll" if sub.failing_since is None else
+                  f" when last read; cannot reach the WES server since {slack_time(sub.failing_since)}")
+        line = f"{code(sub.run_id, 80)}  {state}\nsince {since}, by {who or 'nobody'}"
         block = section(line)
         unsubscribe = button("Unsubscribe me", f"{ACTION_RUN}:unsubscribe", f"unsubscribe {sub.run_id}")
         if unsubscribe is not None:
@@ -469,8 +479,6 @@ def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
     blocks.append(context(f"WES server: {escape(host)}"))
     return {"text": f"{len(subs)} runs watched in this channel", "blocks": blocks}
 
-
-_iso = epoch_iso
 
 MAX_SERVER_ROWS = 40  # one section each, within MAX_BLOCKS with the title and the footer
 

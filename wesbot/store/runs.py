@@ -3,7 +3,7 @@ reads have been failing. Writing an end also queues what it owes, in the same tr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,19 @@ class WatchedRun:
     failures: int
     failing_since: float | None
     unreadable_reported: bool
+    start_time: str | None = None  # the run's own, from WES
+    read_at: float | None = None  # see READ_AT
+
+
+# When the run was last read: by the watcher, or before its first poll by the subscribe command (the state's
+# time). A card's running time is counted to it, so that the card is a function of what is stored.
+READ_AT = "COALESCE(w.last_polled_at, w.state_since)"
+_WATCHED_RUN = f"w.run_id, w.state, w.failures, w.failing_since, w.unreadable_reported, w.start_time, {READ_AT}"
+
+
+def _watched_run(row: Any) -> WatchedRun:
+    return WatchedRun(run_id=row[0], state=row[1], failures=row[2], failing_since=row[3],
+                      unreadable_reported=bool(row[4]), start_time=row[5], read_at=row[6])
 
 
 # A watched run (``w``) that some active subscription of its server still wants polled.
@@ -38,7 +51,7 @@ class WatchedRuns:
         sets), a due time more than that ahead of ``now`` was written before the wall clock was set back, and
         counts as due now rather than in an hour."""
         sql = (
-            "SELECT w.run_id, w.state, w.failures, w.failing_since, w.unreadable_reported FROM watched_runs w "
+            f"SELECT {_WATCHED_RUN} FROM watched_runs w "
             f"WHERE w.server_id = ? AND (w.next_poll_at <= ? OR w.next_poll_at > ?) AND {_SUBSCRIBED} "
             "ORDER BY w.next_poll_at"
         )
@@ -46,10 +59,7 @@ class WatchedRuns:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [
-            WatchedRun(run_id=r[0], state=r[1], failures=r[2], failing_since=r[3], unreadable_reported=bool(r[4]))
-            for r in self.store.db.execute(sql, params).fetchall()
-        ]
+        return [_watched_run(r) for r in self.store.db.execute(sql, params).fetchall()]
 
     def next_due(self) -> float | None:
         row = self.store.db.execute(
@@ -64,19 +74,23 @@ class WatchedRuns:
             "SELECT COUNT(DISTINCT run_id) FROM subscriptions WHERE server_id = ? AND status = 'active'",
             [self.store.server_id]).fetchone()[0])
 
-    def record_states(self, polls: Iterable[tuple[str, str | None]], *, now: float, next_poll_at: float) -> int:
+    def record_states(self, polls: Iterable[tuple[str, str | None]], *, now: float, next_poll_at: float,
+                      start_times: Mapping[str, str] | None = None, refresh: Collection[str] = ()) -> int:
         """Store successful polls of non-terminal states, in one transaction. Returns how many changed (their
-        cards go stale)."""
+        cards go stale). ``start_times``: runs' start times just learned; ``refresh``: runs whose cards show
+        something new although their state is the same (the watcher's to judge), bumped too."""
         changed = 0
+        starts = start_times or {}
         with self.store.transaction() as db:
             server_id = self.store.server_id
             for run_id, state in polls:
-                changed += int(self._set_state(db, server_id, run_id, state, now, None, None, None))
+                changed += int(self._set_state(db, server_id, run_id, state, now, None, starts.get(run_id), None))
                 db.execute(
                     "UPDATE watched_runs SET last_polled_at = ?, next_poll_at = ?, failures = 0, failing_since = NULL, "
                     "failing_reason = NULL, unreadable_reported = 0 WHERE server_id = ? AND run_id = ?",
                     [now, next_poll_at, server_id, run_id],
                 )
+            _bump_cards(db, server_id, refresh)
         return changed
 
     @staticmethod
@@ -92,11 +106,7 @@ class WatchedRuns:
             [state, exit_code, start_time, end_time, state, now, server_id, run_id],
         )
         if changed:
-            db.execute(
-                "UPDATE subscriptions SET card_version = card_version + 1 WHERE server_id = ? AND run_id = ? "
-                "AND status = 'active'",
-                [server_id, run_id],
-            )
+            _bump_cards(db, server_id, [run_id])
         return changed
 
     def record_terminal(self, run_id: str, *, state: str, now: float, exit_code: int | None,
@@ -117,8 +127,10 @@ class WatchedRuns:
                 [(now, sub_id) for sub_id, _ in queued])
         return [outbox_id for _, outbox_id in queued if outbox_id is not None]
 
-    def record_failure(self, run_id: str, *, now: float, reason: str, next_poll_at: float) -> WatchedRun:
-        """A poll that could not read the run (timeout, 5xx, auth). The subscription is kept."""
+    def record_failure(self, run_id: str, *, now: float, reason: str, next_poll_at: float,
+                       refresh: bool = False) -> WatchedRun:
+        """A poll that could not read the run (timeout, 5xx, auth). The subscription is kept. ``refresh``: its
+        cards show something new (it has just become unreadable)."""
         with self.store.transaction() as db:
             server_id = self.store.server_id
             db.execute(
@@ -126,13 +138,11 @@ class WatchedRuns:
                 "failing_reason = ?, last_polled_at = ?, next_poll_at = ? WHERE server_id = ? AND run_id = ?",
                 [now, reason, now, next_poll_at, server_id, run_id],
             )
-            row = db.execute(
-                "SELECT run_id, state, failures, failing_since, unreadable_reported FROM watched_runs "
-                "WHERE server_id = ? AND run_id = ?",
-                [server_id, run_id],
-            ).fetchone()
-        return WatchedRun(run_id=row[0], state=row[1], failures=row[2], failing_since=row[3],
-                          unreadable_reported=bool(row[4]))
+            if refresh:
+                _bump_cards(db, server_id, [run_id])
+            row = db.execute(f"SELECT {_WATCHED_RUN} FROM watched_runs w WHERE w.server_id = ? AND w.run_id = ?",
+                             [server_id, run_id]).fetchone()
+        return _watched_run(row)
 
     def record_bug(self, run_id: str, *, next_poll_at: float) -> None:
         """A poll that failed on a bug in wesbot: poll again later (with the run's backoff), but this is not the
@@ -156,3 +166,10 @@ class WatchedRuns:
             db.execute("UPDATE watched_runs SET unreadable_reported = 1 WHERE server_id = ? AND run_id = ?",
                        [server_id, run_id])
         return [outbox_id for _, outbox_id in queued if outbox_id is not None]
+
+
+def _bump_cards(db: Database, server_id: int, run_ids: Iterable[str]) -> None:
+    """The cards of these runs' active subscriptions are stale: delivery renders and updates them."""
+    db.conn.executemany(
+        "UPDATE subscriptions SET card_version = card_version + 1 WHERE server_id = ? AND run_id = ? "
+        "AND status = 'active'", [(server_id, run_id) for run_id in run_ids])

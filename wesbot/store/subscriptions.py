@@ -9,6 +9,7 @@ from sqlite_utils import Database
 
 from .base import Message, Store
 from .outbox import enqueue_in_threads
+from .runs import READ_AT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,12 +27,17 @@ class Subscription:
     card_failed: str | None
     reason: str | None
     users: tuple[str, ...]
-    # From watched_runs: the state at the last poll and since when.
+    # From watched_runs: the state at the last poll and since when; the run's own times from WES.
     state: str | None = None
     state_since: float | None = None
     exit_code: int | None = None
     start_time: str | None = None
     end_time: str | None = None
+    # When the run was last read (runs.READ_AT: what the card's running time is counted to), and since when
+    # and why its reads have been failing (None while they succeed).
+    read_at: float | None = None
+    failing_since: float | None = None
+    failing_reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +52,7 @@ def read_subscription(db: Database, sub_id: int) -> Subscription:
     row = db.execute(
         "SELECT s.id, s.run_id, s.channel_id, s.status, s.created_at, s.expires_at, s.workflow, s.card_ts, "
         "s.card_version, s.card_synced, s.card_failed, s.reason, w.state, w.state_since, w.exit_code, "
-        "w.start_time, w.end_time "
+        f"w.start_time, w.end_time, {READ_AT}, w.failing_since, w.failing_reason "
         "FROM subscriptions s LEFT JOIN watched_runs w ON w.server_id = s.server_id AND w.run_id = s.run_id "
         "WHERE s.id = ?",
         [sub_id],
@@ -58,7 +64,7 @@ def read_subscription(db: Database, sub_id: int) -> Subscription:
         id=row[0], run_id=row[1], channel_id=row[2], status=row[3], created_at=row[4], expires_at=row[5],
         workflow=row[6], card_ts=row[7], card_version=row[8], card_synced=row[9], card_failed=row[10],
         reason=row[11], users=users, state=row[12], state_since=row[13], exit_code=row[14],
-        start_time=row[15], end_time=row[16],
+        start_time=row[15], end_time=row[16], read_at=row[17], failing_since=row[18], failing_reason=row[19],
     )
 
 

@@ -14,10 +14,18 @@ from dataclasses import dataclass
 
 from .. import observe
 from ..outcome import RunOutcome
-from ..slack.cards import auth_lost_text, expired_text, gone_text, notice, notification, unreadable_text
+from ..slack.cards import (
+    auth_lost_text,
+    card_running_time,
+    expired_text,
+    gone_text,
+    notice,
+    notification,
+    unreadable_text,
+)
 from ..store.watch import WatchedRun, WatchStore
 from ..wes.errors import NotFound, WesAuthError, WesError, WesUnreachable
-from ..wes.models import RunStatus, State, is_terminal
+from ..wes.models import RunStatus, RunSummary, is_terminal
 from ..wes.paging import Walk
 from .base import Clock, RunList, WatchedWes, WatcherSettings, Workers
 from .details import Details
@@ -54,6 +62,7 @@ class Poll:
     error: WesError | None = None
     bug: str | None = None
     requests: int = 1
+    start_time: str | None = None  # the run's start time, when this read learned it
 
 
 class SubscriptionPoller:
@@ -110,7 +119,7 @@ class SubscriptionPoller:
         listed = self._sweep(due, stats)
         settled = self._settle(due, listed, stats, now)
         to_poll = [run for run in due if run.run_id not in settled]
-        listed_ended = {run_id for run_id, state in listed.items() if is_terminal(state)}
+        listed_ended = {run_id for run_id, item in listed.items() if is_terminal(item.state)}
         quiet: list[Poll] = []
 
         def arrived(poll: Poll) -> None:
@@ -150,7 +159,7 @@ class SubscriptionPoller:
 
     # -- reading -------------------------------------------------------------------------------------
 
-    def _sweep(self, due: list[WatchedRun], stats: TickStats) -> dict[str, State]:
+    def _sweep(self, due: list[WatchedRun], stats: TickStats) -> dict[str, RunSummary]:
         """States of due runs read from GET /runs pages, when that is cheaper than a status call per run.
         At most ``sweep_max_pages`` pages and ``sweep_budget`` seconds: the runs it did not reach get a status
         call, so a list that never ends costs a bounded delay, never a missed poll."""
@@ -160,11 +169,11 @@ class SubscriptionPoller:
             self._skip_sweeps -= 1
             return {}
         wanted = {run.run_id for run in due}
-        found: dict[str, State] = {}
+        found: dict[str, RunSummary] = {}
         progress = Walk()
         try:
             for page in self.runs.pages(progress, self.settings.sweep_max_pages, self.runs.deadline()):
-                found.update((item.run_id, item.state) for item in page.runs if item.run_id in wanted
+                found.update((item.run_id, item) for item in page.runs if item.run_id in wanted
                              and item.run_id not in found)
                 if len(found) == len(wanted):
                     break
@@ -176,8 +185,8 @@ class SubscriptionPoller:
         self._judge_sweep(found, progress.pages)
         return found
 
-    def _judge_sweep(self, found: dict[str, State], pages: int) -> None:
-        stateless = sum(state is None for state in found.values())
+    def _judge_sweep(self, found: dict[str, RunSummary], pages: int) -> None:
+        stateless = sum(item.state is None for item in found.values())
         if stateless and not self._told_no_states:
             logger.info("the WES server lists runs without their state; asking each run for its status instead")
             self._told_no_states = True
@@ -185,23 +194,37 @@ class SubscriptionPoller:
             # Most of what the list holds is not ours: status calls are cheaper. Try again in a while.
             self._skip_sweeps = 10
 
-    def _settle(self, due: list[WatchedRun], listed: dict[str, State], stats: TickStats, now: float) -> set[str]:
+    def _settle(self, due: list[WatchedRun], listed: dict[str, RunSummary], stats: TickStats,
+                now: float) -> set[str]:
         """Runs the list showed as still going are settled; the rest (not listed, ended, no state) get a
         status call. Returns the settled run ids."""
-        settled = [(run.run_id, listed[run.run_id]) for run in due
-                   if listed.get(run.run_id) is not None and not is_terminal(listed[run.run_id])]
+        settled = [(run, listed[run.run_id]) for run in due
+                   if listed.get(run.run_id) is not None and listed[run.run_id].state is not None
+                   and not is_terminal(listed[run.run_id].state)]
         if not settled:
             return set()
         try:
             stats.changed += self.store.runs.record_states(
-                [(run_id, str(state)) for run_id, state in settled], now=now,
-                next_poll_at=now + self.settings.poll_seconds)
+                [(run.run_id, str(item.state)) for run, item in settled], now=now,
+                next_poll_at=now + self.settings.poll_seconds,
+                start_times={run.run_id: item.start_time for run, item in settled if item.start_time},
+                refresh=[run.run_id for run, item in settled if self._card_changes(run, item.start_time, now)])
             stats.swept = len(settled)
             self._auth_recovered()
         except Exception:
             logger.exception("could not record the states read from the run list")
             return set()
-        return {run_id for run_id, _ in settled}
+        return {run.run_id for run, _ in settled}
+
+    def _card_changes(self, run: WatchedRun, start_time: str | None, now: float) -> bool:
+        """Whether the cards of a run read (successfully) at ``now`` show something new besides its state: it
+        had been unreadable, its start time was just learned, or its running time moved on a step. Never
+        otherwise: a card is only updated when what it shows changes (:func:`card_running_time`)."""
+        if run.failing_since is not None:
+            return True
+        start = start_time or run.start_time
+        return (start, card_running_time(start, now)) != (run.start_time,
+                                                           card_running_time(run.start_time, run.read_at))
 
     def _poll(self, run: WatchedRun, listed_ended: bool = False) -> Poll:
         """Read one run. When the run list already showed it ended, GET /runs/{id} confirms it and gives
@@ -211,12 +234,12 @@ class SubscriptionPoller:
                 log = self.wes.get_run(run.run_id)
                 status = RunStatus(run_id=run.run_id, state=log.state)
                 if not is_terminal(status.state):
-                    return Poll(run=run, status=status)
+                    return Poll(run=run, status=status, start_time=log.run_log.start_time)
                 outcome, requests = self.details.outcome(run.run_id, status, log)
                 return Poll(run=run, status=status, outcome=outcome, requests=1 + requests)
             status = self.wes.get_status(run.run_id)
             if not is_terminal(status.state):
-                return Poll(run=run, status=status)
+                return self._going(run, status)
             outcome, requests = self.details.outcome(run.run_id, status)
             return Poll(run=run, status=status, outcome=outcome, requests=1 + requests)
         except WesError as error:
@@ -231,6 +254,18 @@ class SubscriptionPoller:
                              run.run_id)
             return Poll(run=run, bug=error_id)
 
+    def _going(self, run: WatchedRun, status: RunStatus) -> Poll:
+        """A run still going. When it has just moved (QUEUED to RUNNING) and its start time is not known yet,
+        one GET /runs/{id} reads it for its card: a request per change of state, never one per cycle."""
+        if run.start_time is not None or status.state is None or str(status.state) == run.state:
+            return Poll(run=run, status=status)
+        try:
+            log = self.wes.get_run(run.run_id)
+        except WesError as error:  # the state was read: a run log that fails to come costs nothing but the time
+            logger.debug("could not read run %s for its start time: %s", run.run_id, error)
+            return Poll(run=run, status=status, requests=2)
+        return Poll(run=run, status=status, requests=2, start_time=log.run_log.start_time)
+
     # -- recording -----------------------------------------------------------------------------------
 
     def _record_quiet(self, quiet: list[Poll], stats: TickStats) -> None:
@@ -239,7 +274,9 @@ class SubscriptionPoller:
         now = self.clock.now()
         stats.changed += self.store.runs.record_states(
             [(p.run.run_id, None if p.status is None or p.status.state is None else str(p.status.state))
-             for p in quiet], now=now, next_poll_at=now + self.settings.poll_seconds)
+             for p in quiet], now=now, next_poll_at=now + self.settings.poll_seconds,
+            start_times={p.run.run_id: p.start_time for p in quiet if p.start_time},
+            refresh=[p.run.run_id for p in quiet if self._card_changes(p.run, p.start_time, now)])
         self._auth_recovered()
 
     def _apply(self, poll: Poll, now: float, stats: TickStats) -> None:
@@ -276,8 +313,10 @@ class SubscriptionPoller:
 
     def _unreadable(self, run: WatchedRun, error: WesError, now: float) -> None:
         """A failed read: back off; tell the channel once when the run has been unreadable for a while."""
+        # A run that has just become unreadable: its cards say so, instead of its last state as if current.
         watched = self.store.runs.record_failure(run.run_id, now=now, reason=str(error),
-                                            next_poll_at=now + self._backoff(run))
+                                                 next_poll_at=now + self._backoff(run),
+                                                 refresh=run.failing_since is None)
         if isinstance(error, WesAuthError):
             self._report_auth(run.run_id, error, now)
             return
