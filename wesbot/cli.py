@@ -22,7 +22,7 @@ from . import __version__, metrics
 from .assemble import ServerParts, build_servers, held_lines, log_fetcher, report_held, wes_client
 from .cancel import Cancelers
 from .causes import causes
-from .commands import SUBCOMMANDS, UsageError, parse
+from .commands import UsageError, parse
 from .config import DEFAULT_DB, ConfigError, Settings, environment, load_settings, parse_metrics_port
 from .core import ServerEntry, run_text
 from .logsetup import LOG_LEVELS, library_lines_dropped, setup_logging
@@ -494,12 +494,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print a JSON list of {item, status: ok|warn|fail, detail, fix}, for scripts")
     check.set_defaults(func=cmd_check)
 
-    usage_lines = "\n".join(f"  {s.usage.removeprefix('/wes ')}\n      {s.summary.replace('`', '')}"
-                            for s in SUBCOMMANDS)
+    from .results import HelpResult
+
     ask = sub.add_parser(
         "ask", parents=[common], help="run a /wes command on the terminal, without Slack",
         description="Run the same command as `/wes TEXT` against WES and print the answer. "
-        "Exits 1 when the command failed, 2 on a configuration problem. Commands:\n" + usage_lines,
+        "Exits 1 when the command failed, 2 on a configuration problem.\n\n"
+        + render_text(HelpResult(command=None), host=""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ask.add_argument("--json", action="store_true", help="print the parsed result as JSON, for scripts")

@@ -286,7 +286,9 @@ class _Listeners:
         try:
             parsed = parse(text)
         except UsageError as error:
-            ack(response_type="ephemeral", **error_message(error.message.capitalize() + ".", error.usage))
+            # The same sentence as any other usage mistake (replies' one rule: capital first, one full stop).
+            ack(response_type="ephemeral", **render(ErrorResult(command=None, message=error.message,
+                                                                usage=error.usage, kind="usage"), host=""))
             self._observe_ack(command, _command_word(text), "usage", started)
             return
         if parsed.name == "help":
