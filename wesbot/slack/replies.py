@@ -6,7 +6,6 @@ message within Block Kit's limits; :func:`render` shortens what is still too lon
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +43,7 @@ from ..results import (
     UseResult,
     WatchResult,
 )
+from ..store.watches import ChannelWatch
 from ..wes.logs import LogTail, sanitize_log_text
 from ..wes.models import Log, RunSummary, is_terminal, state_label
 from .blocks import (
@@ -449,22 +449,19 @@ def _watch(result: WatchResult) -> Message:
 
 def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
     subs = result.subscriptions
-    watch_lines = [f":eyes: {escape(w.describe())} — since {slack_time(w.created_at)}, "
-                   f"by <@{w.created_by}>" for w in result.watches if re.fullmatch(r"[UW][A-Z0-9]{1,40}", w.created_by)]
-    if not subs and not watch_lines:
+    if not subs and not result.watches:
         text = ("No runs are watched in this channel. `/wes subscribe RUN_ID` watches one; "
                 "`/wes watch failed` watches every run that fails.")
         return {"text": text, "blocks": [section(text)]}
-    blocks: list[Block] = []
-    if watch_lines:
-        blocks.append(section("*Channel-wide watches*\n" + "\n".join(watch_lines[:20])))
+    blocks: list[Block] = _watch_rows(result.watches)
     if not subs:
         blocks.append(context(f"WES server: {escape(host)}"))
-        return {"text": f"{len(watch_lines)} channel-wide watches", "blocks": blocks}
+        return {"text": f"{len(result.watches)} channel-wide watches", "blocks": blocks}
     blocks.append(section(f"*{len(subs)} run{'s' if len(subs) != 1 else ''} watched in this channel*"))
-    for sub in subs[:MAX_SUBSCRIPTION_ROWS]:
+    rows = min(MAX_SUBSCRIPTION_ROWS, MAX_BLOCKS - len(blocks) - 2)  # room for "…and N more" and the footer
+    for sub in subs[:rows]:
         since = slack_time(sub.created_at)
-        who = " ".join(f"<@{u}>" for u in sub.users if re.fullmatch(r"[UW][A-Z0-9]{1,40}", u))
+        who = mentions(sub.users)
         state = f"*{escape(sub.state or '(not polled yet)')}*"
         state += (" at the last poll" if sub.failing_since is None else
                   f" when last read; cannot reach the WES server since {slack_time(sub.failing_since)}")
@@ -474,10 +471,32 @@ def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
         if unsubscribe is not None:
             block["accessory"] = unsubscribe
         blocks.append(block)
-    if len(subs) > MAX_SUBSCRIPTION_ROWS:
-        blocks.append(context(f"…and {len(subs) - MAX_SUBSCRIPTION_ROWS} more."))
+    if len(subs) > rows:
+        blocks.append(context(f"…and {len(subs) - rows} more."))
     blocks.append(context(f"WES server: {escape(host)}"))
     return {"text": f"{len(subs)} runs watched in this channel", "blocks": blocks}
+
+
+MAX_WATCH_ROWS = 8  # of /wes subscriptions' blocks, before the subscriptions
+
+
+def _watch_rows(watches: list[ChannelWatch]) -> list[Block]:
+    """The channel-wide watches, one row each with its Unwatch button (the very command that removes it)."""
+    if not watches:
+        return []
+    blocks = [section(f"*{len(watches)} channel-wide watch{'es' if len(watches) != 1 else ''}*")]
+    for watch in watches[:MAX_WATCH_ROWS]:
+        who = mentions((watch.created_by,)) or "someone"
+        block = section(f":eyes: {escape(watch.describe())}\nsince {slack_time(watch.created_at)}, set by {who}")
+        remove = Command(name="unwatch", watch_kind=watch.kind,
+                         tag=(watch.tag_key, watch.tag_value) if watch.tag_key else None).text()
+        unwatch = button("Unwatch", f"{ACTION_RUN}:unwatch", remove)
+        if unwatch is not None:
+            block["accessory"] = unwatch
+        blocks.append(block)
+    if len(watches) > MAX_WATCH_ROWS:
+        blocks.append(context(f"…and {len(watches) - MAX_WATCH_ROWS} more."))
+    return blocks
 
 
 MAX_SERVER_ROWS = 40  # one section each, within MAX_BLOCKS with the title and the footer
