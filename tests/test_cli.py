@@ -100,7 +100,8 @@ def test_audit_prints_the_trail(tmp_path: Path) -> None:
     env = clean_env(WES_URL="http://127.0.0.1:9/ga4gh/wes/v1", WESBOT_DB=str(db_path))
     out = run(["audit"], env, tmp_path)
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.strip().splitlines()
+    header, *lines = out.stdout.strip().splitlines()
+    assert header.split() == ["WHEN", "USER", "RUN", "BEFORE", "OUTCOME", "DETAIL"]
     assert len(lines) == 2 and "U2" in lines[0] and "wes-error (409)" in lines[0] and "answered 409" in lines[0]
     assert "U1" in lines[1] and "RUNNING" in lines[1] and "requested" in lines[1]
     data = json.loads(run(["audit", "--json", "r1"], env, tmp_path).stdout)
@@ -119,7 +120,8 @@ def test_audit_needs_only_the_database_and_names_each_server(tmp_path: Path) -> 
             outcome="requested")
     out = run(["audit"], clean_env(WESBOT_DB=str(db_path)), tmp_path)  # no WES_URL, no Slack token
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.strip().splitlines()
+    header, *lines = out.stdout.strip().splitlines()
+    assert header.split()[:3] == ["WHEN", "USER", "SERVER"]
     assert ["staging" in lines[0] and "run-staging" in lines[0], "prod" in lines[1] and "run-prod" in lines[1]] \
         == [True, True]
     missing = run(["audit"], clean_env(WESBOT_DB=str(tmp_path / "none.db")), tmp_path)

@@ -182,11 +182,12 @@ def test_runs_on_the_terminal_show_local_times_with_their_offset_and_each_runs_d
         monkeypatch: pytest.MonkeyPatch, paris: None) -> None:
     monkeypatch.setattr(fmt, "_now", lambda: AT)
     assert render_text(runs_result(), host="h").splitlines() == [
-        "going\tRUNNING\t2027-01-15 06:54:30 +01:00\t\t2h 05m so far",
-        "done\tCOMPLETE\t2027-01-15 08:00:00 +01:00\t2027-01-15 08:07:15 +01:00\t7m 15s",
-        "no-end\tEXECUTOR_ERROR\t2027-01-15 08:00:00 +01:00",
-        "odd\tRUNNING\t<!here> soon",
-        "queued\tQUEUED",
+        "RUN     STATE           STARTED                     ENDED                       TOOK           TAGS",
+        "going   RUNNING         2027-01-15 06:54:30 +01:00  -                           2h 05m so far",
+        "done    COMPLETE        2027-01-15 08:00:00 +01:00  2027-01-15 08:07:15 +01:00  7m 15s",
+        "no-end  EXECUTOR_ERROR  2027-01-15 08:00:00 +01:00  -                           -",
+        "odd     RUNNING         <!here> soon                -                           -",
+        "queued  QUEUED          -                           -                           -",
     ]
 
 

@@ -21,6 +21,7 @@ from .format import (
     local_time,
     log_is_inline,
     server_facts,
+    shorten,
     state_with_exit,
     task_state,
 )
@@ -81,15 +82,30 @@ def _next_hint(result: RunsResult | TasksResult) -> str:
     return "wesbot ask " + result.command.text(page_token=result.next_page.page_token, skip=result.next_page.skip)
 
 
-def _run_line(run: RunSummary) -> str:
-    """One run of a listing, tab-separated: id, state, start, end (local time), how long it took or has run
-    so far, tags."""
+# The widest a column of a terminal table gets (longer cells are shortened); the last column is never cut.
+MAX_COLUMN = 40
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A table with a header row and fixed columns, two spaces apart, each as wide as its widest cell (at most
+    MAX_COLUMN): what a person scans. Scripts use --json."""
+    widths = [min(MAX_COLUMN, max(len(row[i]) for row in [header, *rows])) for i in range(len(header) - 1)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [shorten(cell, width).ljust(width) for cell, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return lines
+
+
+RUN_COLUMNS = ["RUN", "STATE", "STARTED", "ENDED", "TOOK", "TAGS"]
+
+
+def _run_row(run: RunSummary) -> list[str]:
+    """One run of a listing: id, state, start, end (local time), how long it took or has run so far, tags."""
     start, end = run.start_time, run.end_time
-    parts = [_clean(run.run_id), _clean(state_label(run.state)), local_time(start) if start else "",
-             local_time(end) if end else "", duration(start, end, ended=is_terminal(run.state)) or ""]
-    if run.tags:
-        parts.append(_clean(" ".join(f"{k}={v}" for k, v in run.tags.items())))
-    return "\t".join(parts).rstrip()
+    tags = _clean(" ".join(f"{k}={v}" for k, v in run.tags.items())) if run.tags else ""
+    return [_clean(run.run_id), _clean(state_label(run.state)), local_time(start) if start else "-",
+            local_time(end) if end else "-", duration(start, end, ended=is_terminal(run.state)) or "-", tags]
 
 
 def _tail_lines(text: str) -> list[str]:
@@ -97,10 +113,12 @@ def _tail_lines(text: str) -> list[str]:
     return ["  " + line for line in text.splitlines()] or ["  (empty)"]
 
 
-def _task_line(task: Log, run_terminal: bool) -> str:
-    parts = [_clean(task.name or "(unnamed)"), _clean(task.id or "-"), task_state(task, run_terminal=run_terminal),
-             local_time(task.start_time), local_time(task.end_time)]
-    return "\t".join(parts)
+TASK_COLUMNS = ["TASK", "ID", "STATE", "STARTED", "ENDED"]
+
+
+def _task_row(task: Log, run_terminal: bool) -> list[str]:
+    return [_clean(task.name or "(unnamed)"), _clean(task.id or "-"), task_state(task, run_terminal=run_terminal),
+            local_time(task.start_time), local_time(task.end_time)]
 
 
 def _details(result: DetailsResult) -> list[str]:
@@ -185,8 +203,8 @@ def _help(result: HelpResult) -> list[str]:
 
 
 def _runs(result: RunsResult) -> list[str]:
-    lines = [_run_line(run) for run in result.runs]
-    return (lines or ["no runs"]) + _page_footer(result)
+    lines = table(RUN_COLUMNS, [_run_row(run) for run in result.runs]) if result.runs else ["no runs"]
+    return lines + _page_footer(result)
 
 
 def _status(result: StatusResult) -> list[str]:
@@ -194,7 +212,8 @@ def _status(result: StatusResult) -> list[str]:
 
 
 def _tasks(result: TasksResult) -> list[str]:
-    lines = [_task_line(task, result.run_terminal) for task in result.tasks] or ["no tasks"]
+    lines = (table(TASK_COLUMNS, [_task_row(task, result.run_terminal) for task in result.tasks])
+             if result.tasks else ["no tasks"])
     if result.source == "inline":
         lines.append("(this server has no task endpoint; tasks come from the run log)")
     return lines + _page_footer(result)
@@ -225,12 +244,14 @@ def _logs(result: LogsResult) -> list[str]:
 
 
 def _audit(result: AuditResult) -> list[str]:
+    if not result.rows:
+        return ["no cancel attempts recorded"]
     several = len({r.server for r in result.rows}) > 1
-    return [f"{local_epoch(r.at)}\t{r.user_id}\t" + (f"{_clean(r.server)}\t" if several else "")
-            + f"{_clean(r.run_id)}\t"
-            f"{_clean(r.state_before or '-')}\t{r.outcome}" + (f" ({r.wes_status})" if r.wes_status else "")
-            + (f"\t{_clean(r.detail)}" if r.detail else "")
-            for r in result.rows] or ["no cancel attempts recorded"]
+    header = ["WHEN", "USER", *(["SERVER"] if several else []), "RUN", "BEFORE", "OUTCOME", "DETAIL"]
+    rows = [[local_epoch(r.at), _clean(r.user_id), *([_clean(r.server)] if several else []), _clean(r.run_id),
+             _clean(r.state_before or "-"), r.outcome + (f" ({r.wes_status})" if r.wes_status else ""),
+             _clean(r.detail or "")] for r in result.rows]
+    return table(header, rows)
 
 
 def _servers(result: ServersResult) -> list[str]:

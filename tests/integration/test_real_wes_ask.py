@@ -28,7 +28,9 @@ def ask(url: str, *words: str) -> subprocess.CompletedProcess[str]:
 def test_runs_lists_both_runs(real_wes: RealWes, real_runs: RealRuns) -> None:
     out = ask(real_wes.url, "runs")
     assert out.returncode == 0, out.stderr
-    lines = dict(line.split("\t")[:2] for line in out.stdout.splitlines() if "\t" in line)
+    header, *rows = out.stdout.splitlines()
+    assert header.split()[:2] == ["RUN", "STATE"]
+    lines = dict(row.split()[:2] for row in rows)
     assert lines[real_runs.ok_id] == "COMPLETE"
     assert lines[real_runs.fail_id] == "EXECUTOR_ERROR"
 
