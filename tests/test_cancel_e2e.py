@@ -140,3 +140,25 @@ def test_cancel_over_socket_mode(wes: FakeWes, slack: FakeSlack) -> None:
                            timeout=10, what="outcome")
         finally:
             assert proc.stop() == 0
+
+
+def test_cancelling_a_subscribed_run_is_one_thread(bot: BotProcess, slack: FakeSlack, wes: FakeWes) -> None:
+    """The cancel note goes in the run's card thread; the card and the end follow there: no separate post."""
+    wes.add_run("c9", "RUNNING")
+    post(bot, slash_command_payload("subscribe c9", user_id="U2", response_url=slack.response_url("sub")))
+    assert "Watching run" in answer(slack, "sub")["text"]
+    card = slack.wait_for_call("chat.postMessage", timeout=10)
+    post(bot, slash_command_payload("cancel c9", user_id="U1", response_url=slack.response_url("prompt")))
+    [button] = [e for b in answer(slack, "prompt")["blocks"] if b["type"] == "actions" for e in b["elements"]
+                if e["action_id"] == ACTION_CANCEL]
+    click(bot, slack, ACTION_CANCEL, button["value"], "confirm")
+    answer(slack, "confirm")
+    slack.wait_for(lambda: any("ended" in m.get("text", "") for m in channel_messages(slack)) or None, timeout=15,
+                   what="the end of the run")
+    messages = channel_messages(slack)
+    top_level = [m for m in messages if not m.get("thread_ts")]
+    assert top_level == [card["args"]]  # only the card stands in the channel
+    note = next(m for m in messages if "requested cancellation" in m.get("text", ""))
+    end = next(m for m in messages if "ended" in m.get("text", ""))
+    assert note["thread_ts"] == end["thread_ts"] == card["response"]["ts"]
+    assert "<@U2>" not in note["text"]  # the subscribers are mentioned once: by the end notification

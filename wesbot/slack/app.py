@@ -380,7 +380,10 @@ class _Listeners:
             if self.deps.poster is None or not channel_id:
                 return None, "no channel"
             where = server.name if self.deps.several else None
-            result = self.deps.poster.post(channel_id, cancel_announcement(user_id, run_id, state_before, server=where))
+            # In the run's card thread when the channel watches it: one thread per run, not another post.
+            card = server.store.subscriptions.card_of(run_id, channel_id) if server.store is not None else None
+            result = self.deps.poster.post(channel_id, cancel_announcement(user_id, run_id, state_before, server=where),
+                                           thread_ts=card)
             return (result.ts, None) if result.ok else (None, result.error or "error")
 
         return announce

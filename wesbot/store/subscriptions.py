@@ -163,6 +163,14 @@ class Subscriptions:
         ).fetchall()]
         return [read_subscription(db, i) for i in ids]
 
+    def card_of(self, run_id: str, channel_id: str) -> str | None:
+        """The ts of the run's card in the channel, while it is watched there: where whatever else is said of
+        the run in that channel goes (a cancel), so that it is one thread, not another post."""
+        row = self.store.db.execute(
+            "SELECT card_ts FROM subscriptions WHERE server_id = ? AND run_id = ? AND channel_id = ? "
+            "AND status = 'active' AND card_ts IS NOT NULL", [self.store.server_id, run_id, channel_id]).fetchone()
+        return None if row is None else str(row[0])
+
     def get(self, sub_id: int) -> Subscription:
         return read_subscription(self.store.db, sub_id)
 

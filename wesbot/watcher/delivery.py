@@ -293,7 +293,8 @@ class Delivery:
         if channel is None or not self.pacing.ready(channel):
             return
         result = self.poster.post(channel, cancel_announcement(cancel.user_id, cancel.run_id, cancel.state_before,
-                                                                  server=self.server))
+                                                                  server=self.server),
+                                  thread_ts=self.store.subscriptions.card_of(cancel.run_id, channel))
         self.pacing.hold(channel, self.settings.pace_seconds)
         if result.ok or result.permanent:
             cancels.announced(cancel.run_id, message_ts=result.ts if result.ok else None,
