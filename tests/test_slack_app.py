@@ -11,7 +11,7 @@ import pytest
 
 from wesbot.commands import parse
 from wesbot.slack.app import Deps, answer
-from wesbot.wes.models import RunState, RunStatus
+from wesbot.wes.models import RunLog, RunState, RunStatus
 
 
 class Recorder:
@@ -40,6 +40,9 @@ class SlowWes:
 
         time.sleep(self.seconds)
         return RunStatus(run_id=run_id, state=RunState.RUNNING)
+
+    def get_run(self, run_id: str) -> RunLog:  # a running run's status is confirmed by its run log
+        return RunLog(run_id=run_id, state=RunState.RUNNING)
 
 
 def test_a_bug_is_logged_with_an_id_and_the_user_sees_only_the_id(caplog: pytest.LogCaptureFixture) -> None:

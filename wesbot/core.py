@@ -19,6 +19,7 @@ from typing import Generic, Protocol, TypeVar
 from .cancel import Cancelers
 from .cancel import prompt as cancel_prompt
 from .commands import SLACK_ONLY, Command, UsageError, parse
+from .format import shorten
 from .logref import DETAILS_LOG_LINES, LogReader, LogRef, failed_log_ref, task_log_ref
 from .outcome import run_failed as outcome_run_failed
 from .outcome import task_failed, task_running
@@ -56,6 +57,7 @@ from .wes.models import (
     TaskLog,
     TaskPage,
     is_terminal,
+    state_label,
 )
 from .wes.paging import walk
 
@@ -205,7 +207,10 @@ def _execute(command: Command, wes: Wes, ctx: Context | None, logs: LogReader | 
         return _runs(command, wes)
     assert command.run_id is not None
     if command.name == "status":
-        return StatusResult(command=command, status=wes.get_status(command.run_id))
+        status = wes.get_status(command.run_id)
+        if not is_terminal(status.state):
+            _run_of(wes, status)  # a ghost (an id the server answers RUNNING for) is "no such run"
+        return StatusResult(command=command, status=status)
     if command.name == "details":
         run = wes.get_run(command.run_id)
         count, more = _task_count(run, wes)
@@ -272,13 +277,7 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
         return UnsubscribeResult(command=command, run_id=run_id, outcome=removed)
     # subscribe: an unknown run is refused, a server that is down stores nothing (both raise WesError here)
     status = wes.get_status(run_id)
-    run: RunLog | None = None
-    try:
-        run = wes.get_run(run_id)
-    except NotFound:
-        raise  # the status call answered, but the run itself does not exist (the reference server's ghosts)
-    except WesError as error:
-        logger.info("subscribing to %s without its details: %s", run_id, error)
+    run = _run_of(wes, status)
     if is_terminal(status.state):
         return SubscribeResult(command=command, run_id=run_id, state=status.state, already_ended=True,
                                exit_code=run.run_log.exit_code if run else None)
@@ -293,6 +292,29 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
         ctx.wake()
     return SubscribeResult(command=command, run_id=run_id, state=status.state, created=outcome.created,
                            added_user=outcome.added_user, watchers=outcome.subscription.users)
+
+
+def _run_of(wes: Wes, status: RunStatus) -> RunLog | None:
+    """GET /runs/{id} after its status: the run log, or None when it cannot be read (a timeout, a 4xx).
+
+    Raises NotFound for a run that does not exist, and for a *ghost*: a server that answers RUNNING to the
+    status of any id (the reference server, which then lists it forever) cannot give the run log of one that
+    never existed, and answers 5xx there. A real run whose log the server fails to give is then reported as
+    probably not there, with a hint to try again, rather than shown as running."""
+    try:
+        return wes.get_run(status.run_id)
+    except WesHTTPError as error:
+        if isinstance(error, NotFound):
+            raise
+        if error.status_code >= 500 and not is_terminal(status.state):
+            raise NotFound(
+                f"no such run {shorten(status.run_id, 80)} on the WES server at {wes.host}: it answers "
+                f"{state_label(status.state)} for its status but cannot give its run log ({error.status_code}), as "
+                "servers do for ids they never ran; if the run exists, try again", run_id=status.run_id) from None
+        logger.info("no details of %s: %s", status.run_id, error)
+    except WesError as error:
+        logger.info("no details of %s: %s", status.run_id, error)
+    return None
 
 
 def run_failed(run: RunLog) -> bool:
