@@ -258,3 +258,13 @@ def test_ghost_run_ids(private_wes: RealWes, http: httpx.Client) -> None:
     r = http.post(f"{url}/runs/{ghost}/cancel")
     assert r.status_code == 200 and r.json() == {"run_id": ghost}
     assert get_status(url, ghost, client=http) == "RUNNING"
+
+
+def test_wesbot_never_shows_a_ghost_as_running(private_wes: RealWes) -> None:
+    """`wesbot ask status` of an id the server never ran: "no such run", though the server answers RUNNING."""
+    from tests.botproc import clean_env, run
+
+    ghost = uuid.uuid4().hex
+    out = run(["ask", "status", ghost], clean_env(WES_URL=private_wes.url), Path(private_wes.workdir))
+    assert out.returncode == 1, out.stdout
+    assert f"no such run {ghost} on the WES server at" in out.stderr and "RUNNING" in out.stderr
