@@ -5,6 +5,7 @@ oversized WES text, so that shortening and escaping are exercised, not only the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -136,6 +137,8 @@ def more_results() -> list[Result]:
 
 def replies() -> list[tuple[str, Message]]:
     out = [(type(r).__name__, render(r, host="prod (wes.example.org)")) for r in [*results(), *more_results()]]
+    out += [(f"{type(r).__name__} with Open", render(r, host="h", run_url="https://ui.example.org/x?run={run_id}"))
+            for r in results()]
     out += [(f"help {topic}", help_message(topic)) for topic in (None, "status", "watch")]
     return out
 
@@ -147,6 +150,14 @@ def watcher_messages() -> list[tuple[str, Message]]:
         ("card, gone", card(subscription(status="gone", state=None), host="h")),
         ("notification, failed", notification(sub, outcome(), host="prod (wes.example.org)")),
         ("notification, watch", notification(None, outcome("COMPLETE"), host="h", note=HOSTILE)),
+        ("notification, reasons and Open", notification(sub, replace(
+            outcome(), log_reasons=(HOSTILE * 10, "error: out of memory", "x" * 5000),
+            link="https://ui.example.org/runs/r1%3C"), host="h")),
+        ("notification, outputs as links", notification(sub, replace(outcome("COMPLETE"), outputs={
+            "bam": [{"class": "File", "location": f"https://data.example.org/{HOSTILE}/{i}.bam", "basename": HOSTILE,
+                     "size": 10**i} for i in range(30)],
+            "sheet": [{"file_name": HOSTILE * 30, "file_url": "http://wes/x"}]}, exit_code=0,
+            link="https://ui.example.org/runs/" + "r" * 2900), host="h")),
         ("digest", digest([outcome()] * 300, what="failed", host="h")),
         ("notice, gone", notice(sub, gone_text(sub.run_id, HOSTILE, server="prod"), mention=True)),
         ("notice, expired", notice(sub, expired_text(sub, 14, server="prod"), mention=True)),

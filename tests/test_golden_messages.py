@@ -19,7 +19,7 @@ from wesbot.results import DetailsResult, RunsResult, StatusResult
 from wesbot.slack.cards import card, digest, notification
 from wesbot.slack.replies import render
 from wesbot.store.subscriptions import Subscription
-from wesbot.wes.logs import LogTail
+from wesbot.wes.logs import LogTail, reason_lines
 from wesbot.wes.models import Log, RunLog, RunRequest, RunState, RunStatus, RunSummary
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -71,7 +71,7 @@ def failed_outcome() -> RunOutcome:
     return RunOutcome(run_id="359a26e315104a449a9b81b5ecc82eed", state="EXECUTOR_ERROR", exit_code=1,
                       start_time=START, end_time="2026-12-04T09:30:35Z", workflow="align.cwl",
                       failed_tasks=[FailedTask(name="align", exit_code=3, stderr="https://logs.example.org/t/align.err")],
-                      log_what="stderr of task align", log_text=STDERR)
+                      log_what="stderr of task align", log_text=STDERR, log_reasons=tuple(reason_lines(STDERR)))
 
 
 def failed_run() -> RunLog:
@@ -92,7 +92,8 @@ MESSAGES = {
         run_id="359a26e315104a449a9b81b5ecc82eed", state=RunState.RUNNING)), host="wes.example.org"),
     "details_failed": lambda: render(DetailsResult(
         command=parse("details 359a26e3"), run=failed_run(), task_count=1, log_what="stderr of task align",
-        log_task_id="t1", log_tail=LogTail(text=STDERR, truncated=True, source="url")), host="wes.example.org"),
+        log_task_id="t1", log_tail=LogTail(text=STDERR, truncated=True, source="url",
+                                           reasons=tuple(reason_lines(STDERR)))), host="wes.example.org"),
     "runs": lambda: render(RunsResult(command=parse("runs"), runs=[
         RunSummary(run_id="359a26e315104a449a9b81b5ecc82eed", state=RunState.RUNNING, start_time=START),
         RunSummary(run_id="9134f0aa", state=RunState.EXECUTOR_ERROR, start_time=START, end_time="2026-12-04T07:35:48Z",

@@ -190,10 +190,11 @@ def test_inline_text_is_used_as_is() -> None:
     with make(recorder) as fetcher:
         tail = fetcher.tail(inline, what="stderr of run R", lines=5)
         assert tail == LogTail(text="line 47\nline 48\nline 49\nline 50\nFinal process status is permanentFail",
-                               truncated=True, source="inline", location=None, note=None)
+                               truncated=True, source="inline", location=None, note=None,
+                               reasons=("Final process status is permanentFail",))
         # One line with spaces is log content too; a single word cannot be told from a one-word log.
         assert fetcher.tail("Killed by signal 9", what=WHAT).text == "Killed by signal 9"
-        assert fetcher.tail("Killed", what=WHAT) == LogTail("Killed", False, "inline")
+        assert fetcher.tail("Killed", what=WHAT) == LogTail("Killed", False, "inline", reasons=("Killed",))
     assert recorder.requests == []
 
 

@@ -320,7 +320,7 @@ def _slack_deps(settings: Settings, parts: list[ServerParts], pool: ThreadPoolEx
         return list(client.usergroups_users_list(usergroup=group).get("users") or [])
 
     servers = [ServerDeps(name=part.config.name, wes=part.wes, host=part.wes.host, store=part.store, logs=part.logs,
-                          cancels=part.cancels, watches=part.watches, wake=part.wake,
+                          cancels=part.cancels, watches=part.watches, wake=part.wake, run_url=part.config.run_url,
                           cancelers=Cancelers(part.config.cancelers, resolve_group=resolve_group))
                for part in parts]
     return Deps(servers=servers, pool=pool, subscription_days=settings.subscription_days,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .cancel import parse_cancelers
 from .logsetup import LOG_FORMATS, LOG_LEVELS
@@ -65,6 +65,9 @@ class Settings:
     # WESBOT_METRICS_PORT ([HOST:]PORT, HOST 127.0.0.1 by default): where Socket Mode and `wesbot watch` serve
     # /metrics (HTTP mode serves it on its own port too). None: not served there.
     metrics_listen: tuple[str, int] | None = None
+    # WESBOT_RUN_URL: the template of a run's page in a web UI ("https://ui.example.org/runs/{run_id}"), for the
+    # Open button; each server's own (run_url in wesbot.toml) wins. None: no Open button.
+    run_url: str | None = None
     # Every WES server (see wesbot.servers). wes_url, wes_auth, wes_token, log_hosts, cancelers and poll_seconds
     # above are the first one's. Left empty, it is that one server, named "default".
     servers: tuple[ServerConfig, ...] = ()
@@ -76,7 +79,7 @@ class Settings:
             credential = "WES_AUTH" if self.wes_auth else "WES_TOKEN" if self.wes_token else None
             only = ServerConfig(name="default", url=self.wes_url, auth=self.wes_auth, token=self.wes_token,
                                 log_hosts=self.log_hosts, cancelers=self.cancelers, poll_seconds=self.poll_seconds,
-                                credential_env=credential)
+                                run_url=self.run_url, credential_env=credential)
             object.__setattr__(self, "servers", (only,))
 
     def server(self, name: str) -> ServerConfig:
@@ -154,6 +157,34 @@ def _check_url(name: str, value: str, problems: list[str], *, secrets: str = "WE
     elif parts.query or parts.fragment:
         problems.append(f"{name} must be a base URL without ?query or #fragment")
     return value.rstrip("/")
+
+
+RUN_ID_FIELD = "{run_id}"
+
+
+def parse_run_url(value: str | None) -> str | None:
+    """A run-link template (``WESBOT_RUN_URL``, a server's ``run_url``): an http(s) URL with ``{run_id}`` in it.
+    None when unset; ValueError (one sentence) when it is not one."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    parts = urlsplit(value.replace(RUN_ID_FIELD, "x"))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL (got {value[:80]!r})")
+    if parts.username or parts.password:
+        raise ValueError("must not contain credentials: it is shown to everyone in the channel")
+    if RUN_ID_FIELD not in value:
+        raise ValueError(f"must contain {RUN_ID_FIELD}, where the run id goes, "
+                         "e.g. https://ui.example.org/runs/{run_id}")
+    return value
+
+
+def run_link(template: str | None, run_id: str) -> str | None:
+    """The page of run ``run_id``: ``template`` with ``{run_id}`` replaced by the id, URL-quoted (an id from WES
+    cannot add a path, a query or a host). None without a template."""
+    if template is None:
+        return None
+    return template.replace(RUN_ID_FIELD, quote(run_id, safe=""))
 
 
 class _Reader:
@@ -331,9 +362,11 @@ def load_settings(
     log_level = reader.choice("WESBOT_LOG_LEVEL", LOG_LEVELS)
     log_format = reader.choice("WESBOT_LOG_FORMAT", LOG_FORMATS) or "text"
     metrics_listen = reader.listed("WESBOT_METRICS_PORT", parse_metrics_port, None)
+    run_url = reader.listed("WESBOT_RUN_URL", parse_run_url, None)
     servers, server_problems = load_servers(
         env, cwd=Path.cwd() if cwd is None else cwd,
-        defaults=ServerDefaults(log_hosts=log_hosts, cancelers=cancelers, poll_seconds=poll_seconds),
+        defaults=ServerDefaults(log_hosts=log_hosts, cancelers=cancelers, poll_seconds=poll_seconds,
+                                run_url=run_url),
     )
     if server_problems or reader.problems:
         raise ConfigError(server_problems + reader.problems)
@@ -355,6 +388,7 @@ def load_settings(
         log_level=log_level,
         log_format=log_format,
         metrics_listen=metrics_listen,
+        run_url=first.run_url,
         slack_bot_token=bot_token,
         slack_app_token=app_token,
         slack_signing_secret=signing_secret,

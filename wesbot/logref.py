@@ -55,7 +55,7 @@ def task_log_ref(task: Log, run: RunLog | None, stream: str = "stderr") -> LogRe
     name = task.name or task.id or "(unnamed)"
     own: str | None = getattr(task, stream)
     if own is None and run is not None and getattr(run.run_log, stream) is not None:
-        what = f"{stream} of run {run.run_id} (task {name} has no {stream} of its own)"
+        what = f"{_of_run(stream, run.run_id)} (task {name} has no {stream} of its own)"
         return LogRef(getattr(run.run_log, stream), what, task.id)
     return LogRef(own, f"{stream} of task {name}", task.id)
 
@@ -74,4 +74,15 @@ def failed_log_ref(run: RunLog, wes: TaskLister, stream: str) -> LogRef:
     for task in tasks or []:
         if task_failed(task, terminal):
             return task_log_ref(task, run, stream)
-    return LogRef(getattr(run.run_log, stream), f"{stream} of run {run.run_id}", None)
+    return LogRef(getattr(run.run_log, stream), _of_run(stream, run.run_id), None)
+
+
+def _of_run(stream: str, run_id: str) -> str:
+    return f"{stream} of run {run_id}"
+
+
+def is_run_log(what: str, run_id: str, stream: str = "stderr") -> bool:
+    """Whether the log :func:`failed_log_ref` (or :func:`task_log_ref`) described as ``what`` is the run's own
+    ``stream`` field (the run's, or the run's standing in for a task's): a message showing it need not show
+    that field again."""
+    return what.startswith(_of_run(stream, run_id))

@@ -21,9 +21,11 @@ __all__ = [
     "FAILED_STATES",
     "NO_EXIT_YET",
     "FailedTask",
+    "OutputItem",
     "RunOutcome",
     "basic_outcome",
     "failed_tasks",
+    "output_items",
     "run_failed",
     "task_failed",
     "task_finished",
@@ -102,6 +104,10 @@ class RunOutcome:
     log_what: str | None = None
     log_text: str | None = None
     log_task_id: str | None = None
+    # The lines of that log that say what went wrong (wesbot.wes.logs.reason_lines).
+    log_reasons: tuple[str, ...] = ()
+    # The run's page, from the server's run-link template (WESBOT_RUN_URL, run_url); None without one.
+    link: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -121,3 +127,70 @@ def failed_tasks(tasks: list[Log], run_terminal: bool) -> list[FailedTask]:
     """The tasks that failed (:func:`task_failed`), as a notification lists them."""
     return [FailedTask(name=t.name or t.id or "(unnamed)", exit_code=t.exit_code, stderr=t.stderr, stdout=t.stdout)
             for t in tasks if task_failed(t, run_terminal)]
+
+
+# -- what a run produced ---------------------------------------------------------------------------------
+
+MAX_OUTPUT_ITEMS = 10
+# How many entries of the outputs are looked at in all (a hostile server may send a million).
+_MAX_OUTPUTS_SEEN = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputItem:
+    """One output as people read it: its name (the output's key), and either a file (``file``: its name;
+    ``location``: where it is, a URL or a path; ``size`` in bytes when known; ``directory``) or a value
+    (``value``: any other JSON, shown compactly)."""
+
+    name: str
+    file: str | None = None
+    location: str | None = None
+    size: int | None = None
+    directory: bool = False
+    value: Any = None
+
+
+def output_items(outputs: Any) -> tuple[list[OutputItem], int]:
+    """The outputs of a run as a short list, and how many more there are (beyond :data:`MAX_OUTPUT_ITEMS`).
+
+    Reads what real servers send: a mapping of output names to CWL ``File``/``Directory`` objects
+    (``{"class": "File", "location", "basename", "size"}``), lists of them, or plain values; or a list of
+    ``{"file_name", "file_url"}`` (Toil, sapporo). A list of files is one item per file, named after its output.
+    """
+    items: list[OutputItem] = []
+    entries = list(outputs.items()) if isinstance(outputs, dict) else [("", outputs)]
+    for name, value in entries[:_MAX_OUTPUTS_SEEN]:
+        listed = isinstance(value, list) and any(_file_of(v) for v in value[:_MAX_OUTPUTS_SEEN])
+        values = value if listed else [value]
+        for one in values[:_MAX_OUTPUTS_SEEN]:
+            items.append(_file_of(one, str(name)) or OutputItem(name=str(name), value=one))
+    items = [item for item in items if item.file is not None or item.value not in (None, "", [], {})]
+    return items[:MAX_OUTPUT_ITEMS], max(len(items) - MAX_OUTPUT_ITEMS, 0)
+
+
+def _file_of(value: Any, name: str = "") -> OutputItem | None:
+    """A CWL File/Directory or a ``{file_name, file_url}`` as an item; None for anything else."""
+    if not isinstance(value, dict):
+        return None
+    if value.get("class") in ("File", "Directory"):
+        location = _text(value.get("location")) or _text(value.get("path"))
+        file = _text(value.get("basename")) or _basename(location) or "(unnamed)"
+        size = value.get("size")
+        return OutputItem(name=name, file=file, location=location, directory=value["class"] == "Directory",
+                          size=size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None)
+    if "file_url" in value or "file_name" in value:
+        location = _text(value.get("file_url"))
+        file = _text(value.get("file_name")) or _basename(location) or "(unnamed)"
+        return OutputItem(name=name, file=file, location=location)
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _basename(location: str | None) -> str | None:
+    """The last part of a URL or a path (``s3://b/x/out.bam`` -> ``out.bam``)."""
+    if not location:
+        return None
+    return location.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or None

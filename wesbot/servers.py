@@ -12,9 +12,11 @@ exists), one ``[servers.NAME]`` table each::
     cancelers = ["U0123ABCD", "S0OPS"]
     channels = ["C0PROD"]           # channels where this server is the default
     poll_seconds = 30
+    run_url = "https://ui.prod.example.org/runs/{run_id}"   # the Open button's page of a run
 
 Secrets never live in the file, only the names of the variables that hold them. A setting left out falls
-back to the global variable (``WESBOT_LOG_HOSTS``, ``WESBOT_CANCELERS``, ``WESBOT_POLL_SECONDS``).
+back to the global variable (``WESBOT_LOG_HOSTS``, ``WESBOT_CANCELERS``, ``WESBOT_POLL_SECONDS``,
+``WESBOT_RUN_URL``).
 :func:`load_servers` reports every problem as one line naming the file, the server and the key.
 """
 
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .cancel import parse_cancelers
-from .config import _check_url, _Reader, _wes_credentials, _wes_url, parse_user_password
+from .config import _check_url, _Reader, _wes_credentials, _wes_url, parse_run_url, parse_user_password
 from .wes.logs import parse_allowed_hosts
 
 DEFAULT_CONFIG = "wesbot.toml"
@@ -41,7 +43,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 POLL_RANGE = (0.1, 86400.0)  # WESBOT_POLL_SECONDS's
 
-_KEYS = ("url", "auth_env", "token_env", "log_hosts", "cancelers", "channels", "poll_seconds")
+_KEYS = ("url", "auth_env", "token_env", "log_hosts", "cancelers", "channels", "poll_seconds", "run_url")
 # Keys that would hold a secret: refused, with where the secret goes instead.
 _SECRET_KEYS = {"auth": "auth_env", "password": "auth_env", "user": "auth_env", "token": "token_env",
                 "bearer": "token_env"}
@@ -62,6 +64,7 @@ class ServerDefaults:
     log_hosts: frozenset[str] = frozenset()
     cancelers: tuple[str, ...] = ()
     poll_seconds: float = 30.0
+    run_url: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +80,8 @@ class ServerConfig:
     cancelers: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
     poll_seconds: float = 30.0
+    # The template of a run's page ("https://ui.example.org/runs/{run_id}"), for the Open button; None: none.
+    run_url: str | None = None
     # Where it was configured: ENVIRONMENT, or the file's name as given (for messages: "check ...").
     source: str = ENVIRONMENT
     # The variable holding its credentials (WES_AUTH, PROD_WES_AUTH ...); None without credentials.
@@ -116,7 +121,7 @@ def _from_environment(reader: _Reader, defaults: ServerDefaults) -> ServerConfig
     if not SERVER_NAME.fullmatch(name):
         reader.problems.append(f"WES_NAME: {NAME_RULE} (got {name[:40]!r})")
     return ServerConfig(name=name, url=url, auth=auth, token=token, log_hosts=defaults.log_hosts,
-                        cancelers=defaults.cancelers, poll_seconds=defaults.poll_seconds,
+                        cancelers=defaults.cancelers, poll_seconds=defaults.poll_seconds, run_url=defaults.run_url,
                         credential_env="WES_AUTH" if auth else "WES_TOKEN" if token else None)
 
 
@@ -187,6 +192,7 @@ class _FileReader:
             cancelers=self.listed(where, values, "cancelers", parse_cancelers, defaults.cancelers),
             channels=self.listed(where, values, "channels", _parse_channels, ()),
             poll_seconds=self.poll_seconds(where, values),
+            run_url=self.run_url(where, values),
         )
 
     def string(self, where: str, values: dict[str, Any], key: str) -> str | None:
@@ -256,6 +262,20 @@ class _FileReader:
             self.problem(f"{where}.poll_seconds", f"must be a number from {low:g} to {high:g} (got {value!r:.20})")
             return self.defaults.poll_seconds
         return float(value)
+
+    def run_url(self, where: str, values: dict[str, Any]) -> str | None:
+        """The server's run-link template, else WESBOT_RUN_URL's."""
+        if "run_url" not in values:
+            return self.defaults.run_url
+        value = values["run_url"]
+        if not isinstance(value, str):
+            self.problem(f"{where}.run_url", f"must be a string (got {_type_name(value)})")
+            return self.defaults.run_url
+        try:
+            return parse_run_url(value)
+        except ValueError as error:
+            self.problem(f"{where}.run_url", str(error))
+            return self.defaults.run_url
 
     def check_channels(self, servers: list[ServerConfig]) -> None:
         """A channel has one default server."""

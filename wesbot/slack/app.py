@@ -42,7 +42,7 @@ from .blocks import (
     help_message,
     pin_server,
 )
-from .cards import cancel_announcement
+from .cards import ACTION_OPEN, cancel_announcement
 from .deps import Deps, ServerDeps
 from .gate import response_url_allowed
 from .replies import cancel_message, merge, render
@@ -54,7 +54,7 @@ SLASH_COMMAND = "/wes"
 COMMANDS = (SLASH_COMMAND,)
 ACTIONS = (ACTION_RUN, ACTION_PAGE, ACTION_SHARE)
 # Every action id wesbot's messages carry (the cancel buttons have their own listeners).
-ALL_ACTIONS = (*ACTIONS, ACTION_CANCEL, ACTION_KEEP)
+ALL_ACTIONS = (*ACTIONS, ACTION_CANCEL, ACTION_KEEP, ACTION_OPEN)
 # Set in a request's context once it passed verification and the response_url check.
 CHECKED = "wesbot_checked"
 
@@ -201,7 +201,7 @@ def _message(deps: Deps, result: Result, server: ServerDeps | None, *, shared_by
     """The rendered answer; with several servers, naming its server, and its buttons bound to it."""
     if server is None:
         return render(result, host="", shared_by=shared_by)
-    message: Message = render(result, host=deps.label(server), shared_by=shared_by)
+    message: Message = render(result, host=deps.label(server), shared_by=shared_by, run_url=server.run_url)
     return pin_server(message, server.name) if deps.several else message
 
 
@@ -226,6 +226,8 @@ def register(app: App, deps: Deps) -> None:
     app.command(SLASH_COMMAND)(ack=listeners.ack_command, lazy=[listeners.run_command])
     app.action(ACTION_CANCEL)(ack=_ack_action, lazy=[listeners.run_cancel])
     app.action(ACTION_KEEP)(ack=_ack_action, lazy=[_run_keep])
+    # The Open button is a link; Slack still sends its click, which only needs acknowledging.
+    app.action(ACTION_OPEN)(_ack_action)
     for action_id in ACTIONS:
         # wes_run buttons carry the subcommand in their action_id (wes_run:details); the others are exact.
         # A "which server?" question's buttons add the server (wes_run:status:prod): unique in their block.

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-from ..format import compact_json, duration, elapsed, human_duration, is_url, shorten
-from ..outcome import RunOutcome, run_failed
+from ..config import run_link
+from ..format import ELLIPSIS, duration, elapsed, human_duration, is_url, shorten
+from ..outcome import OutputItem, RunOutcome, output_items, run_failed
 from ..store.cancels import Cancel
 from ..store.watch import Subscription
 from ..wes.models import RunState, parse_state
 from .blocks import (
     ACTION_RUN,
     MAX_SECTION,
+    Block,
     Message,
     actions,
     button,
@@ -29,6 +32,8 @@ from .blocks import (
 
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{1,40}$")
 MAX_FAILED_TASKS = 10
+# The Open button's action id: a URL button, which Slack opens itself (the app only acknowledges the click).
+ACTION_OPEN = "wes_open"
 
 
 def mentions(users: tuple[str, ...]) -> str:
@@ -57,7 +62,7 @@ def _state_text(state: str | None, exit_code: int | None) -> str:
     return label
 
 
-def card(sub: Subscription, *, host: str) -> Message:
+def card(sub: Subscription, *, host: str, run_url: str | None = None) -> Message:
     """The card in the channel: one per (run, channel), updated in place while the run moves.
 
     A pure function of what the store holds (never of the clock), so that rendering it again shows the same
@@ -78,6 +83,7 @@ def card(sub: Subscription, *, host: str) -> Message:
         blocks += actions(
             button("Unsubscribe me", f"{ACTION_RUN}:unsubscribe", f"unsubscribe {sub.run_id}"),
             button("Details", f"{ACTION_RUN}:details", f"details {sub.run_id}"),
+            open_button(run_link(run_url, sub.run_id)),
         )
     blocks.append(context(f"Watched by wesbot on {escape(host)} since {slack_time(sub.created_at)}"))
     unreadable = " (cannot reach the WES server)" if _unreadable(sub) else ""
@@ -140,19 +146,48 @@ def card_running_time(start_time: str | None, as_of: float | None) -> str | None
 
 def notification(sub: Subscription | None, outcome: RunOutcome, *, host: str, note: str | None = None) -> Message:
     """The message owed when a run ends: posted in the card's thread and to the channel, mentioning watchers.
-    Without a subscription (a channel-wide watch), nobody is mentioned; ``note`` says why it was posted."""
+    Without a subscription (a channel-wide watch), nobody is mentioned; ``note`` says why it was posted.
+
+    A failure says why first, right under its state: the lines of the failing stderr that say what went
+    wrong (:func:`reason_lines`); then the failed tasks, and the end of that stderr. A success lists its
+    outputs (:func:`output_lines`)."""
     icon = state_icon(outcome.state, outcome.exit_code)
     state = _state_text(outcome.state, outcome.exit_code)
     took = duration(outcome.start_time, outcome.end_time) if outcome.start_time and outcome.end_time else None
     head = f"{icon} Run {code(outcome.run_id, 120)} ended *{state}*" + (f" after {escape(took)}" if took else "")
+    failed = outcome.failed
+    reasons = outcome.log_reasons if failed else ()
     who = mentions(sub.users) if sub is not None else ""
-    lines = [head + (f"\n{who}" if who else "")]
+    lines = [head, *why_lines(reasons), *([who] if who else [])]
     workflow = outcome.workflow or (sub.workflow if sub is not None else None)
     if workflow:
         lines.append(f"*Workflow:* {code(workflow, 200)}")
     blocks = [section("\n".join(lines))]
-    failed = outcome.failed
-    if failed and outcome.failed_tasks:
+    if failed:
+        blocks += _failure_blocks(outcome)
+    else:
+        blocks += outputs_blocks(outcome.outputs)
+    more_logs = None
+    if failed and outcome.log_what:
+        more_logs = button("Show more logs", f"{ACTION_RUN}:logs", f"logs {outcome.run_id}" + (
+            f" {outcome.log_task_id}" if outcome.log_task_id else ""))
+    blocks += actions(
+        more_logs,
+        button("Details", f"{ACTION_RUN}:details", f"details {outcome.run_id}"),
+        button("Tasks", f"{ACTION_RUN}:tasks", f"tasks {outcome.run_id}" + (" failed" if failed else "")),
+        open_button(outcome.link),
+    )
+    blocks.append(context((f"{escape(note)} · " if note else "") + f"WES server: {escape(host)}"))
+    why = f": {escape(shorten(reasons[0], 200))}" if reasons else ""
+    text = f"Run {escape(shorten(outcome.run_id, 120))} ended {state}{why}" + (f" {who}" if who else "")
+    return {"text": text, "blocks": blocks}
+
+
+def _failure_blocks(outcome: RunOutcome) -> list[Block]:
+    """What a failure notification shows under its head: the failed tasks, the run's log links, the end of the
+    failing stderr."""
+    blocks: list[Block] = []
+    if outcome.failed_tasks:
         task_lines = []
         for task in outcome.failed_tasks[:MAX_FAILED_TASKS]:
             line = f"• {code(task.name, 80)} exit {task.exit_code if task.exit_code is not None else '?'}"
@@ -165,29 +200,90 @@ def notification(sub: Subscription | None, outcome: RunOutcome, *, host: str, no
             task_lines.append("_…and more; see `/wes tasks " + escape(outcome.run_id) + " failed`_")
         chunks = chunk_lines(["*Failed tasks:*", *task_lines], MAX_SECTION)
         blocks += [section(chunk) for chunk in chunks[:3]]
-    if failed:
-        logs = [link(url, name) for name, url in (("stderr", outcome.stderr), ("stdout", outcome.stdout))
-                if url and is_url(url)]
-        if logs:
-            blocks.append(section("*Run logs:* " + " · ".join(logs)))
-        if outcome.log_what and outcome.log_text:
-            title = outcome.log_what[0].upper() + outcome.log_what[1:]
-            blocks.append(section(f"*{escape(title)}* (the end):\n{code_block(outcome.log_text, 1800)}"))
-    elif outcome.outputs not in (None, {}, []):
-        outputs, cut = compact_json(_short_outputs(outcome.outputs), 900)
-        blocks.append(section(f"*Outputs*{' (shortened)' if cut else ''}:\n{code_block(outputs, 1000)}"))
-    more_logs = None
-    if failed and outcome.log_what:
-        more_logs = button("Show more logs", f"{ACTION_RUN}:logs", f"logs {outcome.run_id}" + (
-            f" {outcome.log_task_id}" if outcome.log_task_id else ""))
-    blocks += actions(
-        more_logs,
-        button("Details", f"{ACTION_RUN}:details", f"details {outcome.run_id}"),
-        button("Tasks", f"{ACTION_RUN}:tasks", f"tasks {outcome.run_id}" + (" failed" if failed else "")),
-    )
-    blocks.append(context((f"{escape(note)} · " if note else "") + f"WES server: {escape(host)}"))
-    text = f"Run {escape(shorten(outcome.run_id, 120))} ended {state}" + (f" {who}" if who else "")
-    return {"text": text, "blocks": blocks}
+    logs = [link(url, name) for name, url in (("stderr", outcome.stderr), ("stdout", outcome.stdout))
+            if url and is_url(url)]
+    if logs:
+        blocks.append(section("*Run logs:* " + " · ".join(logs)))
+    if outcome.log_what and outcome.log_text:
+        title = outcome.log_what[0].upper() + outcome.log_what[1:]
+        blocks.append(section(f"*{escape(title)}* (the end):\n{code_block(outcome.log_text, 1800)}"))
+    return blocks
+
+
+# -- the parts a notification and a lookup share: why it failed, what it produced, a link to its page ------
+
+REASON_SHOWN = 200  # characters of one reason line
+
+
+def why_lines(reasons: tuple[str, ...] | list[str]) -> list[str]:
+    """The lines that say why a run failed, as mrkdwn: each quoted, in a code span (WES text, escaped)."""
+    return [f">{code(reason, REASON_SHOWN)}" for reason in reasons]
+
+
+OUTPUT_VALUE_SHOWN = 120  # characters of one output that is not a file
+OUTPUT_LOCATION_SHOWN = 100  # characters of the location of a file that is not at an http(s) URL
+
+
+def outputs_blocks(outputs: Any) -> list[Block]:
+    """A run's outputs as a short list (:func:`output_lines`), or nothing when it has none."""
+    lines = output_lines(outputs)
+    return [section("*Outputs:*\n" + "\n".join(lines))] if lines else []
+
+
+def output_lines(outputs: Any) -> list[str]:
+    """One line per output (:func:`wesbot.outcome.output_items`): a file by its name, a link where its location
+    is an http(s) URL, with its size when known; another value as ``name: value``; then "…and N more"."""
+    items, more = output_items(outputs)
+    lines = [_output_line(item) for item in items]
+    if more:
+        lines.append(f"_…and {more} more._")
+    return lines
+
+
+def _output_line(item: OutputItem) -> str:
+    name = f"*{escape(shorten(item.name, 80))}*: " if item.name else ""
+    if item.file is None:
+        value = item.value if isinstance(item.value, str) else json.dumps(item.value, ensure_ascii=False,
+                                                                          default=str)
+        return f"• {name}{code(value, OUTPUT_VALUE_SHOWN)}"
+    label = shorten(item.file, 120) + ("/" if item.directory else "")
+    if item.location and is_url(item.location):
+        shown = link(item.location, label)
+    else:  # a path or an s3:// URL: where it is (its end is the file's name) is what people need
+        shown = code(shorten_middle(item.location, OUTPUT_LOCATION_SHOWN)[0] if item.location else label, 200)
+    size = f" ({human_size(item.size)})" if item.size is not None else ""
+    return f"• {name}{shown}{size}"
+
+
+def human_size(size: int) -> str:
+    """Bytes for people: ``512 B``, ``1.5 KiB``, ``12 MiB``, ``3.1 GiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}".replace(".0 ", " ")
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def shorten_middle(text: str, limit: int) -> tuple[str, bool]:
+    """``head … tail`` of ``text`` within ``limit`` characters (two thirds head, one third tail), and whether
+    it was cut."""
+    if len(text) <= limit:
+        return text, False
+    head = (limit - 1) * 2 // 3
+    tail = limit - 1 - head
+    return text[:head] + ELLIPSIS + text[len(text) - tail:], True
+
+
+MAX_URL = 3000  # Block Kit's limit on a button's url
+
+
+def open_button(url: str | None) -> Block | None:
+    """The Open button: a link to the run's page (the server's run-link template), or None without one."""
+    if not url or not is_url(url) or len(url) > MAX_URL:
+        return None
+    return {"type": "button", "text": {"type": "plain_text", "text": "Open", "emoji": True},
+            "action_id": ACTION_OPEN, "url": url}
 
 
 MAX_DIGEST_LINES = 300
@@ -195,13 +291,16 @@ MAX_DIGEST_SECTIONS = 12  # with a 3000-character limit per section: well within
 
 
 def digest(outcomes: list[RunOutcome], *, what: str, host: str) -> Message:
-    """One message for a burst: "12 runs failed since the last check: …", as many as fit, then "and N more"."""
+    """One message for a burst: "12 runs failed since the last check: …", as many as fit, then "and N more";
+    a failed run whose details were read says why in its line (its first reason line)."""
     count = len(outcomes)
     lines = []
     for outcome in outcomes[:MAX_DIGEST_LINES]:
         took = duration(outcome.start_time, outcome.end_time) if outcome.start_time and outcome.end_time else None
+        why = f" — {code(outcome.log_reasons[0], 120)}" if outcome.failed and outcome.log_reasons else ""
         lines.append(f"{state_icon(outcome.state, outcome.exit_code)} {code(outcome.run_id, 80)} "
-                     f"*{_state_text(outcome.state, outcome.exit_code)}*" + (f" after {escape(took)}" if took else ""))
+                     f"*{_state_text(outcome.state, outcome.exit_code)}*" + (f" after {escape(took)}" if took else "")
+                     + why)
     shown = len(lines)
     while True:
         listed = lines[:shown] + ([f"…and {count - shown} more."] if shown < count else [])
@@ -213,17 +312,6 @@ def digest(outcomes: list[RunOutcome], *, what: str, host: str) -> Message:
     blocks = [section(head)] + [section(chunk) for chunk in chunks]
     blocks.append(context(f"`/wes runs failed` lists them · WES server: {escape(host)}"))
     return {"text": f"{count} runs {escape(what)}", "blocks": blocks}
-
-
-def _short_outputs(outputs: Any) -> Any:
-    """Outputs for a notification: CWL File objects become their basename/location."""
-    if isinstance(outputs, dict):
-        if outputs.get("class") in ("File", "Directory"):
-            return outputs.get("location") or outputs.get("path") or outputs.get("basename")
-        return {k: _short_outputs(v) for k, v in list(outputs.items())[:20]}
-    if isinstance(outputs, list):
-        return [_short_outputs(v) for v in outputs[:10]]
-    return outputs
 
 
 def notice(sub: Subscription | None, text: str, *, mention: bool = False) -> Message:

@@ -43,6 +43,8 @@ class ServerDeps:
     watches: WatchesStore | None = None
     # Wakes this server's watcher (a new subscription's card is posted at once).
     wake: Callable[[], None] | None = None
+    # The template of a run's page (run_url, WESBOT_RUN_URL): the Open button of status and details replies.
+    run_url: str | None = None
 
 
 @dataclass
@@ -70,10 +72,10 @@ class Deps:
     def single(cls, *, wes: Wes, host: str, pool: ThreadPoolExecutor, name: str = "default",
                store: WatchStore | None = None, logs: LogReader | None = None, cancels: CancelStore | None = None,
                cancelers: Cancelers | None = None, watches: WatchesStore | None = None,
-               wake: Callable[[], None] | None = None, **shared: Any) -> Deps:
+               wake: Callable[[], None] | None = None, run_url: str | None = None, **shared: Any) -> Deps:
         """The listeners' needs with one WES server."""
         one = ServerDeps(name=name, wes=wes, host=host, store=store, logs=logs, cancels=cancels,
-                         cancelers=cancelers, watches=watches, wake=wake)
+                         cancelers=cancelers, watches=watches, wake=wake, run_url=run_url)
         return cls(servers=[one], pool=pool, **shared)
 
     # -- the servers -----------------------------------------------------------------------------------

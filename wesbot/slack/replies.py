@@ -11,6 +11,7 @@ from typing import Any
 
 from ..cancel import CancelView
 from ..commands import Command
+from ..config import run_link
 from ..format import (
     compact_json,
     duration,
@@ -21,6 +22,7 @@ from ..format import (
     state_with_exit,
     task_state,
 )
+from ..logref import is_run_log
 from ..outcome import task_running
 from ..results import (
     AuditResult,
@@ -74,7 +76,7 @@ from .blocks import (
     slack_time,
     slack_wes_time,
 )
-from .cards import mentions
+from .cards import mentions, open_button, outputs_blocks, shorten_middle, why_lines
 
 
 def _share_button(command: Command | None) -> Block | None:
@@ -120,12 +122,17 @@ def merge(messages: list[Message], titles: list[str]) -> Message:
     return {"text": text[:MAX_FALLBACK], "blocks": _fit(blocks)}
 
 
-def render(result: Result, *, host: str, shared_by: str | None = None) -> Message:
-    """The Slack message for a result: ``{"text": fallback, "blocks": [...]}``."""
-    renderer = next((_RENDERERS[kind] for kind in type(result).__mro__ if kind in _RENDERERS), None)
-    if renderer is None:  # pragma: no cover - every Result type has a renderer
-        raise TypeError(type(result).__name__)
-    message = renderer(result, host, shared_by)
+def render(result: Result, *, host: str, shared_by: str | None = None, run_url: str | None = None) -> Message:
+    """The Slack message for a result: ``{"text": fallback, "blocks": [...]}``. ``run_url``: the server's
+    run-link template, for the Open button of the lookups of one run (status, details)."""
+    run_renderer = _RUN_RENDERERS.get(type(result))
+    if run_renderer is not None:
+        message = run_renderer(result, host, shared_by, run_url)
+    else:
+        renderer = next((_RENDERERS[kind] for kind in type(result).__mro__ if kind in _RENDERERS), None)
+        if renderer is None:  # pragma: no cover - every Result type has a renderer
+            raise TypeError(type(result).__name__)
+        message = renderer(result, host, shared_by)
     message["text"] = shorten(message["text"], MAX_FALLBACK)
     message["blocks"] = _fit(message["blocks"])
     return message
@@ -173,7 +180,7 @@ def _run_line(run: RunSummary) -> str:
     return line
 
 
-def _status(result: StatusResult, host: str, shared_by: str | None) -> Message:
+def _status(result: StatusResult, host: str, shared_by: str | None, run_url: str | None = None) -> Message:
     status = result.status
     state = escape(state_label(status.state))
     blocks = [section(f"Run {code(status.run_id, 120)} is *{state}*")]
@@ -184,6 +191,7 @@ def _status(result: StatusResult, host: str, shared_by: str | None) -> Message:
         None if is_terminal(status.state) else run_button("Notify me when it ends", f"subscribe {run_id}"),
         None if is_terminal(status.state) else run_button("Cancel run…", f"cancel {run_id}"),
         _share_button(result.command),
+        open_button(run_link(run_url, run_id)),
     )
     blocks += _footer(host, shared_by)
     return {"text": f"Run {escape(shorten(run_id, 120))} is {state}", "blocks": blocks}
@@ -205,7 +213,9 @@ def _log_field(label: str, value: str | None, lines: int = 10) -> list[Block]:
     return [section(f"*{label}:* {code(value, 300)}")]
 
 
-def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message:
+def _details(result: DetailsResult, host: str, shared_by: str | None, run_url: str | None = None) -> Message:
+    """A run in full. A failed run says why right under its state (the reason lines of the failing stderr),
+    and shows that stderr once: as the end of the failing log, not again as the run's stderr field."""
     run = result.run
     request, log = run.request, run.run_log
     workflow = " ".join(x for x in (request.workflow_type, request.workflow_type_version) if x) or "—"
@@ -219,6 +229,9 @@ def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message
         ("Tasks", tasks),
     ]
     blocks = [header(f"Run {run.run_id}"), fields_section(pairs)]
+    reasons = result.log_tail.reasons if result.log_tail is not None else ()
+    if reasons:
+        blocks.append(section("\n".join(why_lines(reasons))))
     if request.workflow_url:
         url = request.workflow_url
         blocks.append(section(f"*Workflow:* {link(url, shorten(url, 200)) if is_url(url) else code(url, 300)}"))
@@ -229,13 +242,13 @@ def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message
         params, cut = compact_json(request.workflow_params, 1500)
         note = " (shortened)" if cut else ""
         blocks.append(section(f"*Parameters*{note}:\n{code_block(params, 2000)}"))
-    if " ".join(log.cmd).strip():
-        blocks.append(section(f"*Command:*\n{code_block(' '.join(log.cmd), 1000)}"))
+    blocks += _command_blocks(log.cmd, f"wesbot ask --json details {run.run_id}")
     blocks += _log_field("stdout", log.stdout)
-    blocks += _log_field("stderr", log.stderr)
-    if run.outputs not in (None, {}, []):
-        outputs, cut = compact_json(run.outputs, 1500)
-        blocks.append(section(f"*Outputs*{' (shortened)' if cut else ''}:\n{code_block(outputs, 2000)}"))
+    shown_below = result.log_what is not None and result.log_tail is not None and is_run_log(result.log_what,
+                                                                                              run.run_id)
+    if not shown_below:
+        blocks += _log_field("stderr", log.stderr)
+    blocks += outputs_blocks(run.outputs)
     more_logs = None
     if result.log_what:
         blocks += log_tail_blocks(result.log_what, result.log_tail, result.log_error)
@@ -248,10 +261,30 @@ def _details(result: DetailsResult, host: str, shared_by: str | None) -> Message
         None if is_terminal(run.state) else run_button("Notify me when it ends", f"subscribe {run.run_id}"),
         None if is_terminal(run.state) else run_button("Cancel run…", f"cancel {run.run_id}"),
         _share_button(result.command),
+        open_button(run_link(run_url, run.run_id)),
     )
     blocks += _footer(host, shared_by)
     fallback = f"Run {escape(shorten(run.run_id, 120))}: {escape(state_with_exit(run.state, log.exit_code))}"
+    if reasons:
+        fallback += f": {escape(shorten(reasons[0], 200))}"
     return {"text": fallback, "blocks": blocks}
+
+
+# A command line longer than this is shown shortened in its middle: the program and its first options, and
+# its end (often the files it reads and writes).
+COMMAND_SHOWN = 600
+
+
+def _command_blocks(cmd: list[str], in_full: str) -> list[Block]:
+    """A task's or a run's command line; a long one shortened in its middle, saying which command prints it
+    whole (``in_full``)."""
+    text = " ".join(cmd)
+    if not text.strip():
+        return []
+    shown, cut = shorten_middle(" ".join(text.split()), COMMAND_SHOWN)
+    note = f" (shortened in the middle from {len(text):,} characters; {code(in_full, 300)} prints it whole)" \
+        if cut else ""
+    return [section(f"*Command:*{note}\n{code_block(shown, COMMAND_SHOWN + 200)}")]
 
 
 def log_tail_blocks(what: str, tail: LogTail | None, error: str | None) -> list[Block]:
@@ -330,8 +363,7 @@ def _task(result: TaskResult, host: str, shared_by: str | None) -> Message:
     if task.tes_uri:
         pairs.append(("TES task", link(task.tes_uri, "open") if is_url(task.tes_uri) else code(task.tes_uri)))
     blocks = [section(f"Task {code(name, 120)} of run {code(result.run_id, 120)}"), fields_section(pairs)]
-    if " ".join(task.cmd).strip():
-        blocks.append(section(f"*Command:*\n{code_block(' '.join(task.cmd), 1000)}"))
+    blocks += _command_blocks(task.cmd, f"wesbot ask --json task {result.run_id} {task.id or 'TASK_ID'}")
     blocks += _log_field("stdout", task.stdout)
     blocks += _log_field("stderr", task.stderr)
     if task.system_logs:
@@ -563,6 +595,12 @@ def _use(result: UseResult) -> Message:
         text = f"This channel's WES server is *{escape(result.server)}* ({code(result.host or '', 120)}), {who}."
     return {"text": text, "blocks": [section(text)]}
 
+
+# The lookups of one run, which carry its Open button: called as (result, host, shared_by, run_url).
+_RUN_RENDERERS: dict[type[Result], Callable[[Any, str, str | None, str | None], Message]] = {
+    StatusResult: _status,
+    DetailsResult: _details,
+}
 
 # Result type -> its renderer, each called as (result, host, shared_by).
 _RENDERERS: dict[type[Result], Callable[[Any, str, str | None], Message]] = {

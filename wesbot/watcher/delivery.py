@@ -120,10 +120,11 @@ class Delivery:
 
     def __init__(self, store: WatchStore, poster: Poster, workers: Workers, *, host: str,
                  settings: WatcherSettings, clock: Clock, cancels: CancelStore | None = None,
-                 server: str | None = None) -> None:
+                 server: str | None = None, run_url: str | None = None) -> None:
         self.store = store
         self.poster: Poster = poster if server is None else PinnedPoster(poster, server)
         self.server = server
+        self.run_url = run_url  # the server's run-link template: the cards' Open button
         self.workers = workers
         self.host = host if server is None else f"{server} ({host})"
         self.settings = settings
@@ -246,7 +247,7 @@ class Delivery:
                               stats)
 
     def _sync_card(self, sub: Subscription, stats: DeliverStats) -> None:
-        message = card(sub, host=self.host)
+        message = card(sub, host=self.host, run_url=self.run_url)
         if sub.card_ts is None:
             result = self.poster.post(sub.channel_id, message)
         else:

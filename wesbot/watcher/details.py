@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any
 
+from ..config import run_link
 from ..logref import DETAILS_LOG_LINES, LogReader, failed_log_ref
 from ..outcome import RunOutcome, basic_outcome, failed_tasks
 from ..wes.errors import WesError
@@ -22,9 +24,10 @@ class Details:
     """Reads the details of an ended run: the run log, the failed tasks, the end of the failing stderr.
     Each method returns how many WES requests it made, for the watcher's statistics."""
 
-    def __init__(self, wes: WatchedWes, logs: LogReader | None = None) -> None:
+    def __init__(self, wes: WatchedWes, logs: LogReader | None = None, *, run_url: str | None = None) -> None:
         self.wes = wes
         self.logs = logs  # None: no log tails in notifications
+        self.run_url = run_url  # the run-link template (None: no link to the run's page)
 
     def outcome(self, run_id: str, status: RunStatus, log: RunLog | None = None) -> tuple[RunOutcome, int]:
         """The outcome of a run that ended ``status``; the notification goes out without details if need be."""
@@ -35,15 +38,17 @@ class Details:
                 log = self.wes.get_run(run_id)
             except WesError as error:
                 logger.info("run %s ended %s, but its details could not be read: %s", run_id, status.state, error)
-                return RunOutcome(run_id=run_id, state=str(status.state)), requests
-        outcome = basic_outcome(log)
+                return RunOutcome(run_id=run_id, state=str(status.state), link=self._link(run_id)), requests
+        outcome = replace(basic_outcome(log), link=self._link(log.run_id))
         if not outcome.failed:
             return outcome, requests
         tasks, more, asked = self._tasks(run_id, log)
-        what, text, task_id, read = self._tail(log)
-        outcome = replace(outcome, failed_tasks=failed_tasks(tasks, True), more_failed_tasks=more, log_what=what,
-                          log_text=text, log_task_id=task_id)
+        tail, read = self._tail(log)
+        outcome = replace(outcome, failed_tasks=failed_tasks(tasks, True), more_failed_tasks=more, **tail)
         return outcome, requests + asked + read
+
+    def _link(self, run_id: str) -> str | None:
+        return run_link(self.run_url, run_id)
 
     def confirm_end(self, run_id: str) -> tuple[str, RunLog | None]:
         """GET /runs/{id}: the end the list showed, confirmed (None: not confirmed, so not announced)."""
@@ -64,14 +69,16 @@ class Details:
             return [], False, 1
         return list(page.tasks), page.next_page_token is not None, 1
 
-    def _tail(self, log: RunLog) -> tuple[str | None, str | None, str | None, int]:
-        """The end of the failing task's stderr (or the run's): what it is, the text, the task, requests."""
+    def _tail(self, log: RunLog) -> tuple[dict[str, Any], int]:
+        """The end of the failing task's stderr (or the run's), as the outcome's ``log_*`` fields: what it is,
+        the text, the lines that say what went wrong, the task; and the requests made."""
         if self.logs is None:
-            return None, None, None, 0
+            return {}, 0
         try:
             ref, what, task_id = failed_log_ref(log, self.wes, "stderr")
-            text = self.logs.tail(ref, what=what, lines=DETAILS_LOG_LINES, max_chars=1500).text or None
+            tail = self.logs.tail(ref, what=what, lines=DETAILS_LOG_LINES, max_chars=1500)
         except WesError as error:
             logger.info("no stderr tail for the notification of %s: %s", log.run_id, error)
-            return None, None, None, 1
-        return what, text, task_id, 1
+            return {}, 1
+        return {"log_what": what, "log_text": tail.text or None, "log_task_id": task_id,
+                "log_reasons": tail.reasons}, 1

@@ -50,7 +50,8 @@ class Watcher:
     def __init__(self, store: WatchStore, wes: WatchedWes, poster: Poster, *, host: str, server: str | None = None,
                  settings: WatcherSettings | None = None, clock: Clock | None = None, owner: str | None = None,
                  logs: LogReader | None = None, cancels: CancelStore | None = None,
-                 watches: WatchesStore | None = None, stop: threading.Event | None = None) -> None:
+                 watches: WatchesStore | None = None, stop: threading.Event | None = None,
+                 run_url: str | None = None) -> None:
         self.store = store
         self.watches = watches
         self.cancels = cancels
@@ -63,7 +64,9 @@ class Watcher:
         self._holding = threading.Event()
         self._owed = threading.Event()
         workers = Workers(self.stop)
-        details = Details(wes, logs)
+        # run_url: the server's run-link template; notifications get an Open button to the run's page.
+        self.run_url = run_url
+        details = Details(wes, logs, run_url=run_url)
         runs = RunList(wes, self.settings, self.clock, self.stop)
         # With several servers, ``server`` names this one: in its messages, its buttons and its lease.
         self.server = server
@@ -78,7 +81,7 @@ class Watcher:
         self.follower = None if cancels is None else CancelFollower(cancels, wes, settings=self.settings,
                                                                     clock=self.clock, stop=self.stop)
         self.delivery = Delivery(store, poster, workers, host=host, settings=self.settings, clock=self.clock,
-                                 cancels=cancels, server=server)
+                                 cancels=cancels, server=server, run_url=run_url)
         self._next_tick = 0.0
         self._next_sweep = 0.0
         self._failing_steps: set[str] = set()
@@ -235,7 +238,7 @@ def build_watcher(settings: Settings, store: WatchStore, wes: WatchedWes, poster
     server = server or settings.servers[0]
     return Watcher(
         store, wes, poster, host=wes.host, server=server.name if several else None, logs=logs, stop=stop,
-        cancels=CancelStore(store, server.url), watches=WatchesStore(store),
+        cancels=CancelStore(store, server.url), watches=WatchesStore(store), run_url=server.run_url,
         settings=WatcherSettings(poll_seconds=server.poll_seconds, concurrency=settings.poll_concurrency,
                                  subscription_days=settings.subscription_days,
                                  lease_seconds=settings.lease_seconds, digest_after=settings.digest_after),

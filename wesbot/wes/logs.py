@@ -54,6 +54,7 @@ __all__ = [
     "LogTail",
     "LogUnavailable",
     "parse_allowed_hosts",
+    "reason_lines",
     "sanitize_log_text",
     "sanitize_text",
     "shown_url",
@@ -111,7 +112,9 @@ class LogTail:
       character cap);
     - ``source``: ``"inline"`` (the field held the text), ``"url"`` (fetched) or ``"path"`` (not read);
     - ``location``: the URL or path to show (userinfo removed, secrets masked), None for inline text;
-    - ``note``: a sentence for the reader (a path that is not read, a log too large to read whole).
+    - ``note``: a sentence for the reader (a path that is not read, a log too large to read whole);
+    - ``reasons``: the lines near the end that say what went wrong (:func:`reason_lines`), found in the
+      whole end that was read, not only in the lines kept in ``text``.
     """
 
     text: str
@@ -119,6 +122,7 @@ class LogTail:
     source: LogSource
     location: str | None = None
     note: str | None = None
+    reasons: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -186,6 +190,88 @@ def sanitize_log_text(text: str, *, lines: int, max_chars: int) -> tuple[str, bo
             kept = "…" + kept[1:]
         out = kept
     return out, truncated
+
+
+# -- why it failed: the lines of a log that say what went wrong ---------------------------------------
+
+REASON_LINES = 3  # at most this many
+REASON_SCAN_LINES = 100  # looked for in this many lines at the end of the log
+REASON_WIDTH = 200  # each cut to this many characters
+
+# What an engine, a shell or a runtime writes when something goes wrong. "error"/"exception" may end a word
+# (ValueError, NullPointerException); the others are whole words.
+_REASON = re.compile(
+    r"(?:error|exception)s?\b"
+    r"|\b(?:fatal|panic|abort(?:ed|ing)?|killed|segmentation fault|segfault|core dumped|bus error"
+    r"|out of memory|oom(?:-?kill(?:ed)?)?|memory ?error|cannot allocate memory"
+    r"|permission denied|access denied|no such file|not found|cannot|can't|could not|couldn't|unable to"
+    r"|fail(?:s|ed|ure|ing)?|exit(?:ed)? (?:with )?(?:status|code|return code)|exit (?:status|code)|return code"
+    r"|non-zero|sig(?:kill|segv|term|abrt)|signal \d+|timed out)\b",
+    re.IGNORECASE,
+)
+# The same, but too vague to say anything on its own: shown only when there is room.
+_VAGUE = re.compile(r"permanentfail|temporaryfail|\btraceback\b", re.IGNORECASE)
+# Lines that match but say nothing: "0 errors", "no errors found"; a progress count ("1 of 1, failed: 1").
+_NOT_A_REASON = re.compile(r"\b(?:0|no|zero) (?:errors?|failures?|exceptions?)\b|\b(?:failed|errors?|failures?): \d+\b",
+                           re.IGNORECASE)
+# Bracketed job and step names ("[job fail.cwl]", "[step fail]"): never what makes a line a reason.
+_BRACKETED = re.compile(r"\[[^\]]*\]")
+# Stack frames: Java's "\tat x.y(Z.java:1)" and "... 3 more", Python's 'File "x.py", line 3' and its code.
+_FRAME = re.compile(r"^\s+(?:at |\.\.\. \d+ more)")
+_PY_FRAME = re.compile(r'^\s+File ".*", line \d+')
+# A heading that only announces what follows: "Command error:", "Command exit status:".
+_LABEL = re.compile(r"^[A-Za-z][A-Za-z ]{0,30}:$")
+# Left out when lines are compared: bracketed job names, log levels, numbers.
+_NOISE = re.compile(r"\b(?:info|warning|warn|error|debug|fatal|critical)\b[:~]?|\d+", re.IGNORECASE)
+
+
+def reason_lines(text: str) -> list[str]:
+    """The lines near the end of a log that say what went wrong: at most :data:`REASON_LINES`, in the order
+    they appear, each stripped and cut to :data:`REASON_WIDTH` characters; none when nothing does.
+
+    Searched case-insensitively in the last :data:`REASON_SCAN_LINES` lines for the words of a failure
+    (error, exception, failed, exit status/code, killed, out of memory, permission denied, no such file,
+    segmentation fault ...). Stack frames are skipped, and so are headings that only announce what follows
+    ("Command error:"). The first lines that match are the cause (what follows them is usually the engine
+    giving up); the vague ones (cwltool's "permanentFail", "Traceback") fill what room is left, the last of
+    them first. Lines that differ only in their bracketed job names, log levels or numbers are one line.
+    ``text`` is sanitized here too (:func:`sanitize_text`), so no terminal escape reaches a reason.
+    """
+    lines = sanitize_text(text).rstrip("\n").split("\n")[-REASON_SCAN_LINES:]
+    strong: list[tuple[int, str]] = []
+    vague: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    in_frame = False
+    for index, raw in enumerate(lines):
+        frame, in_frame = _is_frame(raw, in_frame)
+        line = " ".join(raw.split())
+        if frame or not line or _LABEL.match(line) or _NOT_A_REASON.search(line):
+            continue
+        words = _BRACKETED.sub(" ", line)
+        kind = strong if _REASON.search(words) else vague if _VAGUE.search(words) else None
+        key = " ".join(_NOISE.sub(" ", words).lower().split())
+        if kind is None or key in seen:
+            continue
+        seen.add(key)
+        kind.append((index, line if len(line) <= REASON_WIDTH else line[: REASON_WIDTH - 1] + "…"))
+    chosen = strong[:REASON_LINES]
+    chosen += vague[::-1][: REASON_LINES - len(chosen)]
+    return [line for _, line in sorted(chosen)]
+
+
+def _is_frame(line: str, in_python_frame: bool) -> tuple[bool, bool]:
+    """Whether ``line`` is a stack frame, and whether the next indented line is a Python frame's code."""
+    if _PY_FRAME.match(line):
+        return True, True
+    if in_python_frame and line[:1].isspace():
+        return True, False
+    return bool(_FRAME.match(line)), False
+
+
+def _kept_end(text: str, *, lines: int, max_chars: int) -> tuple[str, bool, tuple[str, ...]]:
+    """:func:`sanitize_log_text` of ``text``, and its :func:`reason_lines`."""
+    kept, cut = sanitize_log_text(text, lines=lines, max_chars=max_chars)
+    return kept, cut, tuple(reason_lines(text))
 
 
 def _host_key(host: str, port: int | None = None) -> str:
@@ -393,8 +479,8 @@ class LogFetcher:
         if not ref.strip():
             return LogTail(text="", truncated=False, source="inline")
         if "\n" in ref or looks_like_log_content(ref):
-            text, cut = sanitize_log_text(ref, lines=lines, max_chars=max_chars)
-            return LogTail(text=text, truncated=cut, source="inline")
+            text, cut, reasons = _kept_end(ref, lines=lines, max_chars=max_chars)
+            return LogTail(text=text, truncated=cut, source="inline", reasons=reasons)
         scheme_match = _SCHEME.match(ref)
         if scheme_match is not None:
             scheme = scheme_match.group(0)[:-1].lower()
@@ -408,8 +494,8 @@ class LogFetcher:
         elif "/" not in ref:
             # A single word ("Killed", "stderr.txt"): it cannot be told from a one-word log (see
             # models.resolve_log_ref), and fetching a guessed URL would only give a confusing 404.
-            text, cut = sanitize_log_text(ref, lines=lines, max_chars=max_chars)
-            return LogTail(text=text, truncated=cut, source="inline")
+            text, cut, reasons = _kept_end(ref, lines=lines, max_chars=max_chars)
+            return LogTail(text=text, truncated=cut, source="inline", reasons=reasons)
         else:
             target = resolve_url(ref, relative_to or self._base_dir)
         try:
@@ -420,8 +506,9 @@ class LogFetcher:
             raise LogUnavailable(self._redact(f"{what} has a URL that is not valid"))
         location = self._redact(shown_url(str(url)))
         body = self._fetch(url, what)
-        text, cut = sanitize_log_text(body.text, lines=lines, max_chars=max_chars)
-        return LogTail(text=text, truncated=body.cut or cut, source="url", location=location, note=body.note)
+        text, cut, reasons = _kept_end(body.text, lines=lines, max_chars=max_chars)
+        return LogTail(text=text, truncated=body.cut or cut, source="url", location=location, note=body.note,
+                       reasons=reasons)
 
     # ---- paths ----------------------------------------------------------------------------------
 
