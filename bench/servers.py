@@ -52,7 +52,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from bench.stats import machine, percentile
-from bench.watcher import BOT_TOKEN, DAY, Fakes, choose_ended, rss_mb
+from bench.watcher import BOT_TOKEN, DAY, FAKE_START, Fakes, choose_ended, rss_mb
 from wesbot.assemble import ServerParts, build_servers
 from wesbot.config import Settings
 from wesbot.servers import ServerConfig
@@ -236,7 +236,7 @@ def populate(parts: list[ServerParts], fakes: Fakes, runs: int, channels: int) -
         subscriptions = [
             store.subscriptions.subscribe(run_id=f"{name}-run-{i:06d}", channel_id=where[i],
                                           user_id=f"U{s:02d}{i % channels:04d}", now=now, expires_at=now + 14 * DAY,
-                                          state="RUNNING", workflow="echo.cwl").subscription
+                                          state="RUNNING", workflow="echo.cwl", start_time=FAKE_START).subscription
             for i in range(runs)
         ]
         for sub, ts in zip(subscriptions, fakes.call("cards", where, first), strict=True):

@@ -49,6 +49,9 @@ from wesbot.wes.client import WesClient
 
 BOT_TOKEN = "xoxb-test"
 DAY = 86400.0
+# The start time the fake WES gives its runs (tests.fakes.fake_wes.DEFAULT_TIME, not imported here: see above).
+# A subscription records it, as /wes subscribe does from GET /runs/{id}, so each card starts as it will stay.
+FAKE_START = "2024-01-01T00:00:00Z"
 
 
 # -- the fakes' process ----------------------------------------------------------------------------
@@ -259,7 +262,7 @@ def populate(store: WatchStore, fakes: Fakes, clock: BenchClock, runs: int, chan
     subscriptions = [
         store.subscriptions.subscribe(run_id=f"run-{i:06d}", channel_id=channel_of[i], user_id=f"U{i % channels:05d}",
                                       now=now, expires_at=now + 14 * DAY, state="RUNNING",
-                                      workflow="echo.cwl").subscription
+                                      workflow="echo.cwl", start_time=FAKE_START).subscription
         for i in range(runs)
     ]
     # The cards are already in the channels: no 10,000 card posts, but chat.update finds them later.
