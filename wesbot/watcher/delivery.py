@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from .. import observe
+from ..routing import server_label
 from ..slack.blocks import pin_server
 from ..slack.cards import cancel_announcement, cancel_outcome, card, channel_failed_text, notice
 from ..slack.poster import PostResult
@@ -126,7 +127,7 @@ class Delivery:
         self.server = server
         self.run_url = run_url  # the server's run-link template: the cards' Open button
         self.workers = workers
-        self.host = host if server is None else f"{server} ({host})"
+        self.host = server_label(server or "", host, several=server is not None)
         self.settings = settings
         self.clock = clock
         self.cancels = cancels

@@ -18,6 +18,7 @@ from typing import TypeVar
 from .. import observe
 from ..config import Settings
 from ..logref import LogReader
+from ..routing import server_label
 from ..servers import ServerConfig
 from ..store.cancels import CancelStore
 from ..store.watch import WatchStore
@@ -71,7 +72,7 @@ class Watcher:
         # With several servers, ``server`` names this one: in its messages, its buttons and its lease.
         self.server = server
         self.lease = lease_name(server)
-        label = host if server is None else f"{server} ({host})"
+        label = server_label(server or "", host, several=server is not None)
         jobs = {"host": host, "label": label, "settings": self.settings, "clock": self.clock,
                 "owed": self._owed.set}
         self.subscriptions = SubscriptionPoller(store, wes, details, runs, workers, server=server,
