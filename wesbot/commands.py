@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from .outcome import FAILED_STATES
+from .servers import SERVER_NAME
 from .wes.models import TERMINAL, RunState
 
 MAX_ID = 256
@@ -168,7 +168,6 @@ SLACK_ONLY = frozenset({"subscribe", "unsubscribe", "subscriptions", "cancel", "
 OPTIONS_HELP = ("Add `--share` to a lookup to post it in the channel, and `--server NAME` (`-s NAME`) to ask "
                 "another WES server. `/wes help COMMAND` tells more about one.")
 SERVER_USAGE = "Usage: /wes SUBCOMMAND ... --server NAME (or -s NAME)"
-_SERVER_NAME = re.compile(r"[a-z0-9-]{1,20}")
 
 _BY_NAME = {sub.name: sub for sub in SUBCOMMANDS}
 _ALIASES = {alias: sub.name for sub in SUBCOMMANDS for alias in sub.aliases}
@@ -394,7 +393,7 @@ def _read_server(name: str) -> str:
     """A server name as the configuration allows them; whether it is configured is checked where it is used."""
     if not name:
         raise UsageError("--server needs a server name", SERVER_USAGE)
-    if not _SERVER_NAME.fullmatch(name.lower()):
+    if not SERVER_NAME.fullmatch(name.lower()):
         raise UsageError(f"{name[:40]!r} is not a server name (1 to 20 of a-z, 0-9 and -)", SERVER_USAGE)
     return name.lower()
 
