@@ -81,25 +81,28 @@ def build_servers(settings: Settings, poster: SlackPoster | None, stop: threadin
     return parts
 
 
-def report_held(settings: Settings) -> list[HeldServer]:
-    """Say once, at start-up, which stored servers the configuration no longer serves: their rows are kept
-    untouched (never watched, never reported gone) until a server of that name and URL is configured again."""
-    store = WatchStore(settings.db_path, server=settings.servers[0].name, url=settings.servers[0].url)
-    held = held_servers(store.db, [(server.name, server.url) for server in settings.servers])
-    for row in held:
-        logger.warning("the database holds rows of a WES server the configuration does not name with that URL: %s",
-                       row.describe())
-    store.close()
-    return held
-
-
-def held_lines(settings: Settings) -> list[str]:
-    """What ``wesbot ask servers`` says about stored servers the configuration no longer names: read from
-    WESBOT_DB when it exists (a lookup never creates the database)."""
+def stored_but_not_configured(settings: Settings) -> list[HeldServer]:
+    """The stored servers the configuration no longer names (or names at another URL), read from WESBOT_DB when
+    it exists (this never creates the database): their rows are kept untouched, never watched, never reported
+    gone, until a server of that name and URL is configured again."""
     if not Path(settings.db_path).expanduser().is_file():
         return []
     db = open_db(settings.db_path)
     try:
-        return [row.describe() for row in held_servers(db, [(s.name, s.url) for s in settings.servers])]
+        return held_servers(db, [(server.name, server.url) for server in settings.servers])
     finally:
         db.close()
+
+
+def report_held(settings: Settings) -> list[HeldServer]:
+    """Say them once, at start-up."""
+    held = stored_but_not_configured(settings)
+    for row in held:
+        logger.warning("the database holds rows of a WES server the configuration does not name with that URL: %s",
+                       row.describe())
+    return held
+
+
+def held_lines(settings: Settings) -> list[str]:
+    """What ``wesbot ask servers`` says of them."""
+    return [row.describe() for row in stored_but_not_configured(settings)]
