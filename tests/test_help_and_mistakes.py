@@ -163,7 +163,7 @@ def test_a_misspelt_stream_says_how_to_name_a_task_called_so() -> None:
 
 def test_the_help_is_grouped_as_the_team_reads_it() -> None:
     assert [(group.title, group.names) for group in GROUPS] == [
-        ("Look up", ("runs", "status", "details", "tasks", "task", "logs")),
+        ("Look up", ("runs", "status", "details", "tasks", "task", "logs", "command")),
         ("Follow", ("subscribe", "unsubscribe", "subscriptions", "watch", "unwatch")),
         ("Cancel", ("cancel", "audit")),
         ("Admin", ("servers", "use", "help")),
@@ -249,7 +249,7 @@ def test_terminal_help_shows_only_what_the_terminal_does_as_it_is_typed_there() 
     lines = terminal_help()
     commands = [line.strip() for line in lines if line.startswith("  wesbot ")]
     assert [command.split()[2] if command.startswith("wesbot ask") else command.split()[1] for command in commands] \
-        == ["runs", "status", "details", "tasks", "task", "logs", "audit", "servers", "help"]
+        == ["runs", "status", "details", "tasks", "task", "logs", "command", "audit", "servers", "help"]
     assert "wesbot audit [RUN_ID]" in commands and "wesbot ask status RUN_ID" in commands
     assert not any("/wes" in line for line in lines)
     assert [line for line in lines if line in {group.title for group in GROUPS}] == ["Look up", "Cancel", "Admin"]

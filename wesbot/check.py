@@ -75,6 +75,10 @@ MANIFEST_BOT_SCOPES: tuple[str, ...] = (
     "chat:write.public",
     "channels:history",
     "groups:history",
+    "channels:read",
+    "groups:read",
+    "im:read",
+    "mpim:read",
     "usergroups:read",
 )
 WES_BASE_PATH = "/ga4gh/wes/v1"

@@ -96,6 +96,13 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         brief="the end of a log", example="/wes logs 3f2a… align", options=_LOOKUP,
     ),
     Subcommand(
+        name="command",
+        usage="/wes command RUN_ID [TASK_ID]",
+        summary="The whole command line of the run, or of one of its tasks: details and task shorten a long one "
+        "in its middle.",
+        brief="a whole command line", example="/wes command 3f2a… align", options=_LOOKUP,
+    ),
+    Subcommand(
         name="subscribe",
         usage="/wes subscribe RUN_ID",
         summary="Watch the run, and post in this channel when it ends (mentioning you).",
@@ -158,7 +165,7 @@ class Group:
 
 
 GROUPS: tuple[Group, ...] = (
-    Group("Look up", ("runs", "status", "details", "tasks", "task", "logs")),
+    Group("Look up", ("runs", "status", "details", "tasks", "task", "logs", "command")),
     Group("Follow", ("subscribe", "unsubscribe", "subscriptions", "watch", "unwatch")),
     Group("Cancel", ("cancel", "audit")),
     Group("Admin", ("servers", "use", "help")),
@@ -541,6 +548,13 @@ def _parse_task(name: str, args: list[str], opts: _Options) -> Command:
     )
 
 
+def _parse_command(name: str, args: list[str], opts: _Options) -> Command:
+    """``command RUN_ID [TASK_ID]``: the run's command line, or a task's."""
+    _need(name, args, 1, 2)
+    return Command(name=name, run_id=_check_id("run id", args[0], name),
+                   task_id=_check_id("task id", args[1], name) if len(args) == 2 else None, share=opts.share)
+
+
 _PARSERS: dict[str, _Parser] = {
     "help": _parse_help,
     "runs": _parse_runs,
@@ -549,6 +563,7 @@ _PARSERS: dict[str, _Parser] = {
     "tasks": _parse_tasks,
     "task": _parse_task,
     "logs": _parse_logs,
+    "command": _parse_command,
     "subscribe": _parse_run_id,
     "unsubscribe": _parse_run_id,
     "subscriptions": _parse_no_args,

@@ -26,6 +26,7 @@ from .outcome import task_failed, task_running
 from .results import (
     AuditResult,
     CancelResult,
+    CommandLineResult,
     DetailsResult,
     ErrorResult,
     HelpResult,
@@ -124,6 +125,9 @@ class Context:
     subscription_days: float = 14.0
     # Called after a new subscription, so the watcher posts its card at once.
     wake: Callable[[], None] | None = None
+    # Why wesbot cannot post in this channel (None: it can, or Slack does not say): asked before a
+    # subscription or a watch is stored, so a promise that cannot be kept is refused at once.
+    can_post: Callable[[], str | None] | None = None
     cancels: CancelStore | None = None
     cancelers: Cancelers | None = None
     watches: WatchesStore | None = None
@@ -230,6 +234,10 @@ def _execute(command: Command, wes: Wes, ctx: Context | None, logs: LogReader | 
         return _logs(command, wes, logs)
     if command.name == "tasks":
         return _tasks(command, wes)
+    if command.name == "command":
+        cmd = (wes.get_run(command.run_id).run_log if command.task_id is None
+               else wes.get_task(command.run_id, command.task_id)).cmd
+        return CommandLineResult(command=command, run_id=command.run_id, task_id=command.task_id, cmd=cmd)
     if command.name == "task":
         assert command.task_id is not None
         task = wes.get_task(command.run_id, command.task_id)
@@ -255,6 +263,8 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
         kind = command.watch_kind or "failed"
         key, value = command.tag or ("", "")
         if command.name == "watch":
+            if (refused := _cannot_post(command, ctx)) is not None:
+                return refused
             watch, created = ctx.watches.add(channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value,
                                              user_id=ctx.user_id, now=ctx.now)
             if ctx.wake is not None:
@@ -281,6 +291,8 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
     if is_terminal(status.state):
         return SubscribeResult(command=command, run_id=run_id, state=status.state, already_ended=True,
                                exit_code=run.run_log.exit_code if run else None)
+    if (refused := _cannot_post(command, ctx)) is not None:
+        return refused
     workflow = run.request.workflow_url if run else None
     outcome = ctx.store.subscriptions.subscribe(
         run_id=run_id, channel_id=ctx.channel_id, user_id=ctx.user_id, now=ctx.now,
@@ -292,6 +304,13 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
         ctx.wake()
     return SubscribeResult(command=command, run_id=run_id, state=status.state, created=outcome.created,
                            added_user=outcome.added_user, watchers=outcome.subscription.users)
+
+
+def _cannot_post(command: Command, ctx: Context) -> ErrorResult | None:
+    reason = ctx.can_post() if ctx.can_post is not None else None
+    if reason is None:
+        return None
+    return ErrorResult(command=command, kind="slack", message=f"{reason} Nothing was stored.")
 
 
 def _run_of(wes: Wes, status: RunStatus) -> RunLog | None:

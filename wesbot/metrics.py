@@ -4,7 +4,7 @@ Every metric lives in one :class:`Metrics` object with its own ``CollectorRegist
 global one), so that tests, benchmarks and several apps in one process do not collide: a test makes a fresh
 ``Metrics()`` and passes it to the ``observe`` functions, or swaps the process's one with :func:`use`.
 
-    wesbot_commands_total{command,outcome}            /wes commands and the cancel click: ok, usage, wes, internal
+    wesbot_commands_total{command,outcome}            /wes commands and cancel clicks: ok, usage, wes, slack, internal
     wesbot_command_seconds{command}                   histogram: from the lookup's start to the answer sent
     wesbot_cancels_total{outcome}                     cancel clicks: requested, denied, already-finished, ...
     wesbot_wes_requests_total{server,call,outcome}    WES calls (retries included): ok, http_4xx, http_5xx,

@@ -48,7 +48,8 @@ class ErrorResult(Result):
     ok: bool = False
     message: str
     usage: str | None = None
-    # "usage" (the command text), "wes" (the server), "internal" (a bug in wesbot; see the logs)
+    # "usage" (the command text), "wes" (the server), "slack" (wesbot cannot post in the channel),
+    # "internal" (a bug in wesbot; see the logs)
     kind: str = "wes"
 
 
@@ -127,6 +128,15 @@ class CancelResult(Result):
     @property
     def shareable(self) -> bool:
         return False  # a cancel confirmation (its red button) is only ever shown to whoever asked
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandLineResult(Result):
+    """The whole command line of a run (``task_id`` None) or of one of its tasks."""
+
+    run_id: str
+    task_id: str | None
+    cmd: list[str]
 
 
 @dataclass(frozen=True, kw_only=True)

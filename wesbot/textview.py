@@ -30,6 +30,7 @@ from .results import (
     AuditResult,
     CancelResult,
     ChooseServerResult,
+    CommandLineResult,
     DetailsResult,
     ErrorResult,
     HelpResult,
@@ -283,6 +284,12 @@ def _slack_only(result: Result) -> list[str]:
 
 
 # Each renderer takes exactly the result type it is filed under; Any because a dict cannot say so.
+def _command_line(result: CommandLineResult) -> list[str]:
+    """The whole command line, unshortened: the terminal is where a very long one can be read in full."""
+    text = _clean(" ".join(result.cmd))
+    return [text] if text.strip() else ["(the server gives no command line)"]
+
+
 _RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
     ErrorResult: _error,
     HelpResult: _help,
@@ -292,6 +299,7 @@ _RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
     TasksResult: _tasks,
     TaskResult: _one_task,
     LogsResult: _logs,
+    CommandLineResult: _command_line,
     AuditResult: _audit,
     SubscribeResult: _slack_only,
     UnsubscribeResult: _slack_only,

@@ -113,7 +113,14 @@ class Deps:
             return None
         return Context(store=server.store, channel_id=channel_id, user_id=user_id, now=time.time(),
                        subscription_days=self.subscription_days, wake=server.wake, cancels=server.cancels,
-                       cancelers=server.cancelers, watches=server.watches)
+                       cancelers=server.cancelers, watches=server.watches,
+                       can_post=self._reach(channel_id))
+
+    def _reach(self, channel_id: str) -> Callable[[], str | None] | None:
+        poster = self.poster
+        if poster is None:
+            return None
+        return lambda: poster.can_post(channel_id)
 
     def entries(self, channel_id: str | None) -> list[ServerEntry]:
         """The servers as /wes servers lists them, with this channel's default marked."""

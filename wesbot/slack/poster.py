@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from .. import observe
+from .reach import refusal
 
 logger = logging.getLogger("wesbot.slack.poster")
 
@@ -113,6 +114,10 @@ class SlackPoster:
             body["blocks"] = message["blocks"]
         return self._result(self._call("chat.update", json=body))
 
+    def unfurl(self, channel: str, ts: str, unfurls: dict[str, dict[str, Any]]) -> PostResult:
+        """chat.unfurl: ``unfurls`` maps each link of the message at ``ts`` to what it unfurls to ({"blocks": ...})."""
+        return self._result(self._call("chat.unfurl", json={"channel": channel, "ts": ts, "unfurls": unfurls}))
+
     def find_posted(self, channel: str, key: str, *, thread_ts: str | None, oldest: float) -> str | None | bool:
         """Whether a message posted with ``key`` is in ``channel`` (in ``thread_ts``'s thread if given).
 
@@ -135,6 +140,14 @@ class SlackPoster:
             if metadata.get("event_type") == METADATA_EVENT and (metadata.get("event_payload") or {}).get("key") == key:
                 return str(message.get("ts") or "") or True
         return False
+
+    def can_post(self, channel: str) -> str | None:
+        """Why wesbot cannot post in ``channel`` (one sentence with the fix), or None when it can or Slack does
+        not say (see :mod:`wesbot.slack.reach`)."""
+        status, headers, data = self._call("conversations.info", data={"channel": channel})
+        header = headers.get("x-oauth-scopes")
+        scopes = None if header is None else [scope.strip() for scope in header.split(",")]
+        return refusal(status, data, scopes)
 
     def _call(self, method: str, *, json: dict[str, Any] | None = None,
               data: dict[str, str] | None = None) -> tuple[int, httpx.Headers, Any]:

@@ -28,6 +28,7 @@ from ..results import (
     AuditResult,
     CancelResult,
     ChooseServerResult,
+    CommandLineResult,
     DetailsResult,
     ErrorResult,
     HelpResult,
@@ -242,7 +243,7 @@ def _details(result: DetailsResult, host: str, shared_by: str | None, run_url: s
         params, cut = compact_json(request.workflow_params, 1500)
         note = " (shortened)" if cut else ""
         blocks.append(section(f"*Parameters*{note}:\n{code_block(params, 2000)}"))
-    blocks += _command_blocks(log.cmd, f"wesbot ask --json details {run.run_id}")
+    blocks += _command_blocks(log.cmd, f"command {run.run_id}")
     blocks += _log_field("stdout", log.stdout)
     shown_below = result.log_what is not None and result.log_tail is not None and is_run_log(result.log_what,
                                                                                               run.run_id)
@@ -275,16 +276,45 @@ def _details(result: DetailsResult, host: str, shared_by: str | None, run_url: s
 COMMAND_SHOWN = 600
 
 
-def _command_blocks(cmd: list[str], in_full: str) -> list[Block]:
-    """A task's or a run's command line; a long one shortened in its middle, saying which command prints it
-    whole (``in_full``)."""
+# The whole command line (/wes command) in pieces of this many characters, each a code block, and at most
+# this many pieces: beyond that, the terminal prints it.
+COMMAND_PIECE = 2800
+COMMAND_PIECES = 12
+
+
+def _command_blocks(cmd: list[str], whole: str | None) -> list[Block]:
+    """A task's or a run's command line; a long one shortened in its middle, with a button that shows it whole
+    (``whole``: the ``command`` subcommand that does; None when the task has no id to name)."""
     text = " ".join(cmd)
     if not text.strip():
         return []
     shown, cut = shorten_middle(" ".join(text.split()), COMMAND_SHOWN)
-    note = f" (shortened in the middle from {len(text):,} characters; {code(in_full, 300)} prints it whole)" \
-        if cut else ""
-    return [section(f"*Command:*{note}\n{code_block(shown, COMMAND_SHOWN + 200)}")]
+    if not cut:
+        return [section(f"*Command:*\n{code_block(shown, COMMAND_SHOWN + 200)}")]
+    blocks = [section(f"*Command* (shortened in the middle from {len(text):,} characters):\n"
+                      f"{code_block(shown, COMMAND_SHOWN + 200)}")]
+    return blocks + actions(run_button("Whole command", whole) if whole else None)
+
+
+def _command_line(result: CommandLineResult, host: str, shared_by: str | None) -> Message:
+    """``/wes command``: the whole command line, in as many code blocks as it takes, up to COMMAND_PIECES."""
+    text = " ".join(result.cmd)
+    whose = f"task {code(result.task_id, 120)} of run " if result.task_id else "run "
+    title = f"Command line of {whose}{code(result.run_id, 120)}"
+    if not text.strip():
+        blocks = [section(f"{title}: _the server gives none._")]
+    else:
+        pieces = [text[i: i + COMMAND_PIECE] for i in range(0, len(text), COMMAND_PIECE)]
+        blocks = [section(f"{title} ({len(text):,} characters):")]
+        blocks += [section(code_block(piece, COMMAND_PIECE + 200)) for piece in pieces[:COMMAND_PIECES]]
+        if len(pieces) > COMMAND_PIECES:
+            rest = len(text) - COMMAND_PIECE * COMMAND_PIECES
+            terminal = f"wesbot ask command {result.run_id}" + (f" {result.task_id}" if result.task_id else "")
+            blocks.append(context(f"_…and {rest:,} more characters, more than one Slack message holds: "
+                                  f"{code(terminal, 600)} prints it whole._"))
+    blocks += actions(_share_button(result.command))
+    blocks += _footer(host, shared_by)
+    return {"text": f"Command line of {whose}{escape(shorten(result.run_id, 120))}", "blocks": blocks}
 
 
 def log_tail_blocks(what: str, tail: LogTail | None, error: str | None) -> list[Block]:
@@ -363,7 +393,7 @@ def _task(result: TaskResult, host: str, shared_by: str | None) -> Message:
     if task.tes_uri:
         pairs.append(("TES task", link(task.tes_uri, "open") if is_url(task.tes_uri) else code(task.tes_uri)))
     blocks = [section(f"Task {code(name, 120)} of run {code(result.run_id, 120)}"), fields_section(pairs)]
-    blocks += _command_blocks(task.cmd, f"wesbot ask --json task {result.run_id} {task.id or 'TASK_ID'}")
+    blocks += _command_blocks(task.cmd, f"command {result.run_id} {task.id}" if task.id else None)
     blocks += _log_field("stdout", task.stdout)
     blocks += _log_field("stderr", task.stderr)
     if task.system_logs:
@@ -612,6 +642,7 @@ _RENDERERS: dict[type[Result], Callable[[Any, str, str | None], Message]] = {
     TasksResult: _tasks,
     TaskResult: _task,
     LogsResult: _logs,
+    CommandLineResult: _command_line,
     CancelResult: lambda r, host, shared_by: cancel_message(r.view),
     AuditResult: lambda r, host, shared_by: _audit(r),
     SubscribeResult: lambda r, host, shared_by: _subscribe(r),
