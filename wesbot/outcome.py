@@ -12,6 +12,7 @@ real servers do (see ``WES-NOTES.md``):
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +24,14 @@ __all__ = [
     "FailedTask",
     "OutputItem",
     "RunOutcome",
+    "TaskProgress",
     "basic_outcome",
     "failed_tasks",
     "output_items",
     "run_failed",
     "task_failed",
     "task_finished",
+    "task_progress",
     "task_running",
 ]
 
@@ -75,6 +78,43 @@ def task_failed(task: Log, run_terminal: bool) -> bool:
 def task_running(task: Log, run_terminal: bool) -> bool:
     """A task is still running (or has not started) when it has not finished and has no real exit code."""
     return not task_finished(task, run_terminal) and task.exit_code in (None, NO_EXIT_YET)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskProgress:
+    """How far a running run's tasks are: what its card shows. ``more``: the task list had more pages than
+    were read, so ``total`` is a lower bound."""
+
+    total: int
+    done: int
+    running: int
+    failed: int
+    more: bool = False
+
+    def as_json(self) -> str:
+        return json.dumps([self.total, self.done, self.running, self.failed, int(self.more)])
+
+    @classmethod
+    def from_json(cls, text: str | None) -> TaskProgress | None:
+        """The stored form back; None for nothing stored, or anything that is not it."""
+        try:
+            values = json.loads(text or "null")
+        except ValueError:
+            return None
+        if not isinstance(values, list) or len(values) != 5 or not all(type(v) is int for v in values):
+            return None
+        total, done, running, failed, more = values
+        return cls(total=total, done=done, running=running, failed=failed, more=bool(more))
+
+
+def task_progress(tasks: list[Log], *, more: bool = False) -> TaskProgress:
+    """The progress of a run still going: done (finished, not failed), failed, running (started, not finished);
+    the rest have not started."""
+    failed = sum(task_failed(task, False) for task in tasks)
+    done = sum(task_finished(task, False) for task in tasks) - sum(
+        task_failed(task, False) and task_finished(task, False) for task in tasks)
+    running = sum(task_running(task, False) and task.start_time is not None for task in tasks)
+    return TaskProgress(total=len(tasks), done=done, running=running, failed=failed, more=more)
 
 
 @dataclass(frozen=True, kw_only=True)

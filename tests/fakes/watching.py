@@ -86,9 +86,19 @@ class StubWes:
                                  for i in chunk],
                            next_page_token=nxt or None)
 
+    task_calls: list[str] = field(default_factory=list)
+
     def list_tasks(self, run_id: str, *, page_size: int | None = None, page_token: str | None = None,
                    run: RunLog | None = None) -> TaskPage:
-        return TaskPage(run_id=run_id, tasks=self.tasks.get(run_id, []))
+        """Pages of ``page_size`` tasks (all of them without one); ``errors`` apply here too."""
+        self.task_calls.append(run_id)
+        if run_id in self.errors:
+            raise self.errors[run_id]
+        tasks = self.tasks.get(run_id, [])
+        start = int(page_token or 0)
+        size = page_size or len(tasks) or 1
+        nxt = str(start + size) if start + size < len(tasks) else None
+        return TaskPage(run_id=run_id, tasks=tasks[start:start + size], next_page_token=nxt)
 
 
 @dataclass

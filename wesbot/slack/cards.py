@@ -8,7 +8,7 @@ from typing import Any
 
 from ..config import run_link
 from ..format import ELLIPSIS, duration, elapsed, human_duration, is_url, shorten
-from ..outcome import OutputItem, RunOutcome, output_items, run_failed
+from ..outcome import OutputItem, RunOutcome, TaskProgress, output_items, run_failed
 from ..store.cancels import Cancel
 from ..store.watch import Subscription
 from ..wes.models import RunState, parse_state
@@ -74,6 +74,8 @@ def card(sub: Subscription, *, host: str, run_url: str | None = None) -> Message
     times = _card_times(sub)
     if times:
         lines.append(times)
+    if active and sub.progress is not None and sub.state == "RUNNING" and not _unreadable(sub):
+        lines.append(f"*Tasks:* {progress_text(sub.progress)}")
     if active:
         lines.append(f"*Watching:* {mentions(sub.users) or 'nobody'}")
     else:
@@ -89,6 +91,17 @@ def card(sub: Subscription, *, host: str, run_url: str | None = None) -> Message
     unreadable = " (cannot reach the WES server)" if _unreadable(sub) else ""
     text = f"Run {escape(shorten(sub.run_id, 120))}: {_state_text(sub.state, sub.exit_code)}{unreadable}"
     return {"text": text, "blocks": blocks}
+
+
+def progress_text(progress: TaskProgress) -> str:
+    """``12 of 40 done · 3 running · 1 failed`` (``40+`` when the task list was not read to its end)."""
+    total = f"{progress.total:,}{'+' if progress.more else ''}"
+    parts = [f"{progress.done:,} of {total} done"]
+    if progress.running:
+        parts.append(f"{progress.running:,} running")
+    if progress.failed:
+        parts.append(f"*{progress.failed:,} failed*")
+    return " · ".join(parts)
 
 
 _NO_LONGER = {"ended": "ended", "gone": "is gone from the WES server", "expired": "was watched for too long",

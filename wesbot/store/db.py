@@ -489,3 +489,11 @@ def _rebuild_with_server(db: Database, table: str, create: str, index: str) -> N
     db.execute(f"ALTER TABLE new_{table} RENAME TO {table}")
     if index:
         db.execute(index)
+
+
+@migrations()
+def m007_add_task_progress(db: Database) -> None:
+    """A running run's task progress (its card shows it), as ``outcome.TaskProgress.as_json``, and when it was
+    read: the watcher reads it every few minutes, not every poll."""
+    db.execute("ALTER TABLE watched_runs ADD COLUMN tasks TEXT")
+    db.execute("ALTER TABLE watched_runs ADD COLUMN tasks_read_at REAL")

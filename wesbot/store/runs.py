@@ -109,6 +109,30 @@ class WatchedRuns:
             _bump_cards(db, server_id, [run_id])
         return changed
 
+    def progress_due(self, now: float, *, every: float, limit: int) -> list[str]:
+        """Subscribed runs RUNNING whose task progress was never read, or not for ``every`` seconds; never read
+        first, then the oldest read."""
+        rows = self.store.db.execute(
+            f"SELECT w.run_id FROM watched_runs w WHERE w.server_id = ? AND w.state = 'RUNNING' AND {_SUBSCRIBED} "
+            "AND (w.tasks_read_at IS NULL OR w.tasks_read_at <= ? OR w.tasks_read_at > ?) "
+            "ORDER BY w.tasks_read_at IS NOT NULL, w.tasks_read_at LIMIT ?",
+            [self.store.server_id, now - every, now + every, limit]).fetchall()
+        return [row[0] for row in rows]
+
+    def record_progress(self, run_id: str, tasks: str | None, *, now: float) -> bool:
+        """Store a read of the run's task progress (``tasks`` None: it could not be read, the last one is kept).
+        Its cards go stale when the progress changed; returns whether it did."""
+        with self.store.transaction() as db:
+            server_id = self.store.server_id
+            row = db.execute("SELECT tasks FROM watched_runs WHERE server_id = ? AND run_id = ?",
+                             [server_id, run_id]).fetchone()
+            changed = row is not None and tasks is not None and row[0] != tasks
+            db.execute("UPDATE watched_runs SET tasks = COALESCE(?, tasks), tasks_read_at = ? "
+                       "WHERE server_id = ? AND run_id = ?", [tasks, now, server_id, run_id])
+            if changed:
+                _bump_cards(db, server_id, [run_id])
+        return changed
+
     def record_terminal(self, run_id: str, *, state: str, now: float, exit_code: int | None,
                         start_time: str | None, end_time: str | None, owed: dict[int, Message]) -> list[int]:
         """The run ended: in one transaction, store the state, queue the notification rendered for each

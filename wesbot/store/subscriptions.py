@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from ..outcome import TaskProgress
 from .base import Message, Store
 from .outbox import enqueue_in_threads
 from .runs import READ_AT
@@ -38,6 +39,8 @@ class Subscription:
     read_at: float | None = None
     failing_since: float | None = None
     failing_reason: str | None = None
+    # The run's task progress at its last read (RUNNING runs only; None: not read, or no tasks given).
+    progress: TaskProgress | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,7 +55,7 @@ def read_subscription(db: Database, sub_id: int) -> Subscription:
     row = db.execute(
         "SELECT s.id, s.run_id, s.channel_id, s.status, s.created_at, s.expires_at, s.workflow, s.card_ts, "
         "s.card_version, s.card_synced, s.card_failed, s.reason, w.state, w.state_since, w.exit_code, "
-        f"w.start_time, w.end_time, {READ_AT}, w.failing_since, w.failing_reason "
+        f"w.start_time, w.end_time, {READ_AT}, w.failing_since, w.failing_reason, w.tasks "
         "FROM subscriptions s LEFT JOIN watched_runs w ON w.server_id = s.server_id AND w.run_id = s.run_id "
         "WHERE s.id = ?",
         [sub_id],
@@ -65,6 +68,7 @@ def read_subscription(db: Database, sub_id: int) -> Subscription:
         workflow=row[6], card_ts=row[7], card_version=row[8], card_synced=row[9], card_failed=row[10],
         reason=row[11], users=users, state=row[12], state_since=row[13], exit_code=row[14],
         start_time=row[15], end_time=row[16], read_at=row[17], failing_since=row[18], failing_reason=row[19],
+        progress=TaskProgress.from_json(row[20]),
     )
 
 

@@ -27,6 +27,7 @@ from .base import Clock, RunList, SystemClock, WatchedWes, WatcherSettings, Work
 from .cancels import CancelFollower
 from .delivery import DeliverStats, Delivery, Poster
 from .details import Details
+from .progress import ProgressReader
 from .subscriptions import SubscriptionPoller, TickStats
 from .sweep import SweepStats, WatchSweeper
 
@@ -81,6 +82,7 @@ class Watcher:
                                                                   **jobs)  # type: ignore[arg-type]
         self.follower = None if cancels is None else CancelFollower(cancels, wes, settings=self.settings,
                                                                     clock=self.clock, stop=self.stop)
+        self.progress = ProgressReader(store, wes, workers, clock=self.clock)
         self.delivery = Delivery(store, poster, workers, host=host, settings=self.settings, clock=self.clock,
                                  cancels=cancels, server=server, run_url=run_url)
         self._next_tick = 0.0
@@ -94,6 +96,9 @@ class Watcher:
 
     def expire(self) -> int:
         return self.subscriptions.expire()
+
+    def read_progress(self) -> int:
+        return self.progress.read()
 
     def sweep_watches(self) -> SweepStats:
         return self.sweeper.sweep() if self.sweeper is not None else SweepStats()
@@ -123,6 +128,7 @@ class Watcher:
             # Subscriptions first: a long or failing channel-wide sweep must not hold up their polling (and a
             # sweep is bounded in time, so the next cycle's polls wait at most that long behind it).
             self._poll_subscriptions()
+            self._contained("reading task progress", self.read_progress)
         if self.sweeper is not None and started >= self._next_sweep:
             sweep = self._contained("sweeping channel watches", self.sweep_watches)
             self._next_sweep = self.clock.monotonic() + self.settings.poll_seconds

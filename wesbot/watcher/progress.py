@@ -1,0 +1,71 @@
+"""Task progress for the cards of running runs: how many tasks are done, running and failed.
+
+Neither the status call nor the run list carries task counts, so progress costs a read of the task list. It is
+read for subscribed RUNNING runs only, each at most once every ``every`` seconds, and for at most ``per_cycle``
+runs a cycle, the never-read first: with many runs the cards catch up over a few cycles instead of the server
+taking a burst. A run's list is read up to ``pages`` pages; beyond that the card says "N+ tasks".
+
+Stores what it read (``store.runs.record_progress``); the card is updated by delivery only when the counts
+changed. Never posts, and a failed read costs nothing but the request: the card keeps the last counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ..outcome import TaskProgress, task_progress
+from ..store.watch import WatchStore
+from ..wes.errors import WesError
+from ..wes.models import Log
+from ..wes.paging import Walk, walk
+from .base import Clock, WatchedWes, Workers
+
+logger = logging.getLogger("wesbot.watcher")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgressSettings:
+    every: float = 300.0
+    per_cycle: int = 20
+    pages: int = 5
+    page_size: int = 100
+    concurrency: int = 4
+
+
+class ProgressReader:
+    def __init__(self, store: WatchStore, wes: WatchedWes, workers: Workers, *, clock: Clock,
+                 settings: ProgressSettings | None = None) -> None:
+        self.store = store
+        self.wes = wes
+        self.workers = workers
+        self.clock = clock
+        self.settings = settings or ProgressSettings()
+
+    def read(self) -> int:
+        """Read the progress of the runs that are due; returns how many cards it changed."""
+        due = self.store.runs.progress_due(self.clock.now(), every=self.settings.every,
+                                           limit=self.settings.per_cycle)
+        if not due:
+            return 0
+        changed = 0
+        for run_id, progress in self.workers.map(self._read, due, self.settings.concurrency):
+            stored = progress.as_json() if progress is not None else None
+            changed += self.store.runs.record_progress(run_id, stored, now=self.clock.now())
+        return changed
+
+    def _read(self, run_id: str) -> tuple[str, TaskProgress | None]:
+        tasks: list[Log] = []
+        walked = Walk()
+        try:
+            for step in walk(lambda token: self.wes.list_tasks(run_id, page_size=self.settings.page_size,
+                                                               page_token=token),
+                             size=lambda page: len(page.tasks), max_pages=self.settings.pages,
+                             stopped=self.workers.stop.is_set, progress=walked):
+                tasks += step.page.tasks
+        except WesError as error:
+            logger.debug("no task progress for run %s: %s", run_id, error)
+            return run_id, None
+        if not tasks:
+            return run_id, None  # a server that gives no tasks: the card says nothing of them
+        return run_id, task_progress(tasks, more=not walked.complete)
