@@ -162,8 +162,10 @@ def test_end_to_end_the_card_shows_the_tasks_the_wes_server_lists(wes: FakeWes, 
     bot.wait_http_ready()
     try:
         assert "Watching run `w1`" in slash(bot, slack, "subscribe w1")["text"]
-        slack.wait_for(lambda: any("*Tasks:* 1 of 3 done · 1 running" in json.dumps(c["args"].get("blocks"), ensure_ascii=False)
-                                   for c in slack.calls_to("chat.postMessage") + slack.calls_to("chat.update"))
-                       or None, timeout=10, what="the card with the task progress")
+        def shown() -> bool:
+            return any("*Tasks:* 1 of 3 done · 1 running" in json.dumps(c["args"].get("blocks"), ensure_ascii=False)
+                       for c in slack.calls_to("chat.postMessage") + slack.calls_to("chat.update"))
+
+        slack.wait_for(lambda: shown() or None, timeout=10, what="the card with the task progress")
     finally:
         assert bot.stop() == 0

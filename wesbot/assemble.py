@@ -62,8 +62,9 @@ class ServerParts:
 
 
 def build_servers(settings: Settings, poster: SlackPoster | None, stop: threading.Event, resources: ExitStack, *,
-                  watch: bool = True) -> list[ServerParts]:
-    """Every configured server's parts; clients and log readers are closed with ``resources``."""
+                  watch: bool = True, on_ended: Callable[[list[str]], None] | None = None) -> list[ServerParts]:
+    """Every configured server's parts; clients and log readers are closed with ``resources``. ``on_ended``:
+    each watcher's delivery tells it who watched a run whose end it posted (the Home tabs)."""
     several = len(settings.servers) > 1
     parts = []
     for server in settings.servers:
@@ -74,7 +75,7 @@ def build_servers(settings: Settings, poster: SlackPoster | None, stop: threadin
         watcher = None
         if watch and poster is not None:
             watcher = build_watcher(settings, store, wes, poster, server=server, several=several, logs=logs,
-                                    stop=stop)
+                                    stop=stop, on_ended=on_ended)
         # Repositories hold no state: the watcher's own instances and these see the same rows.
         parts.append(ServerParts(config=server, wes=wes, logs=logs, store=store, cancels=CancelStore(store, server.url),
                                  watches=WatchesStore(store), watcher=watcher))

@@ -80,6 +80,8 @@ MANIFEST_BOT_SCOPES: tuple[str, ...] = (
     "im:read",
     "mpim:read",
     "usergroups:read",
+    "links:read",
+    "links:write",
 )
 WES_BASE_PATH = "/ga4gh/wes/v1"
 SLACK_TIMEOUT_SECONDS = 10.0

@@ -273,6 +273,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .server import serve_http, serve_socket_mode
     from .slack.app import build_app
+    from .slack.home import EndedRuns, HomePublisher
     from .store import open_db
 
     open_db(settings.db_path).close()
@@ -283,11 +284,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     with ExitStack() as resources:
         resources.callback(poster.close)
-        parts = build_servers(settings, poster, stop, resources, watch=not args.no_watcher)
+        ended = EndedRuns()  # whose runs ended, from the watchers' delivery: their Home tabs are refreshed
+        parts = build_servers(settings, poster, stop, resources, watch=not args.no_watcher, on_ended=ended)
         held = report_held(settings)
         metrics.current().track_stores([(part.store, part.watches, part.wes.host) for part in parts])
         deps = _slack_deps(settings, parts, pool, poster)
         deps.held = [row.describe() for row in held]
+        deps.home = ended.home = HomePublisher.for_deps(deps, slack_client(settings))
         # Bolt checks the bot token with auth.test; a failure is one line, without slack_sdk's own line per try.
         with _slack_start_errors(settings, "SLACK_BOT_TOKEN", "auth.test"), library_lines_dropped("slack_sdk"):
             app = build_app(settings, deps, http_mode=http_mode)
@@ -368,12 +371,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
     setup_logging(settings, args.log_level, default="info")
     _serve_metrics(args, settings)
     from .server import install_stop_handlers
+    from .slack.home import EndedRuns, HomePublisher
     from .store import open_db
 
     open_db(settings.db_path).close()
     stop = threading.Event()
     with ExitStack() as resources, slack_poster(settings) as poster:
-        parts = build_servers(settings, poster, stop, resources)
+        ended = EndedRuns()  # whose runs ended: their Home tabs are refreshed (from the store only)
+        parts = build_servers(settings, poster, stop, resources, on_ended=ended)
+        ended.home = HomePublisher.for_parts(parts, slack_client(settings))
         report_held(settings)
         metrics.current().track_stores([(part.store, part.watches, part.wes.host) for part in parts])
         fleet = Fleet([part.watcher for part in parts if part.watcher is not None], stop)

@@ -43,6 +43,8 @@ from typing import Any, TypedDict, TypeVar
 from urllib.parse import urlencode
 
 import yaml  # type: ignore[import-untyped]
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.views import View
 from slack_sdk.signature import SignatureVerifier
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -101,7 +103,8 @@ class FakeSlack:
     Token check: ``bot_token`` is required on every method but ``apps.connections.open``, which needs
     ``app_token``; None accepts any token. A wrong token gets ``invalid_auth``, none ``not_authed``.
     Data the methods serve can be edited: ``channels``, ``users`` (id -> dict), ``usergroups``
-    (id -> user ids); ``messages`` (ts -> message dict with "channel") holds what was posted.
+    (id -> user ids); ``messages`` (ts -> message dict with "channel") holds what was posted; ``home_views``
+    (user id -> view) the Home tab last published for each user (``views.publish``).
     """
 
     def __init__(
@@ -141,6 +144,7 @@ class FakeSlack:
         self.usergroups: dict[str, list[str]] = {}
         self.messages: dict[str, dict[str, Any]] = {}
         self.connections_opened = 0
+        self.home_views: dict[str, dict[str, Any]] = {}
 
         self._cond = threading.Condition(threading.RLock())
         self._calls: list[SlackCall] = []
@@ -405,12 +409,14 @@ class FakeSlack:
             "chat.postEphemeral": self._post_ephemeral,
             "chat.update": self._update,
             "chat.delete": self._delete,
+            "chat.unfurl": self._unfurl,
             "conversations.info": self._conversations_info,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "usergroups.users.list": self._usergroup_users,
             "apps.connections.open": self._connections_open,
+            "views.publish": self._views_publish,
         }
         handler = handlers.get(method)
         if handler is None:
@@ -493,6 +499,50 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         del self.messages[ts]
         return {"ok": True, "channel": channel, "ts": ts}
+
+    def _unfurl(self, args: dict[str, Any]) -> dict[str, Any]:
+        """chat.unfurl: ``channel`` and ``ts`` (or ``unfurl_id`` and ``source``), and ``unfurls`` (a JSON object of
+        url -> {"blocks": ...}, or the same as a string); recorded in ``calls`` like every call."""
+        unfurls = args.get("unfurls")
+        if isinstance(unfurls, str):
+            try:
+                unfurls = json.loads(unfurls)
+            except ValueError:
+                return {"ok": False, "error": "invalid_unfurls"}
+        if not (args.get("channel") and args.get("ts")) and not (args.get("unfurl_id") and args.get("source")):
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(unfurls, dict) or not unfurls:
+            return {"ok": False, "error": "invalid_unfurls"}
+        return {"ok": True}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A user's Home tab: ``user_id`` and ``view`` (a JSON object, or the same as a string), checked as Slack
+        checks it (slack_sdk's view and block models: a home view of 1 to 100 valid blocks), kept in
+        ``home_views`` and answered back with an id and a hash."""
+        user_id, view = args.get("user_id"), args.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError:
+                return {"ok": False, "error": "invalid_arguments"}
+        if not user_id:
+            return {"ok": False, "error": "user_not_found"}
+        if not isinstance(view, dict) or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        try:
+            model = View(type="home", blocks=view.get("blocks"), private_metadata=view.get("private_metadata"),
+                         callback_id=view.get("callback_id"), external_id=view.get("external_id"))
+            model.validate_json()
+            for block in model.blocks or []:
+                block.validate_json()
+        except (SlackObjectFormationError, TypeError, KeyError) as error:
+            return {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": [str(error)]}}
+        self.home_views[str(user_id)] = view
+        self._ts_counter += 1
+        return {"ok": True, "view": {"id": f"V{self._ts_counter:08d}", "team_id": self.team_id, "type": "home",
+                                     "blocks": view.get("blocks") or [], "private_metadata": "", "callback_id": "",
+                                     "state": {"values": {}}, "hash": f"{self._ts_base}.{uuid.uuid4().hex[:8]}",
+                                     "app_id": self.app_id, "bot_id": self.bot_id}}
 
     def _listed(self, message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
         shown = {k: v for k, v in message.items() if k != "channel"}

@@ -45,7 +45,9 @@ from .blocks import (
 from .cards import ACTION_OPEN, cancel_announcement
 from .deps import Deps, ServerDeps
 from .gate import response_url_allowed
+from .home import HOME_ACTIONS, HOME_EVENT, HomeListeners
 from .replies import cancel_message, merge, render
+from .unfurl import listeners as unfurl_listeners
 
 logger = logging.getLogger("wesbot.slack")
 
@@ -233,6 +235,10 @@ def register(app: App, deps: Deps) -> None:
         # A "which server?" question's buttons add the server (wes_run:status:prod): unique in their block.
         matcher = re.compile(rf"^{re.escape(action_id)}(:[a-z]+(:[a-z0-9-]+)?)?$")
         app.action(matcher)(ack=_ack_action, lazy=[listeners.action_runner(action_id)])
+    app.event("link_shared")(**unfurl_listeners(deps))  # run links unfurl (slack.unfurl)
+    home = HomeListeners.for_deps(deps, app.client)  # the App Home tab (slack.home)
+    app.event(HOME_EVENT)(ack=_ack_action, lazy=[home.run_home_opened])
+    app.action(HOME_ACTIONS)(ack=_ack_action, lazy=[home.run_home_action])
     app.error(listeners.on_error)
 
 

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cancel import DEFAULT_CANCEL_TIMEOUT, Cancelers
 from ..commands import Command
@@ -24,6 +24,9 @@ from ..store.watch import WatchStore
 from ..store.watches import WatchesStore
 from .gate import response_origins
 from .poster import SlackPoster
+
+if TYPE_CHECKING:
+    from .home import HomePublisher
 
 
 @dataclass
@@ -67,6 +70,8 @@ class Deps:
     config_channels: Mapping[str, str] = field(default_factory=dict)
     # What /wes servers says about stored servers the configuration no longer names (one line each).
     held: Sequence[str] = ()
+    # The Home tab's publisher, shared with the watchers' delivery (None: the listeners make their own).
+    home: HomePublisher | None = None
 
     @classmethod
     def single(cls, *, wes: Wes, host: str, pool: ThreadPoolExecutor, name: str = "default",

@@ -497,3 +497,22 @@ def m007_add_task_progress(db: Database) -> None:
     read: the watcher reads it every few minutes, not every poll."""
     db.execute("ALTER TABLE watched_runs ADD COLUMN tasks TEXT")
     db.execute("ALTER TABLE watched_runs ADD COLUMN tasks_read_at REAL")
+
+
+@migrations()
+def m008_create_unfurls(db: Database) -> None:
+    """When each run was last unfurled in each channel (``store.unfurls``): once per channel per half hour."""
+    _script(
+        db,
+        """
+        CREATE TABLE unfurls (
+            server_id INTEGER NOT NULL REFERENCES servers (id),
+            run_id TEXT NOT NULL,
+            channel_id TEXT NOT NULL,
+            -- wall time of the claim
+            at REAL NOT NULL,
+            PRIMARY KEY (server_id, run_id, channel_id)
+        );
+        CREATE INDEX unfurls_at ON unfurls (server_id, at)
+        """,
+    )

@@ -50,6 +50,16 @@ class SubscribeOutcome:
     added_user: bool  # this user was not yet among its subscribers
 
 
+@dataclass(frozen=True, kw_only=True)
+class EndedRun:
+    """A run whose end a subscription saw: its last state, exit code, and when the end was seen (wall time)."""
+
+    run_id: str
+    state: str | None
+    exit_code: int | None
+    ended_at: float | None
+
+
 def read_subscription(db: Database, sub_id: int) -> Subscription:
     """One subscription with its subscribers and its run's last known state, on ``db`` (any connection)."""
     row = db.execute(
@@ -166,6 +176,35 @@ class Subscriptions:
             "ORDER BY created_at", [self.store.server_id, channel_id]
         ).fetchall()]
         return [read_subscription(db, i) for i in ids]
+
+    def of_user(self, user_id: str) -> list[Subscription]:
+        """The active subscriptions ``user_id`` is one of the users of, in every channel (the Home tab), the
+        newest first."""
+        db = self.store.db
+        ids = [r[0] for r in db.execute(
+            "SELECT s.id FROM subscriptions s JOIN subscribers u ON u.subscription_id = s.id WHERE s.server_id = ? "
+            "AND s.status = 'active' AND u.user_id = ? ORDER BY s.created_at DESC, s.id DESC",
+            [self.store.server_id, user_id]).fetchall()]
+        return [read_subscription(db, i) for i in ids]
+
+    def ended_of_user(self, user_id: str, *, since: float, limit: int) -> list[Subscription]:
+        """``user_id``'s subscriptions whose run ended (its terminal state was seen) at ``since`` or later, the
+        latest first."""
+        db = self.store.db
+        ids = [r[0] for r in db.execute(
+            "SELECT s.id FROM subscriptions s JOIN subscribers u ON u.subscription_id = s.id WHERE s.server_id = ? "
+            "AND s.status = 'ended' AND s.ended_at >= ? AND u.user_id = ? ORDER BY s.ended_at DESC, s.id DESC LIMIT ?",
+            [self.store.server_id, since, user_id, limit]).fetchall()]
+        return [read_subscription(db, i) for i in ids]
+
+    def recently_ended(self, limit: int = 200) -> list[EndedRun]:
+        """The last ``limit`` runs whose end a subscription saw, in any channel, the latest first (one row per
+        run): where the Home tab finds a server's latest failures without asking WES."""
+        return [EndedRun(run_id=r[0], state=r[1], exit_code=r[2], ended_at=r[3]) for r in self.store.db.execute(
+            "SELECT s.run_id, w.state, w.exit_code, MAX(s.ended_at) AS ended FROM subscriptions s "
+            "JOIN watched_runs w ON w.server_id = s.server_id AND w.run_id = s.run_id "
+            "WHERE s.server_id = ? AND s.status = 'ended' GROUP BY s.run_id ORDER BY ended DESC LIMIT ?",
+            [self.store.server_id, limit]).fetchall()]
 
     def card_of(self, run_id: str, channel_id: str) -> str | None:
         """The ts of the run's card in the channel, while it is watched there: where whatever else is said of

@@ -15,6 +15,7 @@ from .leases import Leases
 from .outbox import Outbox, OutboxRow
 from .runs import WatchedRun, WatchedRuns
 from .subscriptions import SubscribeOutcome, Subscription, Subscriptions
+from .unfurls import Unfurls
 from .values import Values
 
 __all__ = ["Message", "OutboxRow", "SubscribeOutcome", "Subscription", "WatchStore", "WatchedRun"]
@@ -33,6 +34,7 @@ class WatchStore(Store):
         self.runs = WatchedRuns(self)
         self.outbox = Outbox(self)
         self.values = Values(self)
+        self.unfurls = Unfurls(self)
 
     @cached_property
     def leases(self) -> Leases:

@@ -92,6 +92,25 @@ class WatchesStore:
             "ORDER BY id", [self.store.server_id, channel_id]).fetchall()
         return [_watch(r) for r in rows]
 
+    def of_creator(self, user_id: str) -> list[ChannelWatch]:
+        """The active watches ``user_id`` set, in every channel (the Home tab)."""
+        rows = self.store.db.execute(
+            f"SELECT {_COLUMNS} FROM channel_watches WHERE server_id = ? AND created_by = ? AND status = 'active' "
+            "ORDER BY id", [self.store.server_id, user_id]).fetchall()
+        return [_watch(r) for r in rows]
+
+    def remove_own(self, watch_id: int, user_id: str) -> ChannelWatch | None:
+        """Remove watch ``watch_id`` if it is active and ``user_id`` set it (the Home tab's Unwatch button, whose
+        value is not trusted): the watch removed, else None."""
+        with self.store.transaction() as db:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM channel_watches WHERE id = ? AND server_id = ? AND created_by = ? "
+                "AND status = 'active'", [watch_id, self.store.server_id, user_id]).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE channel_watches SET status = 'removed' WHERE id = ?", [watch_id])
+            return _watch(row)
+
     def active(self) -> list[ChannelWatch]:
         rows = self.store.db.execute(
             f"SELECT {_COLUMNS} FROM channel_watches WHERE server_id = ? AND status = 'active' ORDER BY id",

@@ -117,12 +117,16 @@ class PinnedPoster:
 
 
 class Delivery:
-    """``server``: this server's name when there are several (messages name it, buttons are bound to it)."""
+    """``server``: this server's name when there are several (messages name it, buttons are bound to it).
+    ``on_ended``: told the users of a subscription once its end notification reached Slack (their Home tabs are
+    refreshed); it must not block, and whatever it raises is logged and dropped."""
 
     def __init__(self, store: WatchStore, poster: Poster, workers: Workers, *, host: str,
                  settings: WatcherSettings, clock: Clock, cancels: CancelStore | None = None,
-                 server: str | None = None, run_url: str | None = None) -> None:
+                 server: str | None = None, run_url: str | None = None,
+                 on_ended: Callable[[list[str]], None] | None = None) -> None:
         self.store = store
+        self.on_ended = on_ended
         self.poster: Poster = poster if server is None else PinnedPoster(poster, server)
         self.server = server
         self.run_url = run_url  # the server's run-link template: the cards' Open button
@@ -193,6 +197,7 @@ class Delivery:
             logger.info("outbox %s (%s) had reached Slack before wesbot stopped", row.id, row.dedupe_key)
             self.store.outbox.mark_sent(row.id, ts=found if isinstance(found, str) else None, now=self.clock.now())
             observe.notification(row.kind, row.channel_id, run_of(row), "sent", None)  # when it arrived is unknown
+            self._ended(row)
             return True
         if found is None:
             logger.warning("outbox %s (%s) was being sent when wesbot stopped and Slack cannot tell whether "
@@ -209,6 +214,7 @@ class Delivery:
             stats.sent += 1
             # The row was queued when the run's end was seen: its age is the notification's delay.
             observe.notification(row.kind, row.channel_id, run_of(row), "sent", done - row.created_at)
+            self._ended(row)
         elif result.permanent:
             self.store.outbox.mark_failed(row.id, error=error)
             if result.channel_error:
@@ -229,6 +235,16 @@ class Delivery:
                 self.pacing.hold(row.channel_id, wait)
             stats.retried += 1
             observe.notification(row.kind, row.channel_id, run_of(row), "retry", None, error=error)
+
+    def _ended(self, row: OutboxRow) -> None:
+        """A subscription's end notification reached Slack: tell ``on_ended`` who watched the run. Never lets a
+        failure there reach delivery."""
+        if self.on_ended is None or row.subscription_id is None or not row.dedupe_key.startswith("end:"):
+            return
+        try:
+            self.on_ended(list(self.store.subscriptions.get(row.subscription_id).users))
+        except Exception:
+            logger.warning("could not tell who watched run %s that it ended", run_of(row), exc_info=True)
 
     # -- cards -----------------------------------------------------------------------------------------
 

@@ -47,13 +47,13 @@ def lease_name(server: str | None) -> str:
 class Watcher:
     """The background half of wesbot: built from its collaborators, run by :meth:`run` (or :meth:`step` by
     step in tests). ``logs`` adds log tails to failure notifications; ``cancels`` and ``watches`` turn on
-    following cancels and sweeping channel-wide watches."""
+    following cancels and sweeping channel-wide watches; ``on_ended`` is delivery's (see :class:`Delivery`)."""
 
     def __init__(self, store: WatchStore, wes: WatchedWes, poster: Poster, *, host: str, server: str | None = None,
                  settings: WatcherSettings | None = None, clock: Clock | None = None, owner: str | None = None,
                  logs: LogReader | None = None, cancels: CancelStore | None = None,
                  watches: WatchesStore | None = None, stop: threading.Event | None = None,
-                 run_url: str | None = None) -> None:
+                 run_url: str | None = None, on_ended: Callable[[list[str]], None] | None = None) -> None:
         self.store = store
         self.watches = watches
         self.cancels = cancels
@@ -84,7 +84,7 @@ class Watcher:
                                                                     clock=self.clock, stop=self.stop)
         self.progress = ProgressReader(store, wes, workers, clock=self.clock)
         self.delivery = Delivery(store, poster, workers, host=host, settings=self.settings, clock=self.clock,
-                                 cancels=cancels, server=server, run_url=run_url)
+                                 cancels=cancels, server=server, run_url=run_url, on_ended=on_ended)
         self._next_tick = 0.0
         self._next_sweep = 0.0
         self._failing_steps: set[str] = set()
@@ -238,14 +238,15 @@ class Watcher:
 
 def build_watcher(settings: Settings, store: WatchStore, wes: WatchedWes, poster: Poster, *,
                   server: ServerConfig | None = None, several: bool = False, logs: LogReader | None = None,
-                  stop: threading.Event | None = None) -> Watcher:
+                  stop: threading.Event | None = None, on_ended: Callable[[list[str]], None] | None = None) -> Watcher:
     """The watcher of one WES server (default: the first configured) as ``wesbot serve`` and ``wesbot watch``
     run it: subscriptions, channel-wide watches and cancels, on ``store`` (scoped to that server), at that
-    server's poll interval. ``several``: other servers are watched too, so messages name this one."""
+    server's poll interval. ``several``: other servers are watched too, so messages name this one.
+    ``on_ended``: told who watched a run once its end notification is posted (the Home tabs)."""
     server = server or settings.servers[0]
     return Watcher(
         store, wes, poster, host=wes.host, server=server.name if several else None, logs=logs, stop=stop,
-        cancels=CancelStore(store, server.url), watches=WatchesStore(store), run_url=server.run_url,
+        cancels=CancelStore(store, server.url), watches=WatchesStore(store), run_url=server.run_url, on_ended=on_ended,
         settings=WatcherSettings(poll_seconds=server.poll_seconds, concurrency=settings.poll_concurrency,
                                  subscription_days=settings.subscription_days,
                                  lease_seconds=settings.lease_seconds, digest_after=settings.digest_after),
