@@ -47,7 +47,8 @@ def servers(db: Database) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in db.execute("SELECT id, name, url FROM servers ORDER BY id").fetchall()]
 
 
-ADDED_COLUMNS = {"watched_runs": ("tasks", "tasks_read_at")}
+ADDED_COLUMNS = {"watched_runs": ("tasks", "tasks_read_at"), "channel_watches": ("after_seconds",),
+                 "swept_runs": ("first_seen",), "subscriptions": ("deadline_after", "deadline_told")}
 
 
 def test_every_row_is_kept_with_its_id_on_server_1(copy: Path) -> None:

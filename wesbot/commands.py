@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
+from .format import DURATION_UNITS, duration_text
 from .outcome import FAILED_STATES
 from .servers import SERVER_NAME
 from .wes.models import TERMINAL, RunState
@@ -48,10 +50,13 @@ class Subcommand:
 # --server applies to what goes to one WES server (not to what answers for every server or for none).
 SHARE = "--share"
 SERVER = "--server NAME"
+DEADLINE = "--deadline DURATION"
 _LOOKUP = (SHARE, SERVER)
 OPTIONS: dict[str, str] = {
     SHARE: "post the answer in the channel, not only to you",
     SERVER: "use that WES server, not this channel's default (also `-s NAME`)",
+    DEADLINE: "also tell you once if the run has not ended that long after it started (`90s`, `45m`, `6h`, `2d`, "
+    "`1h30m`)",
 }
 
 
@@ -104,9 +109,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand(
         name="subscribe",
-        usage="/wes subscribe RUN_ID",
-        summary="Watch the run, and post in this channel when it ends (mentioning you).",
-        brief="tell the channel when it ends", example="/wes subscribe 3f2a…", options=(SERVER,),
+        usage="/wes subscribe RUN_ID [--deadline DURATION]",
+        summary="Watch the run, and post in this channel when it ends (mentioning you). With `--deadline 6h`, "
+        "you also hear once, in the card's thread, if it has not ended 6 hours after it started.",
+        brief="tell the channel when it ends", example="/wes subscribe 3f2a… --deadline 6h",
+        options=(DEADLINE, SERVER),
     ),
     Subcommand(
         name="unsubscribe", usage="/wes unsubscribe RUN_ID", summary="Stop watching the run in this channel.",
@@ -119,14 +126,17 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand(
         name="watch",
-        usage="/wes watch failed|finished | /wes watch tag KEY=VALUE [failed|finished]",
-        summary="Post in this channel whenever any run on the server fails (or ends), or only runs with that tag.",
-        brief="every run that fails (or ends)", example="/wes watch tag project=rnaseq", options=(SERVER,),
+        usage="/wes watch [tag KEY=VALUE] failed|finished | /wes watch [tag KEY=VALUE] long|queued DURATION",
+        summary="Post in this channel whenever any run on the server fails (or ends), or only runs with that tag. "
+        "`long 6h`: once about every run still active 6 hours after it started (its start time, or when wesbot "
+        "first saw it); `queued 30m`: once about every run QUEUED or INITIALIZING that long.",
+        brief="every run that fails, ends, or runs late", example="/wes watch long 6h tag project=rnaseq",
+        options=(SERVER,),
     ),
     Subcommand(
         name="unwatch",
-        usage="/wes unwatch failed|finished | /wes unwatch tag KEY=VALUE [failed|finished]",
-        summary="Remove a channel-wide watch (same arguments as watch).",
+        usage="/wes unwatch [tag KEY=VALUE] failed|finished|long|queued",
+        summary="Remove a channel-wide watch (the same kind and tag as the watch; a duration is not needed).",
         brief="remove a watch", example="/wes unwatch failed", options=(SERVER,),
     ),
     Subcommand(
@@ -311,9 +321,12 @@ class Command:
     only_failed: bool = False
     topic: str | None = None
     stream: str | None = None
-    # watch / unwatch: "failed" or "finished", and an optional (key, value) tag
+    # watch / unwatch: "failed", "finished", "long" or "queued", and an optional (key, value) tag
     watch_kind: str | None = None
     tag: tuple[str, str] | None = None
+    # Seconds: how long a run may be active (watch long) or waiting (watch queued) before the channel hears of
+    # it; for subscribe --deadline, how long after its start it should have ended.
+    after: float | None = None
     page_token: str | None = None
     skip: int = 0
     share: bool = False
@@ -340,6 +353,8 @@ class Command:
             words += ["tag", f"{self.tag[0]}={self.tag[1]}"]
         if self.watch_kind:
             words.append(self.watch_kind)
+        if self.after is not None:
+            words.append(("--deadline=" if self.name == "subscribe" else "") + duration_text(self.after))
         if self.topic:
             words.append(self.topic)
         if page_token:
@@ -369,6 +384,7 @@ class _Options:
     page_token: str | None = None
     skip: int = 0
     server: str | None = None
+    deadline: float | None = None
 
 
 def _read_options(words: list[str]) -> tuple[_Options, list[str]]:
@@ -384,16 +400,42 @@ def _read_options(words: list[str]) -> tuple[_Options, list[str]]:
             found["server"] = _read_server(word[len("--server="):])
         elif word == "--share":
             found["share"] = True
+        elif word == "--deadline":
+            found["deadline"] = parse_duration(next(rest, ""), usage("subscribe"))
+        elif word.startswith("--deadline="):
+            found["deadline"] = parse_duration(word[len("--deadline="):], usage("subscribe"))
         elif word.startswith("--page="):
             found["page_token"] = unquote(word[len("--page=") :]) or None
         elif word.startswith("--skip="):
             found["skip"] = _read_skip(word[len("--skip=") :])
         elif word.startswith("--") and len(word) > 2:
-            raise UsageError(f"unknown option {word[:40]!r}" + _did_you_mean(word, ("--share", "--server")),
+            raise UsageError(f"unknown option {word[:40]!r}" + _did_you_mean(word, ("--share", "--server",
+                                                                                      "--deadline")),
                              "Usage: /wes SUBCOMMAND ... [--share] [--server NAME]")
         else:
             positional.append(word)
     return _Options(**found), positional  # type: ignore[arg-type]
+
+
+# How long a deadline may be: a few seconds to a quarter of a year.
+MIN_DURATION = 10
+MAX_DURATION = 90 * 86400
+DURATION_FORMS = "`90s`, `45m`, `6h`, `2d` or `1h30m`"
+_DURATION = re.compile(r"(?:(\d{1,5})d)?(?:(\d{1,5})h)?(?:(\d{1,5})m)?(?:(\d{1,7})s)?")
+
+
+def parse_duration(word: str, usage_line: str) -> float:
+    """``90s``, ``45m``, ``6h``, ``2d``, ``1h30m`` (units in that order, each at most once) as seconds; anything
+    else, or a duration outside MIN_DURATION..MAX_DURATION, is refused with the forms accepted."""
+    found = _DURATION.fullmatch(word.lower()) if word else None
+    if found is None or not any(found.groups()):
+        raise UsageError(f"{word[:40]!r} is not a duration: say {DURATION_FORMS}" if word else
+                         f"a duration is missing: say {DURATION_FORMS}", usage_line)
+    seconds = sum(int(value) * unit for value, (_, unit) in zip(found.groups(), DURATION_UNITS, strict=True) if value)
+    if not MIN_DURATION <= seconds <= MAX_DURATION:
+        raise UsageError(f"{word[:40]!r} is too {'short' if seconds < MIN_DURATION else 'long'}: a duration is "
+                         f"from {MIN_DURATION}s to {MAX_DURATION // 86400}d", usage_line)
+    return float(seconds)
 
 
 def _read_server(name: str) -> str:
@@ -467,32 +509,49 @@ def _parse_use(name: str, args: list[str], opts: _Options) -> Command:
     return Command(name=name, server=_read_server(args[0]) if args else opts.server)
 
 
-WATCH_KINDS = ("failed", "finished")
+WATCH_KINDS = ("failed", "finished", "long", "queued")
+# The kinds that alert on runs still going, after a duration.
+LATE_KINDS = ("long", "queued")
 STREAMS = ("stdout", "stderr")
 # How near a word must be to a stream to be taken for a misspelt one (one typo in six letters is 0.9).
 _TYPO = 0.8
 
 
 def _parse_watch(name: str, args: list[str], opts: _Options) -> Command:
-    """``watch``/``unwatch``: ``failed|finished``, optionally after ``tag KEY=VALUE``; ``failed`` by default."""
-    _need(name, args, 1, 3)
+    """``watch``/``unwatch``: a kind (``failed`` by default; ``long`` and ``queued`` take a duration to watch),
+    and ``tag KEY=VALUE`` before or after it."""
+    _need(name, args, 1, 4)
     tag, rest = _read_tag(name, args)
-    if len(rest) > 1:
-        raise UsageError(f"unexpected {rest[1][:40]!r}", usage(name))
     kind = rest[0].lower() if rest else "failed"
     if kind not in WATCH_KINDS:
         raise _not_one_of(rest[0], "a kind of watch", WATCH_KINDS, usage(name))
-    return Command(name=name, watch_kind=kind, tag=tag, share=opts.share)
+    after = None
+    if kind in LATE_KINDS and name == "watch":
+        after = parse_duration(rest[1] if len(rest) > 1 else "", usage(name))
+    taken = 1 + (after is not None or (kind in LATE_KINDS and len(rest) > 1 and _is_duration(rest[1])))
+    if len(rest) > taken:
+        raise UsageError(f"unexpected {rest[taken][:40]!r}", usage(name))
+    return Command(name=name, watch_kind=kind, tag=tag, after=after, share=opts.share)
+
+
+def _is_duration(word: str) -> bool:
+    try:
+        parse_duration(word, "")
+    except UsageError:
+        return False
+    return True
 
 
 def _read_tag(name: str, args: list[str]) -> tuple[tuple[str, str] | None, list[str]]:
-    """A leading ``tag KEY=VALUE`` (cut to what a tag may hold), and the words after it."""
-    if args[0].lower() != "tag":
+    """A ``tag KEY=VALUE`` first or last (cut to what a tag may hold), and the other words."""
+    words = [word.lower() for word in args]
+    if "tag" not in words:
         return None, list(args)
-    if len(args) < 2 or "=" not in args[1] or args[1].startswith("="):
-        raise UsageError("a tag is KEY=VALUE", usage(name))
-    key, _, value = args[1].partition("=")
-    return (key[:100], value[:200]), args[2:]
+    at = words.index("tag")
+    if at not in (0, len(args) - 2) or "=" not in args[at + 1] or args[at + 1].startswith("="):
+        raise UsageError("a tag is KEY=VALUE, before or after the kind of watch", usage(name))
+    key, _, value = args[at + 1].partition("=")
+    return (key[:100], value[:200]), args[:at] + args[at + 2:]
 
 
 def _parse_audit(name: str, args: list[str], opts: _Options) -> Command:
@@ -501,10 +560,11 @@ def _parse_audit(name: str, args: list[str], opts: _Options) -> Command:
 
 
 def _parse_run_id(name: str, args: list[str], opts: _Options) -> Command:
-    """The subcommands that take exactly one run id."""
+    """The subcommands that take exactly one run id (subscribe also takes --deadline)."""
     _need(name, args, 1, 1)
     # A cancel confirmation is never shared: its red button stays with whoever asked.
-    return Command(name=name, run_id=_check_id("run id", args[0], name), share=opts.share and name != "cancel")
+    return Command(name=name, run_id=_check_id("run id", args[0], name), share=opts.share and name != "cancel",
+                   after=opts.deadline if name == "subscribe" else None)
 
 
 def _parse_tasks(name: str, args: list[str], opts: _Options) -> Command:
@@ -584,5 +644,7 @@ def parse(text: str) -> Command:
     if not positional:
         return Command(name="help", share=opts.share)
     name = _subcommand(positional[0])
+    if opts.deadline is not None and name != "subscribe":
+        raise UsageError("--deadline goes with subscribe", usage("subscribe"))
     command = _PARSERS[name](name, positional[1:], opts)
     return dataclasses.replace(command, server=opts.server) if opts.server and not command.server else command

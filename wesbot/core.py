@@ -266,7 +266,7 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
             if (refused := _cannot_post(command, ctx)) is not None:
                 return refused
             watch, created = ctx.watches.add(channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value,
-                                             user_id=ctx.user_id, now=ctx.now)
+                                             user_id=ctx.user_id, now=ctx.now, after=command.after)
             if ctx.wake is not None:
                 ctx.wake()
             return WatchResult(command=command, action="watch", changed=created, description=watch.describe(),
@@ -298,12 +298,13 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
         run_id=run_id, channel_id=ctx.channel_id, user_id=ctx.user_id, now=ctx.now,
         expires_at=ctx.now + ctx.subscription_days * 86400, state=None if status.state is None else str(status.state),
         workflow=workflow.rsplit("/", 1)[-1] if workflow else None,
-        start_time=run.run_log.start_time if run else None,
+        start_time=run.run_log.start_time if run else None, deadline_after=command.after,
     )
     if ctx.wake is not None:
         ctx.wake()
     return SubscribeResult(command=command, run_id=run_id, state=status.state, created=outcome.created,
-                           added_user=outcome.added_user, watchers=outcome.subscription.users)
+                           added_user=outcome.added_user, watchers=outcome.subscription.users,
+                           deadline_after=outcome.subscription.deadline_after)
 
 
 def _cannot_post(command: Command, ctx: Context) -> ErrorResult | None:

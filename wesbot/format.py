@@ -114,6 +114,20 @@ def human_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
+# The units of a duration argument (``1h30m``), largest first.
+DURATION_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as it is typed (``5400`` is ``1h30m``): what ``commands.parse_duration`` reads back."""
+    left, parts = int(seconds), []
+    for name, unit in DURATION_UNITS:
+        if left >= unit:
+            parts.append(f"{left // unit}{name}")
+            left %= unit
+    return "".join(parts) or "0s"
+
+
 def elapsed(start: str | None, end: str | None, *, now: float) -> float | None:
     """Seconds from ``start`` to ``end``, or to ``now`` (epoch) while there is no end; None when either
     time is one we cannot read."""

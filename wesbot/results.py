@@ -157,6 +157,8 @@ class SubscribeResult(Result):
     created: bool = False
     added_user: bool = False
     watchers: tuple[str, ...] = ()
+    # --deadline: how long after its start the run should have ended (the subscribers hear once if not).
+    deadline_after: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -69,6 +69,7 @@ class StubWes:
     shuffle_seed: int | None = None
     repeat_last_token: bool = False
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    start_times: dict[str, str] = field(default_factory=dict)  # as GET /runs lists them (WES 1.1)
 
     def list_runs(self, *, page_size: int | None = None, page_token: str | None = None) -> RunListPage:
         """Pages of ``page`` runs; with ``shuffle_seed``, every call lists them in a different order."""
@@ -82,7 +83,8 @@ class StubWes:
         if not nxt and self.repeat_last_token:
             nxt = page_token or ""  # the last page names itself as the next one, forever
         return RunListPage(runs=[RunSummary(run_id=i, state=None if self.list_without_states else
-                                            parse_state(self.states[i]), tags=self.tags.get(i, {}))
+                                            parse_state(self.states[i]), tags=self.tags.get(i, {}),
+                                            start_time=self.start_times.get(i))
                                  for i in chunk],
                            next_page_token=nxt or None)
 

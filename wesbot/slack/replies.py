@@ -15,6 +15,7 @@ from ..config import run_link
 from ..format import (
     compact_json,
     duration,
+    duration_text,
     is_url,
     log_is_inline,
     server_facts,
@@ -476,6 +477,9 @@ def _subscribe(result: SubscribeResult) -> Message:
         text = f":bell: Added you to the watchers of run {run} in this channel (now *{state}*)."
     else:
         text = f"You are already watching run {run} in this channel (now *{state}*)."
+    if result.deadline_after is not None and not result.already_ended:
+        text += (f" If it has not ended {duration_text(result.deadline_after)} after it started, the channel hears "
+                 "it once, in the run's thread.")
     return {"text": text, "blocks": [section(text)]}
 
 

@@ -516,3 +516,26 @@ def m008_create_unfurls(db: Database) -> None:
         CREATE INDEX unfurls_at ON unfurls (server_id, at)
         """,
     )
+
+
+@migrations()
+def m009_add_deadlines(db: Database) -> None:
+    """Deadlines: a channel watch's duration (``watch long 6h``, ``watch queued 30m``); when the sweep first saw
+    each run (the clock of a run whose list entry gives no start time); which late runs each watch told of
+    (once each); a subscription's ``--deadline`` and when it was said."""
+    _script(
+        db,
+        """
+        ALTER TABLE channel_watches ADD COLUMN after_seconds REAL;
+        ALTER TABLE swept_runs ADD COLUMN first_seen REAL;
+        ALTER TABLE subscriptions ADD COLUMN deadline_after REAL;
+        ALTER TABLE subscriptions ADD COLUMN deadline_told REAL;
+        CREATE TABLE late_runs (
+            server_id INTEGER NOT NULL REFERENCES servers (id),
+            watch_id INTEGER NOT NULL,
+            run_id TEXT NOT NULL,
+            told_at REAL NOT NULL,
+            PRIMARY KEY (server_id, watch_id, run_id)
+        )
+        """,
+    )

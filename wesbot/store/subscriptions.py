@@ -41,6 +41,9 @@ class Subscription:
     failing_reason: str | None = None
     # The run's task progress at its last read (RUNNING runs only; None: not read, or no tasks given).
     progress: TaskProgress | None = None
+    # --deadline: how long after its start the run should have ended, and when the missed deadline was said.
+    deadline_after: float | None = None
+    deadline_told: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,7 +68,8 @@ def read_subscription(db: Database, sub_id: int) -> Subscription:
     row = db.execute(
         "SELECT s.id, s.run_id, s.channel_id, s.status, s.created_at, s.expires_at, s.workflow, s.card_ts, "
         "s.card_version, s.card_synced, s.card_failed, s.reason, w.state, w.state_since, w.exit_code, "
-        f"w.start_time, w.end_time, {READ_AT}, w.failing_since, w.failing_reason, w.tasks "
+        f"w.start_time, w.end_time, {READ_AT}, w.failing_since, w.failing_reason, w.tasks, s.deadline_after, "
+        "s.deadline_told "
         "FROM subscriptions s LEFT JOIN watched_runs w ON w.server_id = s.server_id AND w.run_id = s.run_id "
         "WHERE s.id = ?",
         [sub_id],
@@ -78,7 +82,7 @@ def read_subscription(db: Database, sub_id: int) -> Subscription:
         workflow=row[6], card_ts=row[7], card_version=row[8], card_synced=row[9], card_failed=row[10],
         reason=row[11], users=users, state=row[12], state_since=row[13], exit_code=row[14],
         start_time=row[15], end_time=row[16], read_at=row[17], failing_since=row[18], failing_reason=row[19],
-        progress=TaskProgress.from_json(row[20]),
+        progress=TaskProgress.from_json(row[20]), deadline_after=row[21], deadline_told=row[22],
     )
 
 
@@ -97,9 +101,10 @@ class Subscriptions:
         state: str | None,
         workflow: str | None = None,
         start_time: str | None = None,
+        deadline_after: float | None = None,
     ) -> SubscribeOutcome:
         """Watch ``run_id`` for ``channel_id``; one subscription per (server, run, channel), users are added
-        to it."""
+        to it. ``deadline_after`` (--deadline) sets the subscription's deadline, or a new one (said afresh)."""
         with self.store.transaction() as db:
             server_id = self.store.server_id
             row = db.execute(
@@ -131,6 +136,9 @@ class Subscriptions:
             ).rowcount == 1
             if added and not created:
                 db.execute("UPDATE subscriptions SET card_version = card_version + 1 WHERE id = ?", [sub_id])
+            if deadline_after is not None:
+                db.execute("UPDATE subscriptions SET deadline_after = ?, deadline_told = NULL WHERE id = ?",
+                           [deadline_after, sub_id])
             db.execute(
                 "INSERT INTO watched_runs (server_id, run_id, state, start_time, state_since, next_poll_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (server_id, run_id) DO NOTHING",
@@ -205,6 +213,24 @@ class Subscriptions:
             "JOIN watched_runs w ON w.server_id = s.server_id AND w.run_id = s.run_id "
             "WHERE s.server_id = ? AND s.status = 'ended' GROUP BY s.run_id ORDER BY ended DESC LIMIT ?",
             [self.store.server_id, limit]).fetchall()]
+
+    def with_deadlines(self) -> list[Subscription]:
+        """The active subscriptions whose --deadline has not been said yet (the poller judges which passed)."""
+        db = self.store.db
+        ids = [r[0] for r in db.execute(
+            "SELECT id FROM subscriptions WHERE server_id = ? AND status = 'active' AND deadline_after IS NOT NULL "
+            "AND deadline_told IS NULL", [self.store.server_id]).fetchall()]
+        return [read_subscription(db, i) for i in ids]
+
+    def tell_deadline(self, owed: dict[int, Message], *, now: float) -> list[int]:
+        """Queue each subscription's missed-deadline note (in its card's thread) and remember it was said, in one
+        transaction. Returns the outbox ids queued."""
+        with self.store.transaction() as db:
+            queued = enqueue_in_threads(db, self.store.server_id, owed, kind="notice", now=now,
+                                        key=lambda run, channel, sub_id: f"deadline:{run}:{channel}:{sub_id}:{now}")
+            db.conn.executemany("UPDATE subscriptions SET deadline_told = ? WHERE id = ?",
+                                [(now, sub_id) for sub_id in owed])
+        return [outbox_id for _, outbox_id in queued if outbox_id is not None]
 
     def card_of(self, run_id: str, channel_id: str) -> str | None:
         """The ts of the run's card in the channel, while it is watched there: where whatever else is said of

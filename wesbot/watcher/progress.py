@@ -12,6 +12,7 @@ changed. Never posts, and a failed read costs nothing but the request: the card 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..outcome import TaskProgress, task_progress
@@ -55,17 +56,23 @@ class ProgressReader:
         return changed
 
     def _read(self, run_id: str) -> tuple[str, TaskProgress | None]:
-        tasks: list[Log] = []
-        walked = Walk()
-        try:
-            for step in walk(lambda token: self.wes.list_tasks(run_id, page_size=self.settings.page_size,
-                                                               page_token=token),
-                             size=lambda page: len(page.tasks), max_pages=self.settings.pages,
-                             stopped=self.workers.stop.is_set, progress=walked):
-                tasks += step.page.tasks
-        except WesError as error:
-            logger.debug("no task progress for run %s: %s", run_id, error)
-            return run_id, None
-        if not tasks:
-            return run_id, None  # a server that gives no tasks: the card says nothing of them
-        return run_id, task_progress(tasks, more=not walked.complete)
+        return run_id, read_progress(self.wes, run_id, self.settings, stopped=self.workers.stop.is_set)
+
+
+def read_progress(wes: WatchedWes, run_id: str, settings: ProgressSettings,
+                  stopped: Callable[[], bool] | None = None) -> TaskProgress | None:
+    """The run's task progress from its task list (``settings.pages`` pages at most); None when the server gives
+    no tasks or they cannot be read."""
+    tasks: list[Log] = []
+    walked = Walk()
+    try:
+        for step in walk(lambda token: wes.list_tasks(run_id, page_size=settings.page_size, page_token=token),
+                         size=lambda page: len(page.tasks), max_pages=settings.pages, stopped=stopped,
+                         progress=walked):
+            tasks += step.page.tasks
+    except WesError as error:
+        logger.debug("no task progress for run %s: %s", run_id, error)
+        return None
+    if not tasks:
+        return None  # a server that gives no tasks: the message says nothing of them
+    return task_progress(tasks, more=not walked.complete)

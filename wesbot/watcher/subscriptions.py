@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .. import observe
+from ..format import parse_time
 from ..outcome import RunOutcome
+from ..slack.alerts import deadline_text
 from ..slack.cards import (
     auth_lost_text,
     card_running_time,
@@ -25,7 +27,7 @@ from ..slack.cards import (
 )
 from ..store.watch import WatchedRun, WatchStore
 from ..wes.errors import NotFound, WesAuthError, WesError, WesUnreachable
-from ..wes.models import RunStatus, RunSummary, is_terminal
+from ..wes.models import RunStatus, RunSummary, is_terminal, parse_state
 from ..wes.paging import Walk
 from .base import Clock, RunList, WatchedWes, WatcherSettings, Workers
 from .details import Details
@@ -48,6 +50,7 @@ class TickStats:
     bugs: int = 0
     wes_requests: int = 0
     unreachable: int = 0  # reads that got no answer at all (an outage, when that is all of them)
+    late: int = 0  # missed --deadline notes queued
     stopped: bool = False
 
 
@@ -95,7 +98,26 @@ class SubscriptionPoller:
         if not stats.stopped:
             self._judge_outage(stats)
             observe.poll_completed(self.host, self.clock.now())
+            stats.late = self.deadlines()
         return stats
+
+    def deadlines(self) -> int:
+        """Say once, in the card's thread, that a subscribed run is still going past its ``--deadline`` (counted
+        from its start, else from the subscription). From the states stored: no WES request."""
+        now = self.clock.now()
+        owed = {}
+        for sub in self.store.subscriptions.with_deadlines():
+            started = parse_time(sub.start_time)
+            since = started.timestamp() if started is not None else sub.created_at
+            if sub.state is None or is_terminal(parse_state(sub.state)) or now - since < (sub.deadline_after or 0):
+                continue
+            owed[sub.id] = notice(sub, deadline_text(sub.run_id, sub.state, sub.deadline_after or 0, now - since,
+                                                     server=self.server), mention=True)
+        if not owed:
+            return 0
+        queued = len(self.store.subscriptions.tell_deadline(owed, now=now))
+        self.owed()
+        return queued
 
     def _judge_outage(self, stats: TickStats) -> None:
         """An outage starts with a cycle whose reads all went unanswered, and ends with the first answer:

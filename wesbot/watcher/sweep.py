@@ -21,7 +21,9 @@ from ..wes.errors import WesError
 from ..wes.models import RunLog, RunStatus, RunSummary, State, is_terminal, parse_state
 from ..wes.paging import Walk
 from .base import Clock, RunList, WatchedWes, WatcherSettings, Workers
+from .deadlines import compose_late, find_late, late_singles
 from .details import Details
+from .progress import ProgressSettings, read_progress
 
 logger = logging.getLogger("wesbot.watcher")
 
@@ -118,6 +120,15 @@ def singles(per_channel: dict[str, list[tuple[RunOutcome, ChannelWatch]]], diges
 # -- the job --------------------------------------------------------------------------------------------
 
 
+@dataclass
+class LateOwed:
+    """The deadline watches' messages, and the (watch id, run id) of each late run they tell of."""
+
+    owed: list[Owed] = field(default_factory=list)
+    told: list[tuple[int, str]] = field(default_factory=list)
+
+
+
 class WatchSweeper:
     def __init__(self, store: WatchStore, watches: WatchesStore, wes: WatchedWes, details: Details, runs: RunList,
                  workers: Workers, *, host: str, label: str | None = None, settings: WatcherSettings, clock: Clock,
@@ -169,13 +180,17 @@ class WatchSweeper:
         self._report_cut(progress, stats.listed)
         previous_complete = self.store.values.get(COMPLETE_FLAG) == "1"
         changes, ended = diff(states, known, new_can_end=previous_complete and progress.complete)
-        active = [w for w in watches if w.active_from is not None]
+        activate = progress.complete or progress.cut is not None
+        active = [w for w in watches if w.active_from is not None and w.after is None]
         owed = self._owed(ended, seen, active, stats) if active else []
+        late = self._late([w for w in watches if w.after is not None and (w.active_from is not None or activate)],
+                          seen, states, started, stats)
         # A run whose end was not confirmed (or that no active watch looked at yet) keeps its old state, to be
         # looked at again next sweep.
         changes = [(run_id, state) for run_id, state in changes if run_id not in ended or run_id in stats.confirmed]
-        stats.queued = self.watches.record_sweep(changes=changes, owed=owed, now=started, complete=progress.complete,
-                                                 activate=progress.complete or progress.cut is not None)
+        stats.queued = self.watches.record_sweep(
+            changes=changes, owed=owed + late.owed, now=started, complete=progress.complete, activate=activate,
+            late=late.told)
         if stats.queued:
             self.owed()
         return stats
@@ -252,6 +267,25 @@ class WatchSweeper:
         owed = compose(per_channel, digest_after=self.settings.digest_after, host=self.label, full=full)
         stats.digests += sum(item.kind == "digest" for item in owed)
         return owed
+
+    def _late(self, watches: list[ChannelWatch], seen: dict[str, RunSummary], states: dict[str, State], now: float,
+              stats: SweepStats) -> LateOwed:
+        """What the deadline watches owe: from the list just read, and each single alert's task progress (one
+        task-list read each; a digest needs none)."""
+        if not watches:
+            return LateOwed()
+        late = find_late(watches, seen, states, self.watches.first_seen(), self.watches.told_late(), now)
+        if not late:
+            return LateOwed()
+        new_watches = {w.id for w in watches if w.active_from is None}
+        alone = late_singles(late, new_watches=new_watches, digest_after=self.settings.digest_after)
+        progress = dict(self.workers.map(
+            lambda run_id: (run_id, read_progress(self.wes, run_id, ProgressSettings(), self.workers.stop.is_set)),
+            alone, self.settings.concurrency))
+        stats.requests += len(alone)
+        owed = compose_late(late, new_watches=new_watches, digest_after=self.settings.digest_after, host=self.label,
+                            progress=progress.get)
+        return LateOwed(owed=owed, told=[(run.watch.id, run.run_id) for run in late])
 
     def _full_outcome(self, item: tuple[str, RunLog]) -> tuple[str, RunOutcome, int]:
         run_id, log = item
