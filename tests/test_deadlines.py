@@ -188,6 +188,20 @@ def test_runs_already_late_when_the_watch_is_set_come_in_one_digest(store: Watch
     assert "already past it when this watch was set" in json.dumps(digest["blocks"])
 
 
+def test_a_watch_removed_and_set_again_starts_over(store: WatchStore, clock: FakeClock) -> None:
+    start = iso(clock.now() - 5 * HOUR)
+    wes = StubWes({"r1": "RUNNING", "r2": "RUNNING"}, start_times={"r1": start, "r2": start})
+    poster = RecordingPoster()
+    set_watch(store, clock, "long", HOUR)
+    watcher = watcher_for(store, wes, poster, clock)
+    run_for(watcher, clock, 2 * 60)
+    WatchesStore(store).remove(channel_id="C1", kind="long", tag_key="", tag_value="")
+    run_for(watcher, clock, 2 * 60)
+    set_watch(store, clock, "long", HOUR)
+    run_for(watcher, clock, 2 * 60)
+    assert [p.message["text"] for p in poster.posts] == ["2 runs active longer than 1h"] * 2
+
+
 def test_a_queued_watch_tells_of_runs_waiting_too_long_only(store: WatchStore, clock: FakeClock) -> None:
     wes = StubWes({"q": "QUEUED", "r": "RUNNING"})
     poster = RecordingPoster()

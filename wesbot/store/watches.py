@@ -80,6 +80,8 @@ class WatchesStore:
             if existing is not None:
                 db.execute("UPDATE channel_watches SET status = 'active', created_by = ?, created_at = ?, "
                            "active_from = NULL, after_seconds = ? WHERE id = ?", [user_id, now, after, existing[0]])
+                # A watch set again starts over: the late runs it told of are told again, in its first digest.
+                db.execute("DELETE FROM late_runs WHERE server_id = ? AND watch_id = ?", [server_id, existing[0]])
                 watch_id = existing[0]
             else:
                 watch_id = db.execute(
@@ -136,6 +138,11 @@ class WatchesStore:
         return {r[0]: r[1] for r in self.store.db.execute(
             "SELECT run_id, COALESCE(first_seen, seen_at) FROM swept_runs WHERE server_id = ?",
             [self.store.server_id]).fetchall()}
+
+    def late_marker(self) -> int:
+        """Changes whenever a late run is recorded (the sweeper keeps what was told in memory between sweeps)."""
+        row = self.store.db.execute("SELECT MAX(rowid) FROM late_runs").fetchone()
+        return int(row[0] or 0)
 
     def told_late(self) -> set[tuple[int, str]]:
         """(watch id, run id) of every late run a deadline watch has told of."""

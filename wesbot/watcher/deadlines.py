@@ -11,6 +11,7 @@ told once per watch (``late_runs``); the runs already late when a watch is set c
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -34,31 +35,41 @@ class LateRun:
     watch: ChannelWatch
 
 
-def since(kind: str, item: RunSummary, state: State, first_seen: float) -> float | None:
-    """When the run's clock started for a watch of ``kind``; None when the run is not one it counts."""
-    if is_terminal(state) or state is None:
-        return None
-    if kind == "queued":
-        return first_seen if state in WAITING else None
-    started = parse_time(item.start_time)
-    return started.timestamp() if started is not None else first_seen
+def _starts(seen: Mapping[str, RunSummary], states: Mapping[str, State],
+            first_seen: Mapping[str, float], now: float) -> dict[str, list[tuple[float, str]]]:
+    """When each active run's clock started, for each kind of deadline watch, oldest first: a ``long`` watch
+    counts from the run's start time (else when wesbot first saw it), a ``queued`` one from when wesbot first
+    saw it, for runs QUEUED or INITIALIZING only. Each start time is parsed once per sweep, not once per watch."""
+    long: list[tuple[float, str]] = []
+    queued: list[tuple[float, str]] = []
+    for run_id, item in seen.items():
+        state = states.get(run_id, item.state)
+        if state is None or is_terminal(state):
+            continue
+        seen_at = first_seen.get(run_id, now)
+        started = parse_time(item.start_time)
+        long.append((started.timestamp() if started is not None else seen_at, run_id))
+        if state in WAITING:
+            queued.append((seen_at, run_id))
+    return {"long": sorted(long), "queued": sorted(queued)}
 
 
 def find_late(watches: list[ChannelWatch], seen: Mapping[str, RunSummary], states: Mapping[str, State],
               first_seen: Mapping[str, float], told: set[tuple[int, str]], now: float) -> list[LateRun]:
-    """The runs that are late for each deadline watch and that it has not told of yet, oldest first."""
+    """The runs that are late for each deadline watch and that it has not told of yet, oldest first. Only the
+    runs started before the watch's limit are looked at (a prefix of the sorted starts)."""
+    starts = _starts(seen, states, first_seen, now)
     late: list[LateRun] = []
     for watch in watches:
-        if watch.after is None:
+        if watch.after is None or watch.kind not in starts:
             continue
-        for run_id, item in seen.items():
-            if (watch.id, run_id) in told or not watch.matches_tags(item.tags):
+        runs = starts[watch.kind]
+        for start, run_id in runs[:bisect_right(runs, (now - watch.after, "\U0010ffff"))]:
+            if (watch.id, run_id) in told or not watch.matches_tags(seen[run_id].tags):
                 continue
-            state = states.get(run_id, item.state)
-            start = since(watch.kind, item, state, first_seen.get(run_id, now))
-            if start is not None and now - start >= watch.after:
-                late.append(LateRun(run_id=run_id, state=str(state), since=start, age=now - start, watch=watch))
-    return sorted(late, key=lambda run: (run.watch.id, run.since))
+            state = states.get(run_id, seen[run_id].state)
+            late.append(LateRun(run_id=run_id, state=str(state), since=start, age=now - start, watch=watch))
+    return late
 
 
 def compose_late(late: list[LateRun], *, new_watches: set[int], digest_after: int, host: str,
@@ -73,7 +84,8 @@ def compose_late(late: list[LateRun], *, new_watches: set[int], digest_after: in
         watch = runs[0].watch
         if len(runs) > 1 and (watch_id in new_watches or len(runs) > digest_after):
             digest_key = hashlib.sha256(",".join(run.run_id for run in runs).encode()).hexdigest()[:32]
-            owed.append(Owed(key=f"late-digest:{watch_id}:{digest_key}", channel_id=watch.channel_id, kind="digest",
+            owed.append(Owed(key=f"late-digest:{watch_id}:{watch.created_at}:{digest_key}", channel_id=watch.channel_id,
+                             kind="digest",
                              payload=late_digest(runs, watch, host=host, already=watch_id in new_watches)))
             continue
         owed += [Owed(key=late_key(run), channel_id=watch.channel_id,
@@ -82,7 +94,8 @@ def compose_late(late: list[LateRun], *, new_watches: set[int], digest_after: in
 
 
 def late_key(run: LateRun) -> str:
-    return f"late:{run.watch.id}:{run.run_id}"
+    """Once per run and watch; a watch set again (its ``created_at``) tells again."""
+    return f"late:{run.watch.id}:{run.watch.created_at}:{run.run_id}"
 
 
 def late_singles(late: list[LateRun], *, new_watches: set[int], digest_after: int) -> list[str]:

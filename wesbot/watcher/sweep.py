@@ -120,6 +120,10 @@ def singles(per_channel: dict[str, list[tuple[RunOutcome, ChannelWatch]]], diges
 # -- the job --------------------------------------------------------------------------------------------
 
 
+# What the told pairs in memory were read at: the table's last row, and each deadline watch as it was set.
+_ToldKey = tuple[int, tuple[tuple[int, float, float | None], ...]]
+
+
 @dataclass
 class LateOwed:
     """The deadline watches' messages, and the (watch id, run id) of each late run they tell of."""
@@ -148,6 +152,8 @@ class WatchSweeper:
         self._told_no_states = False
         # Set while sweeps are being cut short by a bound (warned once per episode).
         self._sweeps_cut = False
+        # What the deadline watches told of: (what it was read at, the pairs); see _told.
+        self._told_cache: tuple[_ToldKey, set[tuple[int, str]]] | None = None
 
     def sweep(self) -> SweepStats:
         """Read the run list once, compare each run's state with the last one stored, and queue a
@@ -191,6 +197,7 @@ class WatchSweeper:
         stats.queued = self.watches.record_sweep(
             changes=changes, owed=owed + late.owed, now=started, complete=progress.complete, activate=activate,
             late=late.told)
+        self._remember_told(late.told)
         if stats.queued:
             self.owed()
         return stats
@@ -274,7 +281,7 @@ class WatchSweeper:
         task-list read each; a digest needs none)."""
         if not watches:
             return LateOwed()
-        late = find_late(watches, seen, states, self.watches.first_seen(), self.watches.told_late(), now)
+        late = find_late(watches, seen, states, self.watches.first_seen(), self._told(watches), now)
         if not late:
             return LateOwed()
         new_watches = {w.id for w in watches if w.active_from is None}
@@ -286,6 +293,20 @@ class WatchSweeper:
         owed = compose_late(late, new_watches=new_watches, digest_after=self.settings.digest_after, host=self.label,
                             progress=progress.get)
         return LateOwed(owed=owed, told=[(run.watch.id, run.run_id) for run in late])
+
+    def _told(self, watches: list[ChannelWatch]) -> set[tuple[int, str]]:
+        """The late runs told of, kept between sweeps and read again when another writer recorded some, or a
+        watch was set again (which forgets what it told)."""
+        key = (self.watches.late_marker(), tuple((w.id, w.created_at, w.after) for w in watches))
+        if self._told_cache is None or self._told_cache[0] != key:
+            self._told_cache = (key, self.watches.told_late())
+        return self._told_cache[1]
+
+    def _remember_told(self, told: list[tuple[int, str]]) -> None:
+        if self._told_cache is not None and told:
+            key, pairs = self._told_cache
+            pairs.update(told)
+            self._told_cache = ((self.watches.late_marker(), key[1]), pairs)
 
     def _full_outcome(self, item: tuple[str, RunLog]) -> tuple[str, RunOutcome, int]:
         run_id, log = item
