@@ -164,8 +164,8 @@ def test_a_misspelt_stream_says_how_to_name_a_task_called_so() -> None:
 
 def test_the_help_is_grouped_as_the_team_reads_it() -> None:
     assert [(group.title, group.names) for group in GROUPS] == [
-        ("Look up", ("runs", "status", "details", "tasks", "task", "logs", "command")),
-        ("Follow", ("subscribe", "unsubscribe", "subscriptions", "watch", "unwatch")),
+        ("Look up", ("runs", "status", "details", "tasks", "task", "logs", "command", "timeline")),
+        ("Follow", ("subscribe", "unsubscribe", "subscriptions", "watch", "unwatch", "report")),
         ("Cancel", ("cancel", "audit")),
         ("Admin", ("servers", "use", "help")),
     ]
@@ -180,10 +180,11 @@ def test_every_example_is_a_command_wesbot_takes(sub: Any) -> None:
 
 def test_options_are_offered_where_they_work() -> None:
     # --share posts a lookup's answer in the channel; --server sends what goes to one WES server there.
+    # The report is a lookup too, and answers for every server unless one is named.
     lookups = {sub.name for sub in SUBCOMMANDS if SHARE in sub.options}
-    assert lookups == set(GROUPS[0].names)
+    assert lookups == set(GROUPS[0].names) | {"report"}
     assert {sub.name for sub in SUBCOMMANDS if SERVER in sub.options} == {sub.name for sub in SUBCOMMANDS} \
-        - ACROSS_SERVERS
+        - ACROSS_SERVERS | {"report"}
 
 
 # -- /wes help in Slack -----------------------------------------------------------------------------------------
@@ -250,10 +251,12 @@ def test_terminal_help_shows_only_what_the_terminal_does_as_it_is_typed_there() 
     lines = terminal_help()
     commands = [line.strip() for line in lines if line.startswith("  wesbot ")]
     assert [command.split()[2] if command.startswith("wesbot ask") else command.split()[1] for command in commands] \
-        == ["runs", "status", "details", "tasks", "task", "logs", "command", "audit", "servers", "help"]
+        == ["runs", "status", "details", "tasks", "task", "logs", "command", "timeline", "report", "audit",
+               "servers", "help"]
     assert "wesbot audit [RUN_ID]" in commands and "wesbot ask status RUN_ID" in commands
     assert not any("/wes" in line for line in lines)
-    assert [line for line in lines if line in {group.title for group in GROUPS}] == ["Look up", "Cancel", "Admin"]
+    titles = {group.title for group in GROUPS}
+    assert [line for line in lines if line in titles] == ["Look up", "Follow", "Cancel", "Admin"]
     assert any(line.startswith("  --server NAME") for line in lines)
     assert any(line.startswith("  --json") for line in lines)
     assert lines[-1] == "In Slack only: " + ", ".join(s.name for s in SUBCOMMANDS if s.name in SLACK_ONLY

@@ -59,8 +59,9 @@ def test_socket_mode_by_default_and_interactivity_on() -> None:
 
 def test_scopes_are_only_what_wesbot_uses() -> None:
     assert manifest()["oauth_config"]["scopes"]["bot"] == [
-        "commands", "chat:write", "chat:write.public", "channels:history", "groups:history", "channels:read",
-        "groups:read", "im:read", "mpim:read", "usergroups:read", "links:read", "links:write"]
+        "commands", "chat:write", "chat:write.public", "files:write", "channels:history", "groups:history",
+        "channels:read", "groups:read", "im:read", "mpim:read", "usergroups:read", "users:read", "links:read",
+        "links:write"]
     # Every scope has its reason written next to it.
     text = MANIFEST.read_text(encoding="utf-8")
     comments = [row.strip() for row in text.splitlines() if row.strip().startswith("#")]

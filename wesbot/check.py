@@ -73,6 +73,7 @@ MANIFEST_BOT_SCOPES: tuple[str, ...] = (
     "commands",
     "chat:write",
     "chat:write.public",
+    "files:write",
     "channels:history",
     "groups:history",
     "channels:read",
@@ -80,6 +81,7 @@ MANIFEST_BOT_SCOPES: tuple[str, ...] = (
     "im:read",
     "mpim:read",
     "usergroups:read",
+    "users:read",
     "links:read",
     "links:write",
 )

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from http.client import HTTPException
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, metrics
@@ -27,7 +28,8 @@ from .config import DEFAULT_DB, ConfigError, Settings, environment, load_setting
 from .core import ServerEntry, run_text
 from .logsetup import LOG_LEVELS, library_lines_dropped, setup_logging
 from .logsetup import RedactSecrets as RedactSecrets  # re-exported: it lived here before logsetup.py
-from .results import Result, ServersResult
+from .results import Result, ServersResult, TimelineResult
+from .runtimeline import filename
 from .servers import ServerConfig, UnknownServer
 from .slack.poster import REFUSED_TOKEN_ERRORS, SlackPoster
 from .store.health import StorageHealth, describe_storage_error
@@ -221,9 +223,43 @@ def _print(args: argparse.Namespace, result: Result, *, host: str) -> None:
         print(render_text(result, host=host), file=sys.stdout if result.ok else sys.stderr)
 
 
+def _subcommand(text: str) -> str | None:
+    """The subcommand ``text`` names; None when it is a usage mistake (answered by running it)."""
+    try:
+        return parse(text).name
+    except UsageError:
+        return None
+
+
+def _write_picture(args: argparse.Namespace, result: TimelineResult) -> int:
+    """``ask timeline --out FILE.png``: the picture, written to the file (never over a directory); without
+    ``--out``, a hint that it writes it. A file that cannot be written is one line and exit 1."""
+    if args.out is None:
+        if not args.json:
+            print("(add --out FILE.png to write the picture)")
+        return EXIT_OK
+    path = Path(args.out).expanduser()
+    if path.is_dir():
+        print(f"wesbot: {args.out} is a directory: name the file, e.g. --out {path / filename(result.run.run_id)}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    picture = result.picture
+    try:
+        path.write_bytes(picture.png)
+    except OSError as error:
+        print(f"wesbot: could not write the picture to {args.out}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"wrote {args.out} ({picture.width}x{picture.height} px, {picture.bars} bars)", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     settings = _settings(args)
     text = " ".join(args.text)
+    if args.out is not None and _subcommand(text) not in (None, "timeline"):
+        print("wesbot: --out FILE.png is for `wesbot ask timeline RUN_ID`: no other command draws a picture",
+              file=sys.stderr)
+        return EXIT_FAILED
     if _asks_for_servers(text):
         return _ask_servers(args, settings, text)
     setup_logging(settings, args.log_level, default="warning")
@@ -231,6 +267,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with wes_client(settings, server) as wes, log_fetcher(settings, server) as logs:
         result = run_text(text, wes, logs=logs)
         _print(args, result, host=wes.host if len(settings.servers) == 1 else f"{server.name} ({wes.host})")
+    if isinstance(result, TimelineResult):
+        return _write_picture(args, result)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -513,6 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("-s", "--server", default=None, metavar="NAME",
                      help="the WES server to ask, by its name in wesbot.toml (default: the only one, or the one "
                      "whose run list shows the command's run)")
+    ask.add_argument("--out", default=None, metavar="FILE.png",
+                     help="timeline: write the picture of the run's tasks to this file")
     ask.add_argument("text", nargs="+", metavar="TEXT", help="the command, e.g. status RUN_ID")
     ask.set_defaults(func=cmd_ask)
     return parser

@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote
 
 from .format import DURATION_UNITS, duration_text
 from .outcome import FAILED_STATES
+from .schedule import DAYS, Schedule, parse_schedule
 from .servers import SERVER_NAME
 from .wes.models import TERMINAL, RunState
 
@@ -108,6 +109,13 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         brief="a whole command line", example="/wes command 3f2a… align", options=_LOOKUP,
     ),
     Subcommand(
+        name="timeline",
+        usage="/wes timeline RUN_ID",
+        summary="A picture of the run's tasks on a time axis: one bar per task (per task name when there are many), "
+        "coloured by outcome, with the stretches where one task ran alone shaded (the likely bottleneck).",
+        brief="where the run spent its time", example="/wes timeline 3f2a…", options=_LOOKUP,
+    ),
+    Subcommand(
         name="subscribe",
         usage="/wes subscribe RUN_ID [--deadline DURATION]",
         summary="Watch the run, and post in this channel when it ends (mentioning you). With `--deadline 6h`, "
@@ -138,6 +146,14 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         usage="/wes unwatch [tag KEY=VALUE] failed|finished|long|queued",
         summary="Remove a channel-wide watch (the same kind and tag as the watch; a duration is not needed).",
         brief="remove a watch", example="/wes unwatch failed", options=(SERVER,),
+    ),
+    Subcommand(
+        name="report",
+        usage="/wes report [24h|7d] | /wes report daily HH:MM | /wes report weekly DAY HH:MM | /wes report off",
+        summary="The runs that ended in the last day (or week), by state; the failures and the line that says why; "
+        "the longest runs; what is active now. `daily 09:00` or `weekly mon 09:00` posts it in this channel at "
+        "that time in your time zone; `off` stops it.",
+        brief="what ran, failed and is running", example="/wes report daily 09:00", options=_LOOKUP,
     ),
     Subcommand(
         name="cancel", usage="/wes cancel RUN_ID",
@@ -175,8 +191,8 @@ class Group:
 
 
 GROUPS: tuple[Group, ...] = (
-    Group("Look up", ("runs", "status", "details", "tasks", "task", "logs", "command")),
-    Group("Follow", ("subscribe", "unsubscribe", "subscriptions", "watch", "unwatch")),
+    Group("Look up", ("runs", "status", "details", "tasks", "task", "logs", "command", "timeline")),
+    Group("Follow", ("subscribe", "unsubscribe", "subscriptions", "watch", "unwatch", "report")),
     Group("Cancel", ("cancel", "audit")),
     Group("Admin", ("servers", "use", "help")),
 )
@@ -327,6 +343,10 @@ class Command:
     # Seconds: how long a run may be active (watch long) or waiting (watch queued) before the channel hears of
     # it; for subscribe --deadline, how long after its start it should have ended.
     after: float | None = None
+    # report: the window read (seconds), or the schedule to set (None with unschedule: `report off`)
+    window: float | None = None
+    schedule: Schedule | None = None
+    unschedule: bool = False
     page_token: str | None = None
     skip: int = 0
     share: bool = False
@@ -338,7 +358,19 @@ class Command:
              server: str | None = None) -> str:
         """This command as text that :func:`parse` reads back (used for button values). ``server`` (else the
         command's own) is written out, so that a button acts on the server its message came from."""
-        words = [self.name]
+        words = [self.name, *self._arguments()]
+        if page_token:
+            words.append("--page=" + quote(page_token, safe=""))
+        if skip:
+            words.append(f"--skip={skip}")
+        if share:
+            words.append("--share")
+        if server or self.server:
+            words.append(f"--server={server or self.server}")
+        return " ".join(words)
+
+    def _arguments(self) -> list[str]:
+        words: list[str] = []
         if self.run_id is not None:
             words.append(self.run_id)
         if self.task_id is not None:
@@ -355,17 +387,13 @@ class Command:
             words.append(self.watch_kind)
         if self.after is not None:
             words.append(("--deadline=" if self.name == "subscribe" else "") + duration_text(self.after))
+        if self.window is not None:
+            words.append(duration_text(self.window))
+        if self.schedule is not None or self.unschedule:
+            words.append(self.schedule.text() if self.schedule is not None else "off")
         if self.topic:
             words.append(self.topic)
-        if page_token:
-            words.append("--page=" + quote(page_token, safe=""))
-        if skip:
-            words.append(f"--skip={skip}")
-        if share:
-            words.append("--share")
-        if server or self.server:
-            words.append(f"--server={server or self.server}")
-        return " ".join(words)
+        return words
 
 
 def _check_id(kind: str, value: str, name: str) -> str:
@@ -554,6 +582,29 @@ def _read_tag(name: str, args: list[str]) -> tuple[tuple[str, str] | None, list[
     return (key[:100], value[:200]), args[:at] + args[at + 2:]
 
 
+REPORT_WINDOWS = {"24h": 86400.0, "1d": 86400.0, "7d": 7 * 86400.0, "1w": 7 * 86400.0}
+
+
+def _parse_report(name: str, args: list[str], opts: _Options) -> Command:
+    """``report [24h|7d]``, ``report daily HH:MM``, ``report weekly DAY HH:MM``, ``report off``."""
+    _need(name, args, 0, 3)
+    if not args:
+        return Command(name=name, window=86400.0, share=opts.share)
+    word = args[0].lower()
+    if len(args) == 1 and word in REPORT_WINDOWS:
+        return Command(name=name, window=REPORT_WINDOWS[word], share=opts.share)
+    if len(args) == 1 and word == "off":
+        return Command(name=name, unschedule=True)
+    schedule = parse_schedule(args)
+    if schedule is None:
+        if word in ("daily", "weekly"):
+            raise UsageError(f"say `report daily HH:MM` or `report weekly DAY HH:MM` (DAY: {', '.join(DAYS)}; "
+                             "HH:MM in 24 hours, your time zone)", usage(name))
+        raise _not_one_of(args[0], "a report window or schedule", ("24h", "7d", "daily", "weekly", "off"),
+                          usage(name))
+    return Command(name=name, schedule=schedule)
+
+
 def _parse_audit(name: str, args: list[str], opts: _Options) -> Command:
     _need(name, args, 0, 1)
     return Command(name=name, run_id=_check_id("run id", args[0], name) if args else None, share=opts.share)
@@ -624,11 +675,13 @@ _PARSERS: dict[str, _Parser] = {
     "task": _parse_task,
     "logs": _parse_logs,
     "command": _parse_command,
+    "timeline": _parse_run_id,
     "subscribe": _parse_run_id,
     "unsubscribe": _parse_run_id,
     "subscriptions": _parse_no_args,
     "watch": _parse_watch,
     "unwatch": _parse_watch,
+    "report": _parse_report,
     "cancel": _parse_run_id,
     "audit": _parse_audit,
     "servers": _parse_no_args,

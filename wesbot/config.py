@@ -59,6 +59,9 @@ class Settings:
     subscription_days: float = 14.0
     lease_seconds: float = 30.0
     digest_after: int = 5
+    # WESBOT_TIMELINE_MIN_TASKS: a subscribed run's end notification with at least this many tasks carries the run's
+    # timeline picture in its thread; 0: never.
+    timeline_min_tasks: int = 5
     # WESBOT_LOG_LEVEL (None: the command's default; --log-level wins) and WESBOT_LOG_FORMAT; see wesbot.logsetup.
     log_level: str | None = None
     log_format: str = "text"
@@ -355,6 +358,7 @@ def load_settings(
     subscription_days = reader.number("WESBOT_SUBSCRIPTION_DAYS", 14.0, 0.00001, 3650)
     lease_seconds = reader.number("WESBOT_LEASE_SECONDS", 30.0, 1, 3600)
     digest_after = int(reader.number("WESBOT_DIGEST_AFTER", 5, 1, 1000, integer=True))
+    timeline_min_tasks = int(reader.number("WESBOT_TIMELINE_MIN_TASKS", 5, 0, 100_000, integer=True))
     cancelers: tuple[str, ...] = reader.listed("WESBOT_CANCELERS", parse_cancelers, ())
     cancel_timeout = reader.number("WESBOT_CANCEL_TIMEOUT", 600.0, 1, 86400)
     wes_timeout = reader.number("WESBOT_WES_TIMEOUT", 15.0, 1, 600)
@@ -385,6 +389,7 @@ def load_settings(
         subscription_days=subscription_days,
         lease_seconds=lease_seconds,
         digest_after=digest_after,
+        timeline_min_tasks=timeline_min_tasks,
         log_level=log_level,
         log_format=log_format,
         metrics_listen=metrics_listen,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from .format import shorten
 from .logref import DETAILS_LOG_LINES, LogReader, LogRef, failed_log_ref, task_log_ref
 from .outcome import run_failed as outcome_run_failed
 from .outcome import task_failed, task_running
+from .report import WINDOWS, read_report
 from .results import (
     AuditResult,
     CancelResult,
@@ -32,6 +34,8 @@ from .results import (
     HelpResult,
     LogsResult,
     NextPage,
+    ReportResult,
+    ReportScheduleResult,
     Result,
     RunsResult,
     ServerRow,
@@ -41,9 +45,11 @@ from .results import (
     SubscriptionsResult,
     TaskResult,
     TasksResult,
+    TimelineResult,
     UnsubscribeResult,
     WatchResult,
 )
+from .runtimeline import read_tasks
 from .store.cancels import CancelStore
 from .store.watch import WatchStore
 from .store.watches import ChannelWatch, WatchesStore
@@ -128,6 +134,8 @@ class Context:
     # Why wesbot cannot post in this channel (None: it can, or Slack does not say): asked before a
     # subscription or a watch is stored, so a promise that cannot be kept is refused at once.
     can_post: Callable[[], str | None] | None = None
+    # The time zone Slack gives for whoever asked (``Europe/Paris``; None: none), for a scheduled report.
+    user_tz: Callable[[], str | None] | None = None
     cancels: CancelStore | None = None
     cancelers: Cancelers | None = None
     watches: WatchesStore | None = None
@@ -207,8 +215,8 @@ def _execute(command: Command, wes: Wes, ctx: Context | None, logs: LogReader | 
             return ErrorResult(command=command, kind="usage", message=f"/wes {command.name} works in Slack only: "
                                "it acts on the channel you type it in")
         return _slack_only(command, wes, ctx)
-    if command.name == "runs":
-        return _runs(command, wes)
+    if command.name in _LISTINGS:
+        return _LISTINGS[command.name](command, wes, ctx, logs)
     assert command.run_id is not None
     if command.name == "status":
         status = wes.get_status(command.run_id)
@@ -232,8 +240,8 @@ def _execute(command: Command, wes: Wes, ctx: Context | None, logs: LogReader | 
         if logs is None:
             return ErrorResult(command=command, message="reading logs is not set up here")
         return _logs(command, wes, logs)
-    if command.name == "tasks":
-        return _tasks(command, wes)
+    if command.name in ("tasks", "timeline"):
+        return _tasks(command, wes) if command.name == "tasks" else _timeline(command, wes)
     if command.name == "command":
         cmd = (wes.get_run(command.run_id).run_log if command.task_id is None
                else wes.get_task(command.run_id, command.task_id)).cmd
@@ -244,6 +252,13 @@ def _execute(command: Command, wes: Wes, ctx: Context | None, logs: LogReader | 
         ended = _RunEnded(wes, command.run_id)
         return TaskResult(command=command, run_id=command.run_id, task=task, run_terminal=ended.for_task(task))
     raise AssertionError(f"no handler for {command.name}")  # the parser only yields known names
+
+
+def _timeline(command: Command, wes: Wes) -> TimelineResult:
+    """The run, then all its tasks (bounded: see wesbot.runtimeline); the picture is drawn where it is shown."""
+    assert command.run_id is not None
+    run = wes.get_run(command.run_id)
+    return TimelineResult(command=command, run=run, read=read_tasks(wes, run), now=time.time())
 
 
 def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
@@ -279,7 +294,8 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
     if command.name == "subscriptions":
         return SubscriptionsResult(command=command, channel_id=ctx.channel_id,
                                    subscriptions=ctx.store.subscriptions.of_channel(ctx.channel_id),
-                                   watches=ctx.watches.of_channel(ctx.channel_id) if ctx.watches else [])
+                                   watches=ctx.watches.of_channel(ctx.channel_id) if ctx.watches else [],
+                                   report=ctx.store.reports.of_channel(ctx.channel_id))
     run_id = command.run_id
     assert run_id is not None
     if command.name == "unsubscribe":
@@ -305,6 +321,34 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
     return SubscribeResult(command=command, run_id=run_id, state=status.state, created=outcome.created,
                            added_user=outcome.added_user, watchers=outcome.subscription.users,
                            deadline_after=outcome.subscription.deadline_after)
+
+
+def _report(command: Command, wes: Wes, ctx: Context | None, logs: LogReader | None) -> Result:
+    """The report of a window, read now; or the channel's schedule set (in the asker's time zone) or removed."""
+    if command.schedule is None and not command.unschedule:
+        report = read_report(wes, logs, window=command.window or WINDOWS["24h"], now=time.time())
+        return ReportResult(command=command, report=report)
+    if ctx is None:
+        return ErrorResult(command=command, kind="usage", message="a scheduled report is set in Slack only: it posts "
+                           "in the channel you type it in")
+    if command.unschedule or command.schedule is None:
+        return ReportScheduleResult(command=command, schedule=None, removed=ctx.store.reports.remove(ctx.channel_id),
+                                    by_user=ctx.user_id)
+    if (refused := _cannot_post(command, ctx)) is not None:
+        return refused
+    tz = (ctx.user_tz() if ctx.user_tz is not None else None) or "UTC"
+    schedule = ctx.store.reports.set(channel_id=ctx.channel_id, schedule=command.schedule, tz=tz,
+                                     user_id=ctx.user_id, now=ctx.now)
+    if ctx.wake is not None:
+        ctx.wake()
+    return ReportScheduleResult(command=command, schedule=schedule, by_user=ctx.user_id)
+
+
+# The commands that read one of the server's lists (runs, or runs for a report): (command, wes, ctx, logs).
+_LISTINGS: dict[str, Callable[[Command, Wes, Context | None, LogReader | None], Result]] = {
+    "runs": lambda command, wes, ctx, logs: _runs(command, wes),
+    "report": _report,
+}
 
 
 def _cannot_post(command: Command, ctx: Context) -> ErrorResult | None:

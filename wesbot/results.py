@@ -9,13 +9,18 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .cancel import CancelView
 from .commands import Command
+from .report import Report
+from .runtimeline import RunTasks, draw_run
 from .store.cancels import AuditRow
+from .store.reports import ReportSchedule
 from .store.subscriptions import Subscription
 from .store.watches import ChannelWatch
+from .timeline import Timeline
 from .wes.logs import LogTail
 from .wes.models import Log, RunLog, RunStatus, RunSummary, State
 
@@ -122,6 +127,21 @@ class LogsResult(Result):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TimelineResult(Result):
+    """``/wes timeline``: the run and what was read of its task list (``now``: the epoch time they were read, what
+    running tasks are drawn up to). The picture is drawn on first use of :attr:`picture`, by whoever shows it."""
+
+    run: RunLog
+    read: RunTasks
+    now: float
+
+    @cached_property
+    def picture(self) -> Timeline:
+        """The drawn timeline (:func:`wesbot.runtimeline.draw_run`), drawn once per result."""
+        return draw_run(self.run, self.read, now=self.now)
+
+
+@dataclass(frozen=True, kw_only=True)
 class CancelResult(Result):
     view: CancelView
 
@@ -173,6 +193,7 @@ class SubscriptionsResult(Result):
     channel_id: str
     subscriptions: list[Subscription]
     watches: list[ChannelWatch] = field(default_factory=list)
+    report: ReportSchedule | None = None  # the channel's scheduled report
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,6 +208,30 @@ class WatchResult(Result):
     @property
     def announce(self) -> bool:
         return self.changed
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportResult(Result):
+    """``/wes report 24h``: what ended in the window, the failures, the longest and the active runs."""
+
+    report: Report
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportScheduleResult(Result):
+    """``/wes report daily 09:00`` (``schedule`` set) or ``/wes report off``; the channel is told."""
+
+    schedule: ReportSchedule | None
+    removed: bool = False
+    by_user: str | None = None
+
+    @property
+    def announce(self) -> bool:
+        return self.schedule is not None or self.removed
+
+    @property
+    def shareable(self) -> bool:
+        return False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -272,6 +317,8 @@ __all__ = [
     "HelpResult",
     "LogsResult",
     "NextPage",
+    "ReportResult",
+    "ReportScheduleResult",
     "Result",
     "RunsResult",
     "ServerRow",
@@ -281,6 +328,7 @@ __all__ = [
     "SubscriptionsResult",
     "TaskResult",
     "TasksResult",
+    "TimelineResult",
     "UnsubscribeResult",
     "WatchResult",
 ]

@@ -22,7 +22,7 @@ from .wes.models import RunListPage
 from .wes.paging import walk
 
 # Commands that are not about one server: they answer for every server, or for none.
-ACROSS_SERVERS = frozenset({"help", "servers", "use", "subscriptions", "audit"})
+ACROSS_SERVERS = frozenset({"help", "servers", "use", "subscriptions", "audit", "report"})
 # How much of each server's run list a lookup reads to find a run (the most recent runs come first on most).
 LOCATE_PAGES = 5
 LOCATE_PAGE_SIZE = 200

@@ -17,6 +17,7 @@ from .commands import (
 from .format import (
     compact_json,
     duration,
+    human_duration,
     local_epoch,
     local_time,
     log_is_inline,
@@ -35,6 +36,8 @@ from .results import (
     ErrorResult,
     HelpResult,
     LogsResult,
+    ReportResult,
+    ReportScheduleResult,
     Result,
     RunsResult,
     ServersResult,
@@ -43,10 +46,12 @@ from .results import (
     SubscriptionsResult,
     TaskResult,
     TasksResult,
+    TimelineResult,
     UnsubscribeResult,
     UseResult,
     WatchResult,
 )
+from .runtimeline import cut_note
 from .wes.logs import sanitize_log_text, sanitize_text
 from .wes.models import Log, RunSummary, is_terminal, state_label
 
@@ -278,6 +283,26 @@ def _choose_server(result: ChooseServerResult) -> list[str]:
     return [f"several WES servers: {found}name one with wesbot ask --server NAME ({', '.join(where)})"]
 
 
+def _timeline(result: TimelineResult) -> list[str]:
+    """What the picture shows, in words (drawing it: the untimed tasks and the groups left out come from it)."""
+    run, picture, tasks = result.run, result.picture, result.read.tasks
+    lines = [f"run:        {_clean(run.run_id)}",
+             f"state:      {_clean(state_with_exit(run.state, run.run_log.exit_code))}"]
+    if not tasks:
+        return lines + ["tasks:      0 (the server gives no tasks for this run)"]
+    per = " (one per task name)" if picture.grouped else ""
+    lines.append(f"tasks:      {len(tasks)}{'' if result.read.complete else '+'}, drawn as {picture.bars} "
+                 f"bar{'' if picture.bars == 1 else 's'}{per}")
+    if picture.untimed:
+        more = f" and {picture.untimed_more} more" if picture.untimed_more else ""
+        lines.append(f"not drawn:  {_clean(', '.join(picture.untimed))}{more} (no start time)")
+    if picture.hidden:
+        lines.append(f"not shown:  {picture.hidden} group{'' if picture.hidden == 1 else 's'} (the picture keeps "
+                     f"the {picture.bars} longest)")
+    note = cut_note(result.read)
+    return lines + ([_clean(note)] if note else [])
+
+
 def _slack_only(result: Result) -> list[str]:
     """These subcommands act on a channel and a user, so they run in Slack only."""
     return [f"{type(result).__name__}: see Slack"]
@@ -290,6 +315,29 @@ def _command_line(result: CommandLineResult) -> list[str]:
     return [text] if text.strip() else ["(the server gives no command line)"]
 
 
+def _report(result: ReportResult) -> list[str]:
+    report = result.report
+    lines = [f"runs that ended from {local_epoch(report.since)} to {local_epoch(report.until)}: "
+             f"{sum(report.ended.values())}"]
+    lines += [f"  {_clean(state)}: {count}" for state, count in sorted(report.ended.items(), key=lambda i: -i[1])]
+    if report.failures:
+        lines += ["", "failures:"]
+        lines += table(["RUN", "STATE", "ENDED", "WHY"], [
+            [_clean(run.run_id), _clean(run.state), local_epoch(run.end), _clean(run.reason or "")]
+            for run in report.failures])
+    for title, runs in (("longest runs:", report.longest), (f"active now ({report.active_count}):", report.active)):
+        if runs:
+            lines += ["", title]
+            lines += table(["RUN", "STATE", "TIME"], [
+                [_clean(run.run_id), _clean(run.state), human_duration(run.seconds(report.until) or 0)]
+                for run in runs])
+    if report.cut is not None:
+        lines.append(f"(the run list was read only in part: {report.listed} runs, the {report.cut} bound)")
+    if report.undated:
+        lines.append(f"({report.undated} ended runs are listed without an end time and were not counted)")
+    return lines
+
+
 _RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
     ErrorResult: _error,
     HelpResult: _help,
@@ -300,12 +348,15 @@ _RENDERERS: dict[type[Result], Callable[[Any], list[str]]] = {
     TaskResult: _one_task,
     LogsResult: _logs,
     CommandLineResult: _command_line,
+    TimelineResult: _timeline,
     AuditResult: _audit,
     SubscribeResult: _slack_only,
     UnsubscribeResult: _slack_only,
     SubscriptionsResult: _slack_only,
     CancelResult: _slack_only,
     WatchResult: _slack_only,
+    ReportResult: _report,
+    ReportScheduleResult: _slack_only,
     ServersResult: _servers,
     ChooseServerResult: _choose_server,
     UseResult: _slack_only,

@@ -15,7 +15,15 @@
         socket_client.close()                 # close the client before the fake
 
 The Web API answers ``POST {api_url}{method}`` with JSON or form bodies (as slack_sdk sends them).
-Errors are injected per method with ``fail_next``, ``rate_limit_next`` and ``status_next``.
+Errors are injected per method with ``fail_next``, ``rate_limit_next`` and ``status_next``; ``slow_next`` makes a
+call take effect at once but answer late.
+
+File uploads take the three steps of slack_sdk's ``files_upload_v2``: ``files.getUploadURLExternal`` (filename,
+length) answers a ``file_id`` and an ``upload_url`` on this fake's own loopback server
+(``{root_url}/upload/{file_id}``), which stores the POSTed bytes (``inject("upload", ...)`` makes the next POST
+fail), and ``files.completeUploadExternal`` (files, channel_id, thread_ts, initial_comment) shares them: a message
+with ``files`` in ``messages`` (so ``conversations.replies`` shows it), and a record in ``uploads`` (file id ->
+filename, title, channel_id, thread_ts, initial_comment, content, completed), which ``shared_files()`` lists.
 
 What ``wesbot check`` looks at (constructor arguments, and attributes that may be changed at any time):
 
@@ -76,7 +84,7 @@ TEAM_ID = "T0001"
 APP_ID = "A0001"
 UNREACHABLE_RESPONSE_URL = "http://127.0.0.1:9/respond/unused"  # loopback, refused at once
 
-_JSON_FIELDS = ("blocks", "attachments", "metadata")
+_JSON_FIELDS = ("blocks", "attachments", "metadata", "files")
 T = TypeVar("T")
 
 
@@ -145,6 +153,7 @@ class FakeSlack:
         self.messages: dict[str, dict[str, Any]] = {}
         self.connections_opened = 0
         self.home_views: dict[str, dict[str, Any]] = {}
+        self.uploads: dict[str, dict[str, Any]] = {}
 
         self._cond = threading.Condition(threading.RLock())
         self._calls: list[SlackCall] = []
@@ -154,6 +163,8 @@ class FakeSlack:
         self._ws_sent: list[dict[str, Any]] = []
         self._connections: list[ServerConnection] = []
         self._injected: dict[str, deque[Reply]] = {}
+        self._slow: dict[str, deque[float]] = {}
+        self._stopping = threading.Event()  # cuts a slow answer short
         self._ts_counter = 0
         self._ts_base = int(time.time())
 
@@ -192,6 +203,7 @@ class FakeSlack:
 
         Close a SocketModeClient first: one still connected would try to reconnect.
         """
+        self._stopping.set()
         server, thread = self._ws_server, self._ws_thread
         if server is not None and thread is not None:
             server.shutdown()
@@ -241,6 +253,18 @@ class FakeSlack:
 
     def responses_to(self, name: str) -> list[Any]:
         return [body for response_name, body in self.responses if response_name == name]
+
+    def shared_files(self) -> list[dict[str, Any]]:
+        """Every file shared with files.completeUploadExternal, in order: its record in ``uploads`` with its
+        ``file_id``."""
+        with self._cond:
+            done = [{"file_id": file_id, **record} for file_id, record in self.uploads.items() if record["completed"]]
+        return sorted(done, key=lambda record: float(record["completed"]))
+
+    def wait_for_shared_files(self, count: int = 1, timeout: float = 3.0) -> list[dict[str, Any]]:
+        """The first ``count`` shared files, waiting for them."""
+        return self.wait_for(lambda: found if len(found := self.shared_files()) >= count else None, timeout,
+                             f"{count} shared file(s)")[:count]
 
     @property
     def acks(self) -> list[dict[str, Any]]:
@@ -312,6 +336,11 @@ class FakeSlack:
         with self._cond:
             self._injected.setdefault(method, deque()).extend([answer] * count)
 
+    def clear_injected(self, method: str) -> None:
+        """Forget what is still injected for ``method``: it answers normally again."""
+        with self._cond:
+            self._injected.pop(method, None)
+
     def fail_next(self, method: str, error: str = "not_in_channel", count: int = 1) -> None:
         """The next call(s) to ``method`` answer ``{"ok": false, "error": error}`` (HTTP 200)."""
         self.inject(method, json_reply(200, {"ok": False, "error": error}), count)
@@ -326,6 +355,12 @@ class FakeSlack:
         )
         self.inject(method, answer, count)
 
+    def slow_next(self, method: str, seconds: float, count: int = 1) -> None:
+        """The next call(s) to ``method`` do what they do at once (recorded in ``calls``), but answer only after
+        ``seconds``: what a process killed while it waits for Slack's answer has done, unknowingly."""
+        with self._cond:
+            self._slow.setdefault(method, deque()).extend([seconds] * count)
+
     def status_next(self, method: str, status: int = 500, body: Any = "", count: int = 1) -> None:
         """The next call(s) to ``method`` answer HTTP ``status`` with ``body`` (text by default)."""
         content_type = None if not isinstance(body, str | bytes) else "text/plain; charset=utf-8"
@@ -339,7 +374,24 @@ class FakeSlack:
             return self._serve_api(request, route[len("/api/") :])
         if route.startswith("/respond/"):
             return self._serve_response_url(request, route[len("/respond/") :])
+        if route.startswith("/upload/"):
+            return self._serve_upload(request, route[len("/upload/") :])
         return reply(404, "Not Found", "text/plain")
+
+    def _serve_upload(self, request: HttpRequest, file_id: str) -> Reply:
+        """An upload URL (files.getUploadURLExternal's): the POSTed body is the file's content, kept in ``uploads``."""
+        answer = self._take_injected("upload")
+        with self._cond:
+            record = self.uploads.get(file_id)
+            if answer is None:
+                if request.method != "POST" or record is None:
+                    answer = reply(404, "Not Found", "text/plain")
+                else:
+                    record["content"] = request.body
+                    record["authorization"] = request.header("Authorization")
+                    answer = reply(200, f"OK - {len(request.body)}", "text/plain")
+            self._cond.notify_all()
+        return answer
 
     def _take_injected(self, key: str) -> Reply | None:
         with self._cond:
@@ -376,6 +428,10 @@ class FakeSlack:
         with self._cond:
             self._calls.append(SlackCall(method=method, args=args, token=token, status=answer.status, response=served))
             self._cond.notify_all()
+            slow = self._slow.get(method)
+            delay = slow.popleft() if slow else 0.0
+        if delay:
+            self._stopping.wait(delay)
         return answer
 
     def _check_token(self, method: str, token: str | None) -> dict[str, Any] | None:
@@ -417,6 +473,8 @@ class FakeSlack:
             "usergroups.users.list": self._usergroup_users,
             "apps.connections.open": self._connections_open,
             "views.publish": self._views_publish,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }
         handler = handlers.get(method)
         if handler is None:
@@ -543,6 +601,46 @@ class FakeSlack:
                                      "blocks": view.get("blocks") or [], "private_metadata": "", "callback_id": "",
                                      "state": {"values": {}}, "hash": f"{self._ts_base}.{uuid.uuid4().hex[:8]}",
                                      "app_id": self.app_id, "bot_id": self.bot_id}}
+
+    def _get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Step 1 of an upload: ``filename`` and ``length`` (a positive whole number) give a file id and the URL
+        its bytes go to."""
+        filename, length = args.get("filename"), str(args.get("length") or "")
+        if not filename or not length.isdigit() or int(length) <= 0:
+            return {"ok": False, "error": "invalid_arguments"}
+        self._ts_counter += 1
+        file_id = f"F{self._ts_counter:08d}"
+        self.uploads[file_id] = {"filename": filename, "length": int(length), "content": None, "title": None,
+                                 "channel_id": None, "thread_ts": None, "initial_comment": None, "completed": None}
+        return {"ok": True, "file_id": file_id, "upload_url": f"{self.root_url}/upload/{file_id}"}
+
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Step 3: ``files`` (a JSON list of {id, title}) whose bytes were uploaded, shared in ``channel_id`` (in
+        the thread of ``thread_ts``) with ``initial_comment``; the channel must be one the bot is in."""
+        files = args.get("files")
+        if not isinstance(files, list) or not files or not all(isinstance(f, dict) and f.get("id") for f in files):
+            return {"ok": False, "error": "invalid_arguments"}
+        records = [self.uploads.get(str(f["id"])) for f in files]
+        if any(record is None or record["completed"] for record in records):
+            return {"ok": False, "error": "file_not_found"}
+        if any(record is not None and record["content"] is None for record in records):
+            return {"ok": False, "error": "file_upload_incomplete"}
+        channel = args.get("channel_id")
+        if channel and self.channels.get(channel, {}).get("is_member", True) is False:
+            return {"ok": False, "error": "not_in_channel"}
+        ts = self._next_ts()
+        shown = []
+        for f, record in zip(files, records, strict=True):
+            assert record is not None
+            record.update(title=f.get("title") or record["filename"], channel_id=channel,
+                          thread_ts=args.get("thread_ts"), initial_comment=args.get("initial_comment"),
+                          completed=ts)
+            shown.append({"id": str(f["id"]), "title": record["title"], "name": record["filename"]})
+        if channel:
+            message = self._message({"text": args.get("initial_comment") or "", "thread_ts": args.get("thread_ts")},
+                                    ts)
+            self.messages[ts] = {**message, "channel": channel, "files": shown}
+        return {"ok": True, "files": [{"id": f["id"], "title": f["title"]} for f in shown]}
 
     def _listed(self, message: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
         shown = {k: v for k, v in message.items() if k != "channel"}

@@ -70,6 +70,7 @@ class StubWes:
     repeat_last_token: bool = False
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     start_times: dict[str, str] = field(default_factory=dict)  # as GET /runs lists them (WES 1.1)
+    end_times: dict[str, str] = field(default_factory=dict)
 
     def list_runs(self, *, page_size: int | None = None, page_token: str | None = None) -> RunListPage:
         """Pages of ``page`` runs; with ``shuffle_seed``, every call lists them in a different order."""
@@ -84,7 +85,7 @@ class StubWes:
             nxt = page_token or ""  # the last page names itself as the next one, forever
         return RunListPage(runs=[RunSummary(run_id=i, state=None if self.list_without_states else
                                             parse_state(self.states[i]), tags=self.tags.get(i, {}),
-                                            start_time=self.start_times.get(i))
+                                            start_time=self.start_times.get(i), end_time=self.end_times.get(i))
                                  for i in chunk],
                            next_page_token=nxt or None)
 

@@ -27,7 +27,8 @@ from ..cancel import confirm as confirm_cancel
 from ..commands import SUBCOMMANDS, Command, UsageError, parse
 from ..config import Settings
 from ..core import execute, list_servers
-from ..results import ErrorResult, Result
+from ..results import ErrorResult, Result, TimelineResult
+from ..runtimeline import filename
 from ..servers import UnknownServer
 from ..store.health import describe_storage_error
 from .blocks import (
@@ -44,6 +45,7 @@ from .blocks import (
 )
 from .cards import ACTION_OPEN, cancel_announcement
 from .deps import Deps, ServerDeps
+from .files import Uploaded, refusal, upload_png
 from .gate import response_url_allowed
 from .home import HOME_ACTIONS, HOME_EVENT, HomeListeners
 from .replies import cancel_message, merge, render
@@ -131,8 +133,10 @@ def answer(
     user_id: str | None,
     channel_id: str | None = None,
     replace: bool = False,
+    client: WebClient | None = None,
 ) -> Result:
-    """Run ``command`` against the WES server it goes to and answer through ``respond``. Never raises."""
+    """Run ``command`` against the WES server it goes to and answer through ``respond``. Never raises.
+    ``client`` (Bolt's) uploads what is a file: a shared ``/wes timeline``'s picture."""
     started = time.monotonic()
 
     def interim() -> None:
@@ -147,6 +151,7 @@ def answer(
         share = command.share and all(r.shareable for r, _ in answers)
         message = merge([_message(deps, r, s, shared_by=user_id if share else None) for r, s in answers],
                         [deps.label(s) if s else "" for _, s in answers])
+        picture = result if share and isinstance(result, TimelineResult) and len(answers) == 1 else None
     except Exception as error:
         # A bug in wesbot or a storage fault, not a user's or a server's doing: the traceback goes to the log,
         # with an id the user can quote; the user gets the id, and for a storage fault what is wrong.
@@ -158,10 +163,12 @@ def answer(
             message=storage_apology(error, deps.db_path, error_id)
             or f"sorry, something went wrong on wesbot's side (error id {error_id}); its log has the details",
         )
-        share = False
+        share, picture = False, None
         message = render(result, host=host)
     shown = notice.finish()
-    if share or result.announce:
+    if picture is not None:
+        result = _post_picture(client, picture, message, channel_id, respond, replace=shown or replace)
+    elif share or result.announce:
         # Shared answers, and what changes what the whole channel hears (a watch, its default server).
         _safe_respond(respond, response_type="in_channel", replace_original=False, **message)
         if shown or replace:
@@ -170,6 +177,26 @@ def answer(
         _safe_respond(respond, response_type="ephemeral", replace_original=shown or replace, **message)
     observe.command(user_id, channel_id, command.name, host, _outcome(result), time.monotonic() - started)
     return result
+
+
+def _post_picture(client: WebClient | None, result: TimelineResult, message: Message, channel_id: str | None,
+                  respond: Respond, *, replace: bool) -> Result:
+    """A shared ``/wes timeline`` (``--share``, or its "Post the picture" button): the picture goes to the channel
+    with the answer's text as its comment (a file cannot be shown to one person). When Slack refuses, whoever asked
+    is told why and what to do, to them alone; the result is then that error."""
+    if client is None or not channel_id:
+        uploaded = Uploaded(ok=False, error="no_client")
+    else:
+        uploaded = upload_png(client, channel_id, None, filename(result.run.run_id), result.picture.png,
+                              str(message.get("text") or ""), title=f"Timeline of run {result.run.run_id[:200]}")
+    if uploaded.ok:
+        if replace:
+            _safe_respond(respond, delete_original=True)  # the "Looking up…" notice
+        return result
+    sentence = refusal(uploaded.error)
+    logger.info("could not post the timeline of %s in %s: %s", result.run.run_id, channel_id, uploaded.error)
+    _safe_respond(respond, response_type="ephemeral", replace_original=replace, **error_message(sentence + "."))
+    return ErrorResult(command=result.command, kind="slack", message=sentence)
 
 
 def _run(deps: Deps, command: Command, *, user_id: str | None,
@@ -309,25 +336,28 @@ class _Listeners:
         observe.command(command.get("user_id"), command.get("channel_id"), name, self.deps.first.host, outcome,
                         time.monotonic() - started)
 
-    def run_command(self, command: dict[str, Any], respond: Respond) -> None:
+    def run_command(self, command: dict[str, Any], respond: Respond, client: WebClient | None = None) -> None:
         try:
             parsed = parse(command.get("text") or "")
         except UsageError:
             return  # answered in the ack
         if parsed.name == "help":
             return
-        answer(self.deps, parsed, respond, user_id=command.get("user_id"), channel_id=command.get("channel_id"))
+        answer(self.deps, parsed, respond, user_id=command.get("user_id"), channel_id=command.get("channel_id"),
+               client=client)
 
     def action_runner(self, action_id: str) -> Callable[..., None]:
         """The lazy listener of the ``action_id`` buttons, named after them (Bolt finds a lazy listener by name)."""
 
-        def run_action(body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
-            self.run_action(action_id, body, action, respond)
+        def run_action(body: dict[str, Any], action: dict[str, Any], respond: Respond,
+                       client: WebClient | None = None) -> None:
+            self.run_action(action_id, body, action, respond, client)
 
         run_action.__name__ = f"run_{action_id}"
         return run_action
 
-    def run_action(self, action_id: str, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+    def run_action(self, action_id: str, body: dict[str, Any], action: dict[str, Any], respond: Respond,
+                   client: WebClient | None = None) -> None:
         """A lookup button. Its value is untrusted: it goes through the same parser as typed text."""
         try:
             parsed = parse(str(action.get("value") or ""))
@@ -340,7 +370,7 @@ class _Listeners:
         if action_id == ACTION_SHARE:
             parsed = dataclasses.replace(parsed, share=True)
         answer(self.deps, parsed, respond, user_id=(body.get("user") or {}).get("id"), channel_id=_channel_of(body),
-               replace=action_id == ACTION_PAGE)
+               replace=action_id == ACTION_PAGE, client=client)
 
     def run_cancel(self, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
         """The red "Cancel run" button: everything is checked again now, from who clicked, not from the button."""

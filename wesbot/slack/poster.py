@@ -1,4 +1,4 @@
-"""Posting to the Slack Web API, with every failure sorted into: retry later, or give up for good.
+"""Posting to the Slack Web API (and uploading files), with every failure sorted into: retry later, or give up.
 
 The watcher posts many messages (cards, notifications, digests), so it talks to the Web API over one pooled
 httpx client: slack_sdk's WebClient opens a new connection for every call, which costs several times the
@@ -7,13 +7,16 @@ CPU per post. The Bolt app keeps slack_sdk for everything else.
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from .. import observe
+from .files import upload_url_allowed
 from .reach import refusal
 
 logger = logging.getLogger("wesbot.slack.poster")
@@ -54,6 +57,8 @@ class PostResult:
     channel_error: bool = False
     # The token is refused: retry everything later, with a long backoff (see TOKEN_ERRORS).
     token_error: bool = False
+    # An upload: Slack's id of the file.
+    file_id: str | None = None
 
 
 class SlackPoster:
@@ -64,12 +69,14 @@ class SlackPoster:
 
     def __init__(self, token: str, api_url: str, *, timeout: float = 10.0,
                  transport: httpx.BaseTransport | None = None) -> None:
+        self._api_url = api_url
         self._client = httpx.Client(
             base_url=api_url.rstrip("/") + "/", timeout=timeout, transport=transport,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "wesbot"},
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
         )
-        # For response_url replies: a URL that is its own credential, so the bot token is never sent with it.
+        # For response_url replies and file uploads: a URL that is its own credential, so the bot token is never
+        # sent with it.
         self._hooks = httpx.Client(timeout=timeout, transport=transport, headers={"User-Agent": "wesbot"})
 
     def close(self) -> None:
@@ -141,6 +148,57 @@ class SlackPoster:
                 return str(message.get("ts") or "") or True
         return False
 
+    def upload_file(self, channel: str, content: bytes, *, filename: str, title: str, thread_ts: str | None = None,
+                    comment: str | None = None, on_file_id: Callable[[str], None] | None = None) -> PostResult:
+        """Upload ``content`` and share it in ``channel`` (in ``thread_ts``'s thread), in the three steps of slack_sdk's
+        ``files_upload_v2``: ``files.getUploadURLExternal``, the bytes POSTed to the upload URL it gives (only when
+        that is on SLACK_API_URL's origin or Slack's file host, and without the bot token), then
+        ``files.completeUploadExternal``. ``on_file_id`` is told Slack's file id before the file is shared. The
+        result's ``file_id`` is the file's; a missing ``files:write`` scope is a permanent failure."""
+        answer = self._call("files.getUploadURLExternal", data={"filename": filename, "length": str(len(content))})
+        status, _, data = answer
+        if not (status == 200 and isinstance(data, dict) and data.get("ok")):
+            return _upload_failure(answer)
+        upload_url, file_id = data.get("upload_url"), data.get("file_id")
+        if not isinstance(file_id, str) or not file_id or not isinstance(upload_url, str):
+            return PostResult(ok=False, error="files.getUploadURLExternal gave no upload_url or file_id")
+        if not upload_url_allowed(upload_url, self._api_url):
+            logger.warning("not uploading %s: Slack's upload URL is neither on SLACK_API_URL's host nor on Slack's "
+                           "file host", filename)
+            return PostResult(ok=False, error="the upload URL is not Slack's", permanent=True)
+        if on_file_id is not None:
+            on_file_id(file_id)
+        try:
+            sent = self._hooks.post(upload_url, content=content, headers={"Content-Type": "application/octet-stream"})
+        except httpx.HTTPError as error:
+            observe.slack_error("files.upload", type(error).__name__)
+            return PostResult(ok=False, error=f"connection error ({type(error).__name__})")
+        if sent.status_code != 200:
+            observe.slack_error("files.upload", f"http_{sent.status_code}")
+            return PostResult(ok=False, error=f"the upload URL answered {sent.status_code}")
+        body: dict[str, str] = {"files": json.dumps([{"id": file_id, "title": title}]), "channel_id": channel}
+        if thread_ts:
+            body["thread_ts"] = thread_ts
+        if comment:
+            body["initial_comment"] = comment
+        done = self._call("files.completeUploadExternal", data=body)
+        status, _, data = done
+        if not (status == 200 and isinstance(data, dict) and data.get("ok")):
+            return _upload_failure(done)
+        return PostResult(ok=True, file_id=file_id)
+
+    def find_file(self, channel: str, file_id: str, *, thread_ts: str) -> bool | None:
+        """Whether file ``file_id`` was shared in ``thread_ts``'s thread: True, False, or None when Slack cannot
+        tell (no history scope, a DM, an error)."""
+        status, _, data = self._call("conversations.replies", data={"channel": channel, "ts": thread_ts,
+                                                                    "limit": "200"})
+        if status != 200 or not isinstance(data, dict) or not data.get("ok"):
+            error = data.get("error") if isinstance(data, dict) else None
+            logger.info("cannot check whether a file reached %s: %s", channel, error or f"HTTP {status}")
+            return None
+        return any(isinstance(f, dict) and f.get("id") == file_id
+                   for message in data.get("messages") or [] for f in message.get("files") or [])
+
     def can_post(self, channel: str) -> str | None:
         """Why wesbot cannot post in ``channel`` (one sentence with the fix), or None when it can or Slack does
         not say (see :mod:`wesbot.slack.reach`)."""
@@ -148,6 +206,14 @@ class SlackPoster:
         header = headers.get("x-oauth-scopes")
         scopes = None if header is None else [scope.strip() for scope in header.split(",")]
         return refusal(status, data, scopes)
+
+    def user_tz(self, user_id: str) -> str | None:
+        """The time zone Slack gives for ``user_id`` (``users.info``, the ``users:read`` scope); None when it
+        gives none or cannot be asked."""
+        status, _, data = self._call("users.info", data={"user": user_id})
+        user = data.get("user") if status == 200 and isinstance(data, dict) and data.get("ok") else None
+        tz = user.get("tz") if isinstance(user, dict) else None
+        return tz if isinstance(tz, str) and tz else None
 
     def _call(self, method: str, *, json: dict[str, Any] | None = None,
               data: dict[str, str] | None = None) -> tuple[int, httpx.Headers, Any]:
@@ -174,6 +240,15 @@ class SlackPoster:
             ts = data.get("ts")
             return PostResult(ok=True, ts=str(ts) if ts else None)
         return classify(status, headers, data)
+
+
+def _upload_failure(answer: tuple[int, httpx.Headers, Any]) -> PostResult:
+    """A failed upload step, sorted like a post; but a missing scope (files:write) is about this kind of call, not
+    the token: no upload can succeed until the app is reinstalled, and posting goes on."""
+    result = classify(*answer)
+    if result.error == "missing_scope":
+        return PostResult(ok=False, error="missing_scope (files:write)", permanent=True)
+    return result
 
 
 def classify(status: int, headers: Any, data: Any) -> PostResult:

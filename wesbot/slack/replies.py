@@ -35,6 +35,8 @@ from ..results import (
     HelpResult,
     LogsResult,
     NextPage,
+    ReportResult,
+    ReportScheduleResult,
     Result,
     RunsResult,
     ServersResult,
@@ -43,10 +45,13 @@ from ..results import (
     SubscriptionsResult,
     TaskResult,
     TasksResult,
+    TimelineResult,
     UnsubscribeResult,
     UseResult,
     WatchResult,
 )
+from ..runtimeline import cut_note
+from ..store.reports import ReportSchedule
 from ..store.watches import ChannelWatch
 from ..wes.logs import LogTail, sanitize_log_text
 from ..wes.models import Log, RunSummary, is_terminal, state_label
@@ -79,6 +84,7 @@ from .blocks import (
     slack_wes_time,
 )
 from .cards import mentions, open_button, outputs_blocks, shorten_middle, why_lines
+from .report_view import report_message
 
 
 def _share_button(command: Command | None) -> Block | None:
@@ -318,6 +324,40 @@ def _command_line(result: CommandLineResult, host: str, shared_by: str | None) -
     return {"text": f"Command line of {whose}{escape(shorten(result.run_id, 120))}", "blocks": blocks}
 
 
+def _timeline(result: TimelineResult, host: str, shared_by: str | None) -> Message:
+    """``/wes timeline``: what the picture shows, in words. Its text is the picture's comment when it is posted
+    (``shared_by``); to whoever asked alone, it offers to post the picture, which Slack cannot show to one person."""
+    run, picture, tasks = result.run, result.picture, result.read.tasks
+    state = escape(state_with_exit(run.state, run.run_log.exit_code))
+    head = f":bar_chart: Timeline of run {code(run.run_id, 120)} (*{state}*)"
+    if not tasks:
+        lines = [f"{head}: the server gives no tasks for this run, so there is nothing to draw."]
+    else:
+        count = f"{len(tasks):,}{'' if result.read.complete else '+'} task{'' if len(tasks) == 1 else 's'}"
+        drawn = "none has a start time, so none can be drawn"
+        if picture.bars:
+            per = " (one per task name)" if picture.grouped else ""
+            drawn = f"drawn as {picture.bars} bar{'' if picture.bars == 1 else 's'}{per}"
+        lines = [f"{head}: {count}, {drawn}."]
+    if picture.untimed:
+        more = f" and {picture.untimed_more} more" if picture.untimed_more else ""
+        lines.append("Not drawn, no start time: " + ", ".join(code(name, 60) for name in picture.untimed) + more + ".")
+    if picture.hidden:
+        lines.append(f"{picture.hidden} group{'' if picture.hidden == 1 else 's'} not shown: the picture keeps the "
+                     f"{picture.bars} longest.")
+    note = cut_note(result.read)
+    if note:
+        lines.append(escape(note))
+    blocks = [section("\n".join(lines))]
+    command = result.command
+    if command is not None and not command.share:
+        blocks.append(context("_Slack cannot show a picture to you alone: posting it shows it to the channel._"))
+        blocks += actions(button("Post the picture in the channel", ACTION_SHARE, command.text()))
+    blocks += _footer(host, shared_by)
+    text = "\n".join(lines + ([f"Shared by <@{shared_by}>"] if shared_by else []))
+    return {"text": text, "blocks": blocks}
+
+
 def log_tail_blocks(what: str, tail: LogTail | None, error: str | None) -> list[Block]:
     """The end of a log, in a code block; or where it is, or why it cannot be shown."""
     title = what[0].upper() + what[1:]
@@ -515,11 +555,11 @@ def _watch(result: WatchResult) -> Message:
 
 def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
     subs = result.subscriptions
-    if not subs and not result.watches:
+    if not subs and not result.watches and result.report is None:
         text = ("No runs are watched in this channel. `/wes subscribe RUN_ID` watches one; "
                 "`/wes watch failed` watches every run that fails.")
         return {"text": text, "blocks": [section(text)]}
-    blocks: list[Block] = _watch_rows(result.watches)
+    blocks: list[Block] = _report_row(result.report) + _watch_rows(result.watches)
     if not subs:
         blocks.append(context(f"WES server: {escape(host)}"))
         return {"text": f"{len(result.watches)} channel-wide watches", "blocks": blocks}
@@ -541,6 +581,39 @@ def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
         blocks.append(context(f"…and {len(subs) - rows} more."))
     blocks.append(context(f"WES server: {escape(host)}"))
     return {"text": f"{len(subs)} runs watched in this channel", "blocks": blocks}
+
+
+def _report_row(schedule: ReportSchedule | None) -> list[Block]:
+    """The channel's scheduled report, with the button that stops it."""
+    if schedule is None:
+        return []
+    block = section(f":calendar: {escape(schedule.describe())}, next {slack_time(schedule.next_at)}, set by "
+                    f"{mentions((schedule.set_by,)) or 'someone'}")
+    stop = button("Stop the report", f"{ACTION_RUN}:report", "report off")
+    if stop is not None:
+        block["accessory"] = stop
+    return [block]
+
+
+def _report(result: ReportResult, host: str, shared_by: str | None) -> Message:
+    message = report_message(result.report, host=host)
+    blocks = message["blocks"] + actions(_share_button(result.command)) + _footer(host, shared_by)
+    return {"text": message["text"], "blocks": blocks}
+
+
+def _report_schedule(result: ReportScheduleResult) -> Message:
+    """A report schedule set or removed is told to the channel."""
+    who = mentions((result.by_user,) if result.by_user else ()) or "Someone"
+    schedule = result.schedule
+    if schedule is not None:
+        text = (f":calendar: {who} scheduled the report for this channel: {escape(schedule.schedule.text())} "
+                f"({escape(schedule.tz)}), the runs of the {'day' if schedule.schedule.kind == 'daily' else 'week'} "
+                f"before; next {slack_time(schedule.next_at)}. To stop it: `/wes report off`.")
+    elif result.removed:
+        text = f":calendar: {who} stopped this channel's scheduled report."
+    else:
+        text = "This channel has no scheduled report."
+    return {"text": text, "blocks": [section(text)]}
 
 
 MAX_WATCH_ROWS = 8  # of /wes subscriptions' blocks, before the subscriptions
@@ -647,12 +720,15 @@ _RENDERERS: dict[type[Result], Callable[[Any, str, str | None], Message]] = {
     TaskResult: _task,
     LogsResult: _logs,
     CommandLineResult: _command_line,
+    TimelineResult: _timeline,
     CancelResult: lambda r, host, shared_by: cancel_message(r.view),
     AuditResult: lambda r, host, shared_by: _audit(r),
     SubscribeResult: lambda r, host, shared_by: _subscribe(r),
     UnsubscribeResult: lambda r, host, shared_by: _unsubscribe(r),
     SubscriptionsResult: lambda r, host, shared_by: _subscriptions(r, host),
     WatchResult: lambda r, host, shared_by: _watch(r),
+    ReportResult: _report,
+    ReportScheduleResult: lambda r, host, shared_by: _report_schedule(r),
     ServersResult: lambda r, host, shared_by: _servers(r),
     ChooseServerResult: lambda r, host, shared_by: _choose_server(r),
     UseResult: lambda r, host, shared_by: _use(r),

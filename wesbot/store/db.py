@@ -539,3 +539,56 @@ def m009_add_deadlines(db: Database) -> None:
         )
         """,
     )
+
+
+@migrations()
+def m010_create_outbox_files(db: Database) -> None:
+    """A file owed with an outbox row (the run's timeline picture with its end notification), written in the
+    transaction that queues the row and uploaded in the row's thread once the row is posted (``store.files``)."""
+    _script(
+        db,
+        """
+        CREATE TABLE outbox_files (
+            outbox_id INTEGER PRIMARY KEY REFERENCES outbox (id),
+            filename TEXT NOT NULL,
+            title TEXT NOT NULL,
+            -- the bytes, until they are uploaded or given up (then NULL)
+            png BLOB,
+            -- pending (until its row is posted, then due) | uploading (an attempt started: it may have reached
+            -- Slack) | uploaded | failed
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            not_before REAL NOT NULL DEFAULT 0,
+            -- the thread it goes in, set when its row was posted: the row's thread, or the row's own ts
+            thread_ts TEXT,
+            -- Slack's id of the file of the latest attempt, stored before the file is shared in the channel
+            file_id TEXT,
+            error TEXT,
+            uploaded_at REAL
+        );
+        CREATE INDEX outbox_files_due ON outbox_files (status, not_before)
+        """,
+    )
+
+
+@migrations()
+def m011_create_report_schedules(db: Database) -> None:
+    """Scheduled reports (``store.reports``): one per channel and server, in its setter's time zone, and when
+    it is next due (each period's report has its own outbox key, so it goes out once)."""
+    _script(
+        db,
+        """
+        CREATE TABLE report_schedules (
+            id INTEGER PRIMARY KEY,
+            server_id INTEGER NOT NULL REFERENCES servers (id),
+            channel_id TEXT NOT NULL,
+            -- as typed: daily HH:MM | weekly DAY HH:MM
+            schedule TEXT NOT NULL,
+            tz TEXT NOT NULL,
+            set_by TEXT NOT NULL,
+            set_at REAL NOT NULL,
+            next_at REAL NOT NULL,
+            UNIQUE (server_id, channel_id)
+        )
+        """,
+    )

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from sqlite_utils import Database
 
 from .base import Message, Store, beyond
+from .files import fail as fail_file
+from .files import ready as file_ready
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,10 +129,13 @@ class Outbox:
         with self.store.transaction() as db:
             db.execute("UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?", [outbox_id])
 
-    def mark_sent(self, outbox_id: int, *, ts: str | None, now: float) -> None:
+    def mark_sent(self, outbox_id: int, *, ts: str | None, now: float, thread_ts: str | None = None) -> None:
+        """Posted (``ts``; ``thread_ts``: the thread it was posted in). A file owed with it is due now, in that
+        thread, else in the thread of the message itself."""
         with self.store.transaction() as db:
             db.execute("UPDATE outbox SET status = 'sent', sent_at = ?, ts = ?, error = NULL WHERE id = ?",
                        [now, ts, outbox_id])
+            file_ready(db, outbox_id, thread_ts or ts)
 
     def mark_retry(self, outbox_id: int, *, not_before: float, error: str) -> None:
         with self.store.transaction() as db:
@@ -140,3 +145,4 @@ class Outbox:
     def mark_failed(self, outbox_id: int, *, error: str) -> None:
         with self.store.transaction() as db:
             db.execute("UPDATE outbox SET status = 'failed', error = ? WHERE id = ?", [error, outbox_id])
+            fail_file(db, outbox_id, "its message was not posted")

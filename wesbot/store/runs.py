@@ -10,6 +10,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from .base import Message, Store, beyond
+from .files import Pictures, attach
 from .outbox import enqueue_in_threads
 
 
@@ -41,8 +42,12 @@ _SUBSCRIBED = ("EXISTS (SELECT 1 FROM subscriptions s WHERE s.server_id = w.serv
 
 
 class WatchedRuns:
-    def __init__(self, store: Store) -> None:
+    """``pictures``: where the watcher puts the timeline picture of a run that just ended; :meth:`record_terminal`
+    takes it and owes it with the end notifications it queues."""
+
+    def __init__(self, store: Store, *, pictures: Pictures | None = None) -> None:
         self.store = store
+        self.pictures = pictures
 
     def due(self, now: float, limit: int | None = None, *, horizon: float | None = None) -> list[WatchedRun]:
         """Distinct runs with an active subscription whose next poll is due, oldest due first.
@@ -138,7 +143,9 @@ class WatchedRuns:
         """The run ended: in one transaction, store the state, queue the notification rendered for each
         subscription in ``owed`` (``dedupe_key`` = run, state, channel) and end those subscriptions. Rendered
         before the transaction: a subscription made since is not in ``owed``, stays active and is told on its
-        next poll. Returns the outbox ids queued."""
+        next poll. The run's timeline picture, if one was drawn (``pictures``), is owed with each notification, in
+        the same transaction. Returns the outbox ids queued."""
+        picture = self.pictures.take(run_id, state) if self.pictures is not None else None
         with self.store.transaction() as db:
             server_id = self.store.server_id
             self._set_state(db, server_id, run_id, state, now, exit_code, start_time, end_time)
@@ -149,6 +156,9 @@ class WatchedRuns:
             db.conn.executemany(
                 "UPDATE subscriptions SET status = 'ended', ended_at = ?, card_version = card_version + 1 WHERE id = ?",
                 [(now, sub_id) for sub_id, _ in queued])
+            for _, outbox_id in queued:
+                if picture is not None and outbox_id is not None:
+                    attach(db, outbox_id, picture)
         return [outbox_id for _, outbox_id in queued if outbox_id is not None]
 
     def record_failure(self, run_id: str, *, now: float, reason: str, next_poll_at: float,

@@ -11,8 +11,10 @@ from __future__ import annotations
 from functools import cached_property
 
 from .base import Message, Store
+from .files import OutboxFiles, Pictures
 from .leases import Leases
 from .outbox import Outbox, OutboxRow
+from .reports import ReportSchedules
 from .runs import WatchedRun, WatchedRuns
 from .subscriptions import SubscribeOutcome, Subscription, Subscriptions
 from .unfurls import Unfurls
@@ -23,18 +25,22 @@ __all__ = ["Message", "OutboxRow", "SubscribeOutcome", "Subscription", "WatchSto
 
 class WatchStore(Store):
     """The database, with one repository per concern: ``subscriptions``, ``runs`` (watched runs), ``outbox``,
-    ``values`` (small named values) and ``leases``. Channel watches and cancels have theirs in
-    ``watches.py`` and ``cancels.py``, built on the same object. All of them see this store's server only;
-    the leases are shared (their names say which server they are for)."""
+    ``files`` (the files owed with outbox rows), ``values`` (small named values) and ``leases``. Channel watches
+    and cancels have theirs in ``watches.py`` and ``cancels.py``, built on the same object. All of them see this
+    store's server only; the leases are shared (their names say which server they are for)."""
 
     def _scope(self, server: str, url: str) -> None:
         """The repositories too: each is bound to this store object, so to its server (see ``scoped``)."""
         super()._scope(server, url)
         self.subscriptions = Subscriptions(self)
-        self.runs = WatchedRuns(self)
+        # The timeline pictures drawn for runs that just ended, until their end notification is queued with them.
+        self.pictures = Pictures()
+        self.runs = WatchedRuns(self, pictures=self.pictures)
         self.outbox = Outbox(self)
+        self.files = OutboxFiles(self)
         self.values = Values(self)
         self.unfurls = Unfurls(self)
+        self.reports = ReportSchedules(self)
 
     @cached_property
     def leases(self) -> Leases:

@@ -79,6 +79,9 @@ class WatcherSettings:
     watch_max_pages: int = 200
     watch_max_runs: int = 50_000
     sweep_seconds_max: float = 20.0
+    # The end notification of a subscribed run with at least this many tasks carries the run's timeline picture
+    # in its thread (WESBOT_TIMELINE_MIN_TASKS, 5 in `wesbot serve` and `wesbot watch`); 0: never.
+    timeline_min_tasks: int = 0
 
     @property
     def sweep_budget(self) -> float:

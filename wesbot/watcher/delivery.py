@@ -1,7 +1,8 @@
 """Delivery: the only part of wesbot's background that talks to Slack. Never calls WES.
 
-It posts what the jobs stored: outbox rows (notifications, notices, digests, DMs), the run cards (posted,
-then updated in place), and the cancel messages (announced, then updated with the outcome). Paced per
+It posts what the jobs stored: outbox rows (notifications, notices, digests, DMs), the files owed with them (a
+run's timeline picture, in its notification's thread), the run cards (posted, then updated in place), and the
+cancel messages (announced, then updated with the outcome). Paced per
 channel (one post a second, Slack's own limit), several channels at once, retrying what can be retried
 (429 after its Retry-After, 5xx and connection errors with backoff), giving up on permanent errors with a
 DM to the subscribers, and backing off for a long while when Slack refuses the token itself.
@@ -21,6 +22,7 @@ from ..slack.blocks import pin_server
 from ..slack.cards import cancel_announcement, cancel_outcome, card, channel_failed_text, notice
 from ..slack.poster import PostResult
 from ..store.cancels import Cancel, CancelStore
+from ..store.files import FileRow
 from ..store.watch import OutboxRow, Subscription, WatchStore
 from .base import Clock, WatcherSettings, Workers
 
@@ -52,6 +54,9 @@ class Poster(Protocol):
     def update(self, channel: str, ts: str, message: dict[str, Any]) -> PostResult: ...
     def find_posted(self, channel: str, key: str, *, thread_ts: str | None, oldest: float) -> str | None | bool: ...
     def respond(self, response_url: str, message: dict[str, Any]) -> bool: ...
+    def upload_file(self, channel: str, content: bytes, *, filename: str, title: str, thread_ts: str | None = None,
+                    comment: str | None = None, on_file_id: Callable[[str], None] | None = None) -> PostResult: ...
+    def find_file(self, channel: str, file_id: str, *, thread_ts: str) -> bool | None: ...
 
 
 @dataclass
@@ -60,16 +65,18 @@ class DeliverStats:
     cards: int = 0
     retried: int = 0
     failed: int = 0
+    files: int = 0
 
     def add(self, other: DeliverStats) -> None:
         self.sent += other.sent
         self.cards += other.cards
         self.retried += other.retried
         self.failed += other.failed
+        self.files += other.files
 
     @property
     def busy(self) -> bool:
-        return bool(self.sent or self.cards or self.retried or self.failed)
+        return bool(self.sent or self.cards or self.retried or self.failed or self.files)
 
 
 @dataclass
@@ -115,6 +122,14 @@ class PinnedPoster:
     def respond(self, response_url: str, message: dict[str, Any]) -> bool:
         return self.poster.respond(response_url, pin_server(message, self.server))
 
+    def upload_file(self, channel: str, content: bytes, *, filename: str, title: str, thread_ts: str | None = None,
+                    comment: str | None = None, on_file_id: Callable[[str], None] | None = None) -> PostResult:
+        return self.poster.upload_file(channel, content, filename=filename, title=title, thread_ts=thread_ts,
+                                       comment=comment, on_file_id=on_file_id)
+
+    def find_file(self, channel: str, file_id: str, *, thread_ts: str) -> bool | None:
+        return self.poster.find_file(channel, file_id, thread_ts=thread_ts)
+
 
 class Delivery:
     """``server``: this server's name when there are several (messages name it, buttons are bound to it).
@@ -142,14 +157,17 @@ class Delivery:
         """Post the cards and the outbox rows that are due, paced per channel. Stops early on ``stop``."""
         stats = DeliverStats()
         self._cancel_messages(stats)
-        # Notifications first: they are what people wait for; card updates take the channel's next slots.
+        # Notifications first: they are what people wait for; then the pictures in their threads; card updates
+        # take the channel's next slots.
         self._send_outbox(stats, limit)
+        self._send_files(stats, limit)
         self._sync_cards(stats)
         return stats
 
     def owed(self) -> bool:
         """Whether anything is waiting to be posted (the sender thread polls faster then)."""
-        return self.store.outbox.pending_count() > 0 or bool(self.store.subscriptions.cards_to_sync(limit=1)) or (
+        return self.store.outbox.pending_count() > 0 or self.store.files.owed() > 0 or bool(
+            self.store.subscriptions.cards_to_sync(limit=1)) or (
             self.cancels is not None and bool(self.cancels.to_sync() or self.cancels.to_announce()))
 
     @property
@@ -195,7 +213,8 @@ class Delivery:
                                         oldest=row.created_at - 60)
         if found:
             logger.info("outbox %s (%s) had reached Slack before wesbot stopped", row.id, row.dedupe_key)
-            self.store.outbox.mark_sent(row.id, ts=found if isinstance(found, str) else None, now=self.clock.now())
+            self.store.outbox.mark_sent(row.id, ts=found if isinstance(found, str) else None, now=self.clock.now(),
+                                        thread_ts=thread_ts)
             observe.notification(row.kind, row.channel_id, run_of(row), "sent", None)  # when it arrived is unknown
             self._ended(row)
             return True
@@ -210,7 +229,7 @@ class Delivery:
         error = result.error or "error"
         if result.ok:
             self._token_refused_since = None
-            self.store.outbox.mark_sent(row.id, ts=result.ts, now=done)
+            self.store.outbox.mark_sent(row.id, ts=result.ts, now=done, thread_ts=row.thread_ts)
             stats.sent += 1
             # The row was queued when the run's end was seen: its age is the notification's delay.
             observe.notification(row.kind, row.channel_id, run_of(row), "sent", done - row.created_at)
@@ -245,6 +264,80 @@ class Delivery:
             self.on_ended(list(self.store.subscriptions.get(row.subscription_id).users))
         except Exception:
             logger.warning("could not tell who watched run %s that it ended", run_of(row), exc_info=True)
+
+    # -- files ----------------------------------------------------------------------------------------
+
+    def _send_files(self, stats: DeliverStats, limit: int) -> None:
+        """Upload the files whose messages were posted, in the same rounds and pacing as the outbox: the oldest
+        of each channel that may post now. A failing upload is retried or given up on its own, and never holds up
+        a notification (those went first, and a channel's pace is shared)."""
+        done = 0
+        while done < limit and not self._stopped:
+            firsts: dict[str, FileRow] = {}
+            for row in self.store.files.due(self.clock.now(), limit=1000, horizon=self.settings.longest_wait):
+                if row.channel_id not in firsts and self.pacing.ready(row.channel_id):
+                    firsts[row.channel_id] = row
+            batch = list(firsts.values())[: limit - done]
+            if not batch:
+                break
+            self._in_parallel(self._upload, batch, stats)
+            done += len(batch)
+
+    def _upload(self, row: FileRow, stats: DeliverStats) -> None:
+        """Upload one file in its message's thread. An attempt cut short after Slack gave the file an id (a crash,
+        kill -9) may have shared it: it is looked for in the thread first, and uploaded again only when it is not
+        there, or when Slack cannot tell (then it may show twice rather than never)."""
+        if row.thread_ts is None:
+            self.store.files.mark_failed(row.outbox_id, error="the thread of its message is unknown")
+            return
+        files = self.store.files
+        if row.status == "uploading" and row.file_id:
+            found = self.poster.find_file(row.channel_id, row.file_id, thread_ts=row.thread_ts)
+            if found:
+                logger.info("the file of outbox %s (%s) had reached Slack before wesbot stopped", row.outbox_id,
+                            row.key)
+                files.mark_uploaded(row.outbox_id, now=self.clock.now())
+                return
+            if found is None:
+                logger.warning("the file of outbox %s (%s) was being uploaded when wesbot stopped and Slack cannot "
+                               "tell whether it arrived; uploading it again", row.outbox_id, row.key)
+        content = files.content(row.outbox_id)
+        if content is None:
+            return  # uploaded or given up since it was listed
+        files.mark_uploading(row.outbox_id)
+        result = self.poster.upload_file(row.channel_id, content, filename=row.filename, title=row.title,
+                                         thread_ts=row.thread_ts,
+                                         on_file_id=lambda file_id: files.set_file_id(row.outbox_id, file_id))
+        self.pacing.hold(row.channel_id, self.settings.pace_seconds)
+        self._settle_file(row, result, stats)
+
+    def _settle_file(self, row: FileRow, result: PostResult, stats: DeliverStats) -> None:
+        done = self.clock.now()
+        error = result.error or "error"
+        if result.ok:
+            self._token_refused_since = None
+            self.store.files.mark_uploaded(row.outbox_id, now=done, file_id=result.file_id)
+            stats.files += 1
+            logger.info("uploaded %s in the thread of outbox %s (%s)", row.filename, row.outbox_id, row.key)
+        elif result.permanent:
+            # Not the channel's end: the message itself was posted (a public channel the bot is not in takes
+            # posts, thanks to chat:write.public, but not files). Only the picture is given up.
+            self.store.files.mark_failed(row.outbox_id, error=error)
+            stats.failed += 1
+            logger.warning("gave up uploading %s in %s (%s): %s", row.filename, row.channel_id, row.key, error)
+        elif result.token_error:
+            self._token_refused(result)
+            self.store.files.mark_retry(row.outbox_id, not_before=done + TOKEN_RETRY, error=error)
+            self.pacing.hold(row.channel_id, TOKEN_RETRY)
+            stats.retried += 1
+        else:
+            wait = result.retry_after or min(2.0 ** min(row.attempts + 1, 12), self.settings.retry_cap)
+            self.store.files.mark_retry(row.outbox_id, not_before=done + wait, error=error)
+            if result.retry_after:
+                self.pacing.hold(row.channel_id, wait)
+            stats.retried += 1
+            logger.info("uploading %s in %s failed (%s); trying again in %.0f s", row.filename, row.channel_id,
+                        error, wait)
 
     # -- cards -----------------------------------------------------------------------------------------
 

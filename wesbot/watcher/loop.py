@@ -28,6 +28,7 @@ from .cancels import CancelFollower
 from .delivery import DeliverStats, Delivery, Poster
 from .details import Details
 from .progress import ProgressReader
+from .reports import ScheduledReports
 from .subscriptions import SubscriptionPoller, TickStats
 from .sweep import SweepStats, WatchSweeper
 
@@ -69,6 +70,10 @@ class Watcher:
         # run_url: the server's run-link template; notifications get an Open button to the run's page.
         self.run_url = run_url
         details = Details(wes, logs, run_url=run_url)
+        # The subscriptions' end notifications carry the run's timeline picture (record_terminal takes it from
+        # store.pictures, in the transaction that queues them); the channel watches' do not.
+        drawing = Details(wes, logs, run_url=run_url, pictures=store.pictures,
+                          min_tasks=self.settings.timeline_min_tasks, stopped=self.stop.is_set)
         runs = RunList(wes, self.settings, self.clock, self.stop)
         # With several servers, ``server`` names this one: in its messages, its buttons and its lease.
         self.server = server
@@ -76,13 +81,14 @@ class Watcher:
         label = server_label(server or "", host, several=server is not None)
         jobs = {"host": host, "label": label, "settings": self.settings, "clock": self.clock,
                 "owed": self._owed.set}
-        self.subscriptions = SubscriptionPoller(store, wes, details, runs, workers, server=server,
+        self.subscriptions = SubscriptionPoller(store, wes, drawing, runs, workers, server=server,
                                                 **jobs)  # type: ignore[arg-type]
         self.sweeper = None if watches is None else WatchSweeper(store, watches, wes, details, runs, workers,
                                                                   **jobs)  # type: ignore[arg-type]
         self.follower = None if cancels is None else CancelFollower(cancels, wes, settings=self.settings,
                                                                     clock=self.clock, stop=self.stop)
         self.progress = ProgressReader(store, wes, workers, clock=self.clock)
+        self.reports = ScheduledReports(store, wes, logs, label=label, clock=self.clock, owed=self._owed.set)
         self.delivery = Delivery(store, poster, workers, host=host, settings=self.settings, clock=self.clock,
                                  cancels=cancels, server=server, run_url=run_url, on_ended=on_ended)
         self._next_tick = 0.0
@@ -99,6 +105,9 @@ class Watcher:
 
     def read_progress(self) -> int:
         return self.progress.read()
+
+    def post_reports(self) -> int:
+        return self.reports.post_due()
 
     def sweep_watches(self) -> SweepStats:
         return self.sweeper.sweep() if self.sweeper is not None else SweepStats()
@@ -129,6 +138,7 @@ class Watcher:
             # sweep is bounded in time, so the next cycle's polls wait at most that long behind it).
             self._poll_subscriptions()
             self._contained("reading task progress", self.read_progress)
+            self._contained("making scheduled reports", self.post_reports)
         if self.sweeper is not None and started >= self._next_sweep:
             sweep = self._contained("sweeping channel watches", self.sweep_watches)
             self._next_sweep = self.clock.monotonic() + self.settings.poll_seconds
@@ -249,7 +259,8 @@ def build_watcher(settings: Settings, store: WatchStore, wes: WatchedWes, poster
         cancels=CancelStore(store, server.url), watches=WatchesStore(store), run_url=server.run_url, on_ended=on_ended,
         settings=WatcherSettings(poll_seconds=server.poll_seconds, concurrency=settings.poll_concurrency,
                                  subscription_days=settings.subscription_days,
-                                 lease_seconds=settings.lease_seconds, digest_after=settings.digest_after),
+                                 lease_seconds=settings.lease_seconds, digest_after=settings.digest_after,
+                                 timeline_min_tasks=settings.timeline_min_tasks),
     )
 
 
