@@ -6,11 +6,12 @@ message within Block Kit's limits; :func:`render` shortens what is still too lon
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 from ..cancel import CancelView
-from ..commands import Command
+from ..commands import LATE_KINDS, Command
 from ..config import run_link
 from ..format import (
     compact_json,
@@ -540,10 +541,12 @@ def _watch(result: WatchResult) -> Message:
     """A watch set or removed is told to the channel (who did it, what it will hear); else only to who asked."""
     what = escape(result.description)
     who = mentions((result.by_user,) if result.by_user else ()) or "Someone"
-    command = result.command.text() if result.command else "watch failed"
+    late = bool(result.command and result.command.watch_kind in LATE_KINDS)
+    since = ("the runs already past it come in one message" if late else
+             "runs that already ended are not announced")
     if result.action == "watch" and result.changed:
-        text = (f":eyes: {who} set a channel watch: this channel will hear about {what}, from now on (runs that "
-                f"already ended are not announced). To stop it: `/wes un{escape(command)}`.")
+        text = (f":eyes: {who} set a channel watch: this channel will hear about {what}, from now on ({since}). "
+                f"To stop it: `/wes un{escape(_unwatch_text(result.command))}`.")
     elif result.action == "watch":
         text = f"This channel already hears about {what}."
     elif result.changed:
@@ -551,6 +554,13 @@ def _watch(result: WatchResult) -> Message:
     else:
         text = f"This channel had no watch for {what}."
     return {"text": text, "blocks": [section(text)]}
+
+
+def _unwatch_text(command: Command | None) -> str:
+    """The command that removes a watch: its kind and tag, without a duration."""
+    if command is None:
+        return "watch failed"
+    return dataclasses.replace(command, after=None).text()
 
 
 def _subscriptions(result: SubscriptionsResult, host: str) -> Message:
