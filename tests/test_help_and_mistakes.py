@@ -131,8 +131,8 @@ def test_refusals_read_like_this(text: str, message: str) -> None:
     ("text", "usage_line"),
     [
         ("runs faild", "Usage: /wes runs [STATE|failed|finished|active]"),
-        ("watch faild", "Usage: /wes watch [tag KEY=VALUE] failed|finished | /wes watch [tag KEY=VALUE] long|queued "
-                        "DURATION"),
+        ("watch faild", "Usage: /wes watch [tag KEY=VALUE|mine] failed|finished | /wes watch [tag KEY=VALUE] "
+                        "long|queued DURATION"),
         ("tasks r1 faild", "Usage: /wes tasks RUN_ID [failed]"),
         ("logs r1 t1 stdrr", "Usage: /wes logs RUN_ID [TASK_ID] [stdout|stderr]"),
         ("help stauts", "Usage: /wes help [SUBCOMMAND]"),
@@ -214,7 +214,8 @@ def test_slack_help_fits_one_screen_grouped_with_one_example_each() -> None:
         ("details", ["`/wes details RUN_ID`", "alias `show`", "under Look up", "The run in full",
                      "*Example:* `/wes details 3f2a…`", "`--share`", "`--server NAME`",
                      "*On the terminal:* `wesbot ask details RUN_ID`"], []),
-        ("watch", ["`/wes watch [tag KEY=VALUE] failed|finished`", "`/wes watch [tag KEY=VALUE] long|queued DURATION`",
+        ("watch", ["`/wes watch [tag KEY=VALUE|mine] failed|finished`",
+                   "`/wes watch [tag KEY=VALUE] long|queued DURATION`",
                    "*Example:* `/wes watch long 6h tag project=rnaseq`", "`--server NAME`"],
          ["--share", "On the terminal"]),
         ("subscriptions", ["`/wes subscriptions`", "under Follow"], ["--share", "--server", "alias"]),

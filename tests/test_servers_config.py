@@ -97,7 +97,10 @@ PROBLEMS = [
     ('[servers.a-very-long-server-name]\nurl = "http://p"\n',
      "wesbot.toml: servers.a-very-long-server-name: a server name is 1 to 20 of a-z, 0-9 and -"),
     ('[servers.prod]\nurl = "http://p"\nurll = 1\n', "wesbot.toml: servers.prod.urll: unknown key (the keys are "
-     "url, auth_env, token_env, log_hosts, cancelers, channels, poll_seconds, run_url)"),
+     "url, auth_env, token_env, log_hosts, cancelers, channels, poll_seconds, run_url, owner_tag)"),
+    ('[servers.prod]\nurl = "http://p"\nowner_tag = "has space"\n',
+     "wesbot.toml: servers.prod.owner_tag: must be a tag key: 1 to 100 of letters, digits and _ . : / - "
+     "(got 'has space')"),
     ('[servers.prod]\nurl = "http://p"\npoll_seconds = "30"\n',
      "wesbot.toml: servers.prod.poll_seconds: must be a number from 0.1 to 86400 (got '30')"),
     ('[servers.prod]\nurl = "http://p"\npoll_seconds = 0\n',

@@ -353,6 +353,7 @@ def _slack_deps(settings: Settings, parts: list[ServerParts], pool: ThreadPoolEx
     """What the Slack listeners need: each server's parts, and what they share."""
     from .slack.deps import Deps, ServerDeps
     from .slack.gate import response_origins
+    from .slack.owners import OwnerDirectory
     from .store.servers import ChannelServers
 
     client = slack_client(settings)
@@ -362,12 +363,14 @@ def _slack_deps(settings: Settings, parts: list[ServerParts], pool: ThreadPoolEx
 
     servers = [ServerDeps(name=part.config.name, wes=part.wes, host=part.wes.host, store=part.store, logs=part.logs,
                           cancels=part.cancels, watches=part.watches, wake=part.wake, run_url=part.config.run_url,
-                          cancelers=Cancelers(part.config.cancelers, resolve_group=resolve_group))
+                          cancelers=Cancelers(part.config.cancelers, resolve_group=resolve_group),
+                          owner_tag=part.config.owner_tag)
                for part in parts]
     return Deps(servers=servers, pool=pool, subscription_days=settings.subscription_days,
                 cancel_timeout=settings.cancel_timeout, poster=poster,
                 response_origins=response_origins(settings.slack_api_url), db_path=settings.db_path,
                 channel_servers=ChannelServers(parts[0].store),
+                owners=OwnerDirectory(poster.user_by_email) if any(p.config.owner_tag for p in parts) else None,
                 config_channels={channel: s.name for s in settings.servers for channel in s.channels})
 
 

@@ -134,10 +134,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand(
         name="watch",
-        usage="/wes watch [tag KEY=VALUE] failed|finished | /wes watch [tag KEY=VALUE] long|queued DURATION",
+        usage="/wes watch [tag KEY=VALUE|mine] failed|finished | /wes watch [tag KEY=VALUE] long|queued DURATION",
         summary="Post in this channel whenever any run on the server fails (or ends), or only runs with that tag. "
         "`long 6h`: once about every run still active 6 hours after it started (its start time, or when wesbot "
-        "first saw it); `queued 30m`: once about every run QUEUED or INITIALIZING that long.",
+        "first saw it); `queued 30m`: once about every run QUEUED or INITIALIZING that long. `watch mine` (or "
+        "`watch failed mine`) in your direct messages with wesbot: every run you started that ends (or fails).",
         brief="every run that fails, ends, or runs late", example="/wes watch long 6h tag project=rnaseq",
         options=(SERVER,),
     ),
@@ -343,6 +344,8 @@ class Command:
     # Seconds: how long a run may be active (watch long) or waiting (watch queued) before the channel hears of
     # it; for subscribe --deadline, how long after its start it should have ended.
     after: float | None = None
+    # watch mine: the runs whose owner tag names whoever asked
+    mine: bool = False
     # report: the window read (seconds), or the schedule to set (None with unschedule: `report off`)
     window: float | None = None
     schedule: Schedule | None = None
@@ -387,6 +390,8 @@ class Command:
             words.append(self.watch_kind)
         if self.after is not None:
             words.append(("--deadline=" if self.name == "subscribe" else "") + duration_text(self.after))
+        if self.mine:
+            words.append("mine")
         if self.window is not None:
             words.append(duration_text(self.window))
         if self.schedule is not None or self.unschedule:
@@ -550,7 +555,11 @@ def _parse_watch(name: str, args: list[str], opts: _Options) -> Command:
     and ``tag KEY=VALUE`` before or after it."""
     _need(name, args, 1, 4)
     tag, rest = _read_tag(name, args)
-    kind = rest[0].lower() if rest else "failed"
+    mine = any(word.lower() == "mine" for word in rest)
+    rest = [word for word in rest if word.lower() != "mine"]
+    if mine and tag is not None:
+        raise UsageError("`mine` is a tag filter of its own: use it without `tag KEY=VALUE`", usage(name))
+    kind = rest[0].lower() if rest else ("finished" if mine else "failed")
     if kind not in WATCH_KINDS:
         raise _not_one_of(rest[0], "a kind of watch", WATCH_KINDS, usage(name))
     after = None
@@ -559,7 +568,7 @@ def _parse_watch(name: str, args: list[str], opts: _Options) -> Command:
     taken = 1 + (after is not None or (kind in LATE_KINDS and len(rest) > 1 and _is_duration(rest[1])))
     if len(rest) > taken:
         raise UsageError(f"unexpected {rest[taken][:40]!r}", usage(name))
-    return Command(name=name, watch_kind=kind, tag=tag, after=after, share=opts.share)
+    return Command(name=name, watch_kind=kind, tag=tag, after=after, mine=mine, share=opts.share)
 
 
 def _is_duration(word: str) -> bool:

@@ -8,6 +8,7 @@ never part of a message, a ``repr`` or a log line.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,9 @@ class Settings:
     # WESBOT_RUN_URL: the template of a run's page in a web UI ("https://ui.example.org/runs/{run_id}"), for the
     # Open button; each server's own (run_url in wesbot.toml) wins. None: no Open button.
     run_url: str | None = None
+    # WESBOT_OWNER_TAG: the run tag that names who launched a run (an email address or a Slack user id), whom the
+    # channel-watch notifications, deadline alerts and reports mention; each server's owner_tag wins.
+    owner_tag: str | None = None
     # Every WES server (see wesbot.servers). wes_url, wes_auth, wes_token, log_hosts, cancelers and poll_seconds
     # above are the first one's. Left empty, it is that one server, named "default".
     servers: tuple[ServerConfig, ...] = ()
@@ -82,7 +86,7 @@ class Settings:
             credential = "WES_AUTH" if self.wes_auth else "WES_TOKEN" if self.wes_token else None
             only = ServerConfig(name="default", url=self.wes_url, auth=self.wes_auth, token=self.wes_token,
                                 log_hosts=self.log_hosts, cancelers=self.cancelers, poll_seconds=self.poll_seconds,
-                                run_url=self.run_url, credential_env=credential)
+                                run_url=self.run_url, owner_tag=self.owner_tag, credential_env=credential)
             object.__setattr__(self, "servers", (only,))
 
     def server(self, name: str) -> ServerConfig:
@@ -180,6 +184,19 @@ def parse_run_url(value: str | None) -> str | None:
         raise ValueError(f"must contain {RUN_ID_FIELD}, where the run id goes, "
                          "e.g. https://ui.example.org/runs/{run_id}")
     return value
+
+
+_TAG_KEY = re.compile(r"[A-Za-z0-9_.:/-]{1,100}")
+
+
+def parse_owner_tag(value: str | None) -> str | None:
+    """The run tag that names who launched a run (``WESBOT_OWNER_TAG``, a server's ``owner_tag``): a tag key.
+    None when unset; ValueError when it is not one."""
+    if value is None or not value.strip():
+        return None
+    if not _TAG_KEY.fullmatch(value.strip()):
+        raise ValueError(f"must be a tag key: 1 to 100 of letters, digits and _ . : / - (got {value[:40]!r})")
+    return value.strip()
 
 
 def run_link(template: str | None, run_id: str) -> str | None:
@@ -367,10 +384,11 @@ def load_settings(
     log_format = reader.choice("WESBOT_LOG_FORMAT", LOG_FORMATS) or "text"
     metrics_listen = reader.listed("WESBOT_METRICS_PORT", parse_metrics_port, None)
     run_url = reader.listed("WESBOT_RUN_URL", parse_run_url, None)
+    owner_tag = reader.listed("WESBOT_OWNER_TAG", parse_owner_tag, None)
     servers, server_problems = load_servers(
         env, cwd=Path.cwd() if cwd is None else cwd,
         defaults=ServerDefaults(log_hosts=log_hosts, cancelers=cancelers, poll_seconds=poll_seconds,
-                                run_url=run_url),
+                                run_url=run_url, owner_tag=owner_tag),
     )
     if server_problems or reader.problems:
         raise ConfigError(server_problems + reader.problems)
@@ -394,6 +412,7 @@ def load_settings(
         log_format=log_format,
         metrics_listen=metrics_listen,
         run_url=first.run_url,
+        owner_tag=first.owner_tag,
         slack_bot_token=bot_token,
         slack_app_token=app_token,
         slack_signing_secret=signing_secret,

@@ -136,6 +136,10 @@ class Context:
     can_post: Callable[[], str | None] | None = None
     # The time zone Slack gives for whoever asked (``Europe/Paris``; None: none), for a scheduled report.
     user_tz: Callable[[], str | None] | None = None
+    # The run tag naming who started a run (WESBOT_OWNER_TAG): the report names them, `watch mine` filters on it.
+    owner_tag: str | None = None
+    # The email address Slack gives for whoever asked (None: none, or no users:read.email scope).
+    user_email: Callable[[], str | None] | None = None
     cancels: CancelStore | None = None
     cancelers: Cancelers | None = None
     watches: WatchesStore | None = None
@@ -273,24 +277,7 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
                              cancelers=ctx.cancelers, store=ctx.cancels, now=ctx.now)
         return CancelResult(command=command, view=view)
     if command.name in ("watch", "unwatch"):
-        if ctx.watches is None:
-            return ErrorResult(command=command, message="channel-wide watches are not set up here")
-        kind = command.watch_kind or "failed"
-        key, value = command.tag or ("", "")
-        if command.name == "watch":
-            if (refused := _cannot_post(command, ctx)) is not None:
-                return refused
-            watch, created = ctx.watches.add(channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value,
-                                             user_id=ctx.user_id, now=ctx.now, after=command.after)
-            if ctx.wake is not None:
-                ctx.wake()
-            return WatchResult(command=command, action="watch", changed=created, description=watch.describe(),
-                               by_user=ctx.user_id)
-        gone = ctx.watches.remove(channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value)
-        described = ChannelWatch(id=0, channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value,
-                                 created_by="", created_at=0, active_from=None).describe()
-        return WatchResult(command=command, action="unwatch", changed=gone, description=described,
-                           by_user=ctx.user_id)
+        return _watch(command, ctx)
     if command.name == "subscriptions":
         return SubscriptionsResult(command=command, channel_id=ctx.channel_id,
                                    subscriptions=ctx.store.subscriptions.of_channel(ctx.channel_id),
@@ -326,7 +313,8 @@ def _slack_only(command: Command, wes: Wes, ctx: Context) -> Result:
 def _report(command: Command, wes: Wes, ctx: Context | None, logs: LogReader | None) -> Result:
     """The report of a window, read now; or the channel's schedule set (in the asker's time zone) or removed."""
     if command.schedule is None and not command.unschedule:
-        report = read_report(wes, logs, window=command.window or WINDOWS["24h"], now=time.time())
+        report = read_report(wes, logs, window=command.window or WINDOWS["24h"], now=time.time(),
+                             owner_tag=ctx.owner_tag if ctx is not None else None)
         return ReportResult(command=command, report=report)
     if ctx is None:
         return ErrorResult(command=command, kind="usage", message="a scheduled report is set in Slack only: it posts "
@@ -349,6 +337,48 @@ _LISTINGS: dict[str, Callable[[Command, Wes, Context | None, LogReader | None], 
     "runs": lambda command, wes, ctx, logs: _runs(command, wes),
     "report": _report,
 }
+
+
+def _watch(command: Command, ctx: Context) -> Result:
+    """Set or remove a channel watch; ``mine``: one for each way the owner tag may name whoever asked (their
+    email address and their user id), in their direct messages with wesbot."""
+    if ctx.watches is None:
+        return ErrorResult(command=command, message="channel-wide watches are not set up here")
+    kind = command.watch_kind or "failed"
+    tags = [command.tag or ("", "")]
+    if command.mine:
+        mine = _mine(command, ctx)
+        if isinstance(mine, ErrorResult):
+            return mine
+        tags = mine
+    if command.name == "watch":
+        if (refused := _cannot_post(command, ctx)) is not None:
+            return refused
+        added = [ctx.watches.add(channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value,
+                                 user_id=ctx.user_id, now=ctx.now, after=command.after) for key, value in tags]
+        if ctx.wake is not None:
+            ctx.wake()
+        return WatchResult(command=command, action="watch", changed=any(created for _, created in added),
+                           description=" or ".join(watch.describe() for watch, _ in added), by_user=ctx.user_id)
+    gone = [ctx.watches.remove(channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value)
+            for key, value in tags]
+    described = " or ".join(ChannelWatch(id=0, channel_id=ctx.channel_id, kind=kind, tag_key=key, tag_value=value,
+                                         created_by="", created_at=0, active_from=None).describe()
+                            for key, value in tags)
+    return WatchResult(command=command, action="unwatch", changed=any(gone), description=described,
+                       by_user=ctx.user_id)
+
+
+def _mine(command: Command, ctx: Context) -> list[tuple[str, str]] | ErrorResult:
+    """The owner-tag filters that mean "runs I started": by user id, and by email address where Slack gives it."""
+    if not ctx.owner_tag:
+        return ErrorResult(command=command, kind="usage", message="`mine` needs WESBOT_OWNER_TAG (or owner_tag for "
+                           "this server): the run tag that names who started a run")
+    if not ctx.channel_id.startswith("D"):
+        return ErrorResult(command=command, kind="usage", message="`mine` is sent to you alone: type it in your "
+                           "direct messages with wesbot (its Messages tab)")
+    email = ctx.user_email() if ctx.user_email is not None else None
+    return [(ctx.owner_tag, ctx.user_id)] + ([(ctx.owner_tag, email)] if email else [])
 
 
 def _cannot_post(command: Command, ctx: Context) -> ErrorResult | None:

@@ -43,6 +43,7 @@ class ReportRun:
     end: float | None = None
     reason: str | None = None  # a failure's first failing line, when it was read
     workflow: str | None = None
+    owner: str | None = None  # the value of the run's owner tag (WESBOT_OWNER_TAG), where it has one
 
     def seconds(self, now: float) -> float | None:
         """How long it ran (an ended run) or has been running (an active one)."""
@@ -80,7 +81,8 @@ class _Reader:
     """Reads one report from one server's client; ``logs`` reads the failing lines (None: none are read)."""
 
     def __init__(self, wes: ReportWes, logs: LogReader | None, *, now: float,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, owner_tag: str | None = None) -> None:
+        self.owner_tag = owner_tag
         self.wes = wes
         self.logs = logs
         self.now = now
@@ -93,7 +95,7 @@ class _Reader:
         active: list[ReportRun] = []
         undated: list[RunSummary] = []
         for item in listed:
-            run = _run_of(item)
+            run = _run_of(item, self.owner_tag)
             if not is_terminal(parse_state(run.state)):
                 active.append(run)
             elif run.end is None:
@@ -165,13 +167,14 @@ class _Reader:
             except WesError as error:
                 logger.debug("no failing line for run %s: %s", run.run_id, error)
         return ReportRun(run_id=run.run_id, state=run.state, start=run.start, end=run.end, reason=reason,
-                         workflow=workflow)
+                         workflow=workflow, owner=run.owner)
 
 
 def read_report(wes: ReportWes, logs: LogReader | None, *, window: float, now: float,
-                monotonic: Callable[[], float] = time.monotonic) -> Report:
-    """The report of the ``window`` seconds before ``now``. Raises WesError only when not one page was read."""
-    return _Reader(wes, logs, now=now, monotonic=monotonic).read(window)
+                monotonic: Callable[[], float] = time.monotonic, owner_tag: str | None = None) -> Report:
+    """The report of the ``window`` seconds before ``now``; ``owner_tag`` names who started each run. Raises
+    WesError only when not one page was read."""
+    return _Reader(wes, logs, now=now, monotonic=monotonic, owner_tag=owner_tag).read(window)
 
 
 def _epoch(value: str | None) -> float | None:
@@ -179,7 +182,8 @@ def _epoch(value: str | None) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
-def _run_of(item: RunSummary) -> ReportRun:
+def _run_of(item: RunSummary, owner_tag: str | None) -> ReportRun:
+    owner = item.tags.get(owner_tag) if owner_tag else None
     return ReportRun(run_id=item.run_id, state=str(item.state), start=_epoch(item.start_time),
-                     end=_epoch(item.end_time))
+                     end=_epoch(item.end_time), owner=owner if isinstance(owner, str) and owner.strip() else None)
 

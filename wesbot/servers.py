@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .cancel import parse_cancelers
-from .config import _check_url, _Reader, _wes_credentials, _wes_url, parse_run_url, parse_user_password
+from .config import _check_url, _Reader, _wes_credentials, _wes_url, parse_owner_tag, parse_run_url, parse_user_password
 from .wes.logs import parse_allowed_hosts
 
 DEFAULT_CONFIG = "wesbot.toml"
@@ -43,7 +43,8 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
 POLL_RANGE = (0.1, 86400.0)  # WESBOT_POLL_SECONDS's
 
-_KEYS = ("url", "auth_env", "token_env", "log_hosts", "cancelers", "channels", "poll_seconds", "run_url")
+_KEYS = ("url", "auth_env", "token_env", "log_hosts", "cancelers", "channels", "poll_seconds", "run_url",
+         "owner_tag")
 # Keys that would hold a secret: refused, with where the secret goes instead.
 _SECRET_KEYS = {"auth": "auth_env", "password": "auth_env", "user": "auth_env", "token": "token_env",
                 "bearer": "token_env"}
@@ -65,6 +66,7 @@ class ServerDefaults:
     cancelers: tuple[str, ...] = ()
     poll_seconds: float = 30.0
     run_url: str | None = None
+    owner_tag: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +84,8 @@ class ServerConfig:
     poll_seconds: float = 30.0
     # The template of a run's page ("https://ui.example.org/runs/{run_id}"), for the Open button; None: none.
     run_url: str | None = None
+    # The run tag naming who launched a run (owner_tag, WESBOT_OWNER_TAG): whom its messages mention; None: nobody.
+    owner_tag: str | None = None
     # Where it was configured: ENVIRONMENT, or the file's name as given (for messages: "check ...").
     source: str = ENVIRONMENT
     # The variable holding its credentials (WES_AUTH, PROD_WES_AUTH ...); None without credentials.
@@ -122,6 +126,7 @@ def _from_environment(reader: _Reader, defaults: ServerDefaults) -> ServerConfig
         reader.problems.append(f"WES_NAME: {NAME_RULE} (got {name[:40]!r})")
     return ServerConfig(name=name, url=url, auth=auth, token=token, log_hosts=defaults.log_hosts,
                         cancelers=defaults.cancelers, poll_seconds=defaults.poll_seconds, run_url=defaults.run_url,
+                        owner_tag=defaults.owner_tag,
                         credential_env="WES_AUTH" if auth else "WES_TOKEN" if token else None)
 
 
@@ -192,7 +197,8 @@ class _FileReader:
             cancelers=self.listed(where, values, "cancelers", parse_cancelers, defaults.cancelers),
             channels=self.listed(where, values, "channels", _parse_channels, ()),
             poll_seconds=self.poll_seconds(where, values),
-            run_url=self.run_url(where, values),
+            run_url=self.text(where, values, "run_url", parse_run_url, defaults.run_url),
+            owner_tag=self.text(where, values, "owner_tag", parse_owner_tag, defaults.owner_tag),
         )
 
     def string(self, where: str, values: dict[str, Any], key: str) -> str | None:
@@ -263,19 +269,20 @@ class _FileReader:
             return self.defaults.poll_seconds
         return float(value)
 
-    def run_url(self, where: str, values: dict[str, Any]) -> str | None:
-        """The server's run-link template, else WESBOT_RUN_URL's."""
-        if "run_url" not in values:
-            return self.defaults.run_url
-        value = values["run_url"]
+    def text(self, where: str, values: dict[str, Any], key: str, parse: Callable[[str | None], str | None],
+             default: str | None) -> str | None:
+        """A string setting, read by ``parse`` (the global variable's parser), else the global one."""
+        if key not in values:
+            return default
+        value = values[key]
         if not isinstance(value, str):
-            self.problem(f"{where}.run_url", f"must be a string (got {_type_name(value)})")
-            return self.defaults.run_url
+            self.problem(f"{where}.{key}", f"must be a string (got {_type_name(value)})")
+            return default
         try:
-            return parse_run_url(value)
+            return parse(value)
         except ValueError as error:
-            self.problem(f"{where}.run_url", str(error))
-            return self.defaults.run_url
+            self.problem(f"{where}.{key}", str(error))
+            return default
 
     def check_channels(self, servers: list[ServerConfig]) -> None:
         """A channel has one default server."""

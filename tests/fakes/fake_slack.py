@@ -470,6 +470,7 @@ class FakeSlack:
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "users.lookupByEmail": self._users_by_email,
             "usergroups.users.list": self._usergroup_users,
             "apps.connections.open": self._connections_open,
             "views.publish": self._views_publish,
@@ -697,6 +698,14 @@ class FakeSlack:
             "profile": {"display_name": user_id.lower(), "real_name": f"User {user_id}"},
         }
         return {"ok": True, "user": user}
+
+    def _users_by_email(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``users.lookupByEmail`` over ``users`` (each user's ``profile.email``)."""
+        email = str(args.get("email") or "").lower()
+        for user in self.users.values():
+            if email and str((user.get("profile") or {}).get("email") or "").lower() == email:
+                return {"ok": True, "user": user}
+        return {"ok": False, "error": "users_not_found"}
 
     def _usergroup_users(self, args: dict[str, Any]) -> dict[str, Any]:
         group = args.get("usergroup")

@@ -6,6 +6,7 @@ Tasks), stop it (Cancel run…, which asks to confirm), or hear when it ends.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..format import duration_text, human_duration
@@ -37,25 +38,31 @@ def late_buttons(run_id: str) -> list[dict[str, object]]:
                    run_button("Notify me when it ends", f"subscribe {run_id}"))
 
 
-def late_alert(run: LateRun, watch: ChannelWatch, *, host: str, progress: TaskProgress | None) -> Message:
-    """One run past a watch's deadline."""
+def late_alert(run: LateRun, watch: ChannelWatch, *, host: str, progress: TaskProgress | None,
+               owner: str | None = None) -> Message:
+    """One run past a watch's deadline; ``owner``: who started it (mentioned)."""
     head = f":alarm_clock: Run {code(run.run_id, 120)} {_how_late(run.state, run.age, watch.kind)}, since " \
            f"{slack_time(run.since)}"
     lines = [head]
+    if owner:
+        lines.append(f"*Started by:* {owner}")
     if progress is not None:
         lines.append(f"*Tasks:* {progress_text(progress)}")
     blocks = [section("\n".join(lines)), *late_buttons(run.run_id),
               context(f"{_stop_hint(watch)} · WES server: {escape(host)}")]
-    return {"text": f"Run {escape(run.run_id[:120])} {_how_late(run.state, run.age, watch.kind)}", "blocks": blocks}
+    text = f"Run {escape(run.run_id[:120])} {_how_late(run.state, run.age, watch.kind)}"
+    return {"text": text + (f" (started by {owner})" if owner else ""), "blocks": blocks}
 
 
-def late_digest(runs: list[LateRun], watch: ChannelWatch, *, host: str, already: bool) -> Message:
+def late_digest(runs: list[LateRun], watch: ChannelWatch, *, host: str, already: bool,
+                owners: Mapping[str, str] | None = None) -> Message:
     """Several runs past a watch's deadline at once; ``already``: they were late when the watch was set."""
     when = "already past it when this watch was set" if already else "past it since the last check"
     what = "waiting" if watch.kind == "queued" else "active"
     head = f":alarm_clock: *{len(runs)} runs {what} longer than {duration_text(watch.after or 0)}*, {when}:"
+    named = owners or {}
     lines = [f"• {code(run.run_id, 80)} *{escape(run.state)}* for {human_duration(run.age)}"
-             for run in runs[:MAX_LATE_LINES]]
+             + (f", started by {named[run.run_id]}" if run.run_id in named else "") for run in runs[:MAX_LATE_LINES]]
     if len(runs) > MAX_LATE_LINES:
         lines.append(f"…and {len(runs) - MAX_LATE_LINES} more (`/wes runs active` lists them).")
     blocks = [section(head), *[section(chunk) for chunk in chunk_lines(lines, MAX_SECTION)][:10],

@@ -48,6 +48,7 @@ from .deps import Deps, ServerDeps
 from .files import Uploaded, refusal, upload_png
 from .gate import response_url_allowed
 from .home import HOME_ACTIONS, HOME_EVENT, HomeListeners
+from .owners import resolve_owners
 from .replies import cancel_message, merge, render
 from .unfurl import listeners as unfurl_listeners
 
@@ -151,6 +152,7 @@ def answer(
         share = command.share and all(r.shareable for r, _ in answers)
         message = merge([_message(deps, r, s, shared_by=user_id if share else None) for r, s in answers],
                         [deps.label(s) if s else "" for _, s in answers])
+        message = resolve_owners(message, deps.owners)  # a report names who started its runs
         picture = result if share and isinstance(result, TimelineResult) and len(answers) == 1 else None
     except Exception as error:
         # A bug in wesbot or a storage fault, not a user's or a server's doing: the traceback goes to the log,

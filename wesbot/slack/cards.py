@@ -157,9 +157,11 @@ def card_running_time(start_time: str | None, as_of: float | None) -> str | None
     return "over " + human_duration(seconds // step * step)
 
 
-def notification(sub: Subscription | None, outcome: RunOutcome, *, host: str, note: str | None = None) -> Message:
+def notification(sub: Subscription | None, outcome: RunOutcome, *, host: str, note: str | None = None,
+                 owner: str | None = None) -> Message:
     """The message owed when a run ends: posted in the card's thread and to the channel, mentioning watchers.
-    Without a subscription (a channel-wide watch), nobody is mentioned; ``note`` says why it was posted.
+    Without a subscription (a channel-wide watch), nobody is mentioned but ``owner`` (who started the run, see
+    :mod:`wesbot.slack.owners`); ``note`` says why it was posted.
 
     A failure says why first, right under its state: the lines of the failing stderr that say what went
     wrong (:func:`reason_lines`); then the failed tasks, and the end of that stderr. A success lists its
@@ -171,7 +173,7 @@ def notification(sub: Subscription | None, outcome: RunOutcome, *, host: str, no
     failed = outcome.failed
     reasons = outcome.log_reasons if failed else ()
     who = mentions(sub.users) if sub is not None else ""
-    lines = [head, *why_lines(reasons), *([who] if who else [])]
+    lines = [head, *why_lines(reasons), *([who] if who else []), *([f"*Started by:* {owner}"] if owner else [])]
     workflow = outcome.workflow or (sub.workflow if sub is not None else None)
     if workflow:
         lines.append(f"*Workflow:* {code(workflow, 200)}")
@@ -192,7 +194,8 @@ def notification(sub: Subscription | None, outcome: RunOutcome, *, host: str, no
     )
     blocks.append(context((f"{escape(note)} · " if note else "") + f"WES server: {escape(host)}"))
     why = f": {escape(shorten(reasons[0], 200))}" if reasons else ""
-    text = f"Run {escape(shorten(outcome.run_id, 120))} ended {state}{why}" + (f" {who}" if who else "")
+    text = f"Run {escape(shorten(outcome.run_id, 120))} ended {state}{why}" + (f" {who}" if who else "") + (
+        f" (started by {owner})" if owner else "")
     return {"text": text, "blocks": blocks}
 
 

@@ -48,6 +48,8 @@ class ServerDeps:
     wake: Callable[[], None] | None = None
     # The template of a run's page (run_url, WESBOT_RUN_URL): the Open button of status and details replies.
     run_url: str | None = None
+    # The run tag naming who started a run (owner_tag, WESBOT_OWNER_TAG).
+    owner_tag: str | None = None
 
 
 @dataclass
@@ -72,6 +74,8 @@ class Deps:
     held: Sequence[str] = ()
     # The Home tab's publisher, shared with the watchers' delivery (None: the listeners make their own).
     home: HomePublisher | None = None
+    # Email address -> Slack user id (users.lookupByEmail, cached): the owner mentions of a report; None: off.
+    owners: Callable[[str], str | None] | None = None
 
     @classmethod
     def single(cls, *, wes: Wes, host: str, pool: ThreadPoolExecutor, name: str = "default",
@@ -119,7 +123,8 @@ class Deps:
         return Context(store=server.store, channel_id=channel_id, user_id=user_id, now=time.time(),
                        subscription_days=self.subscription_days, wake=server.wake, cancels=server.cancels,
                        cancelers=server.cancelers, watches=server.watches,
-                       can_post=self._reach(channel_id), user_tz=self._tz(user_id))
+                       can_post=self._reach(channel_id), user_tz=self._tz(user_id), owner_tag=server.owner_tag,
+                       user_email=self._email(user_id))
 
     def _reach(self, channel_id: str) -> Callable[[], str | None] | None:
         poster = self.poster
@@ -132,6 +137,12 @@ class Deps:
         if poster is None:
             return None
         return lambda: poster.user_tz(user_id)
+
+    def _email(self, user_id: str) -> Callable[[], str | None] | None:
+        poster = self.poster
+        if poster is None:
+            return None
+        return lambda: poster.user_email(user_id)
 
     def entries(self, channel_id: str | None) -> list[ServerEntry]:
         """The servers as /wes servers lists them, with this channel's default marked."""

@@ -207,13 +207,30 @@ class SlackPoster:
         scopes = None if header is None else [scope.strip() for scope in header.split(",")]
         return refusal(status, data, scopes)
 
+    def user_by_email(self, email: str) -> str | None:
+        """The Slack user with this email address (``users.lookupByEmail``, the ``users:read.email`` scope); None
+        when there is none, or Slack cannot be asked."""
+        status, _, data = self._call("users.lookupByEmail", data={"email": email})
+        user = data.get("user") if status == 200 and isinstance(data, dict) and data.get("ok") else None
+        user_id = user.get("id") if isinstance(user, dict) else None
+        return user_id if isinstance(user_id, str) and user_id else None
+
     def user_tz(self, user_id: str) -> str | None:
         """The time zone Slack gives for ``user_id`` (``users.info``, the ``users:read`` scope); None when it
         gives none or cannot be asked."""
+        tz = self._user(user_id).get("tz")
+        return tz if isinstance(tz, str) and tz else None
+
+    def user_email(self, user_id: str) -> str | None:
+        """The email address Slack gives for ``user_id`` (``users.info`` with the ``users:read.email`` scope)."""
+        profile = self._user(user_id).get("profile")
+        email = profile.get("email") if isinstance(profile, dict) else None
+        return email if isinstance(email, str) and email else None
+
+    def _user(self, user_id: str) -> dict[str, Any]:
         status, _, data = self._call("users.info", data={"user": user_id})
         user = data.get("user") if status == 200 and isinstance(data, dict) and data.get("ok") else None
-        tz = user.get("tz") if isinstance(user, dict) else None
-        return tz if isinstance(tz, str) and tz else None
+        return user if isinstance(user, dict) else {}
 
     def _call(self, method: str, *, json: dict[str, Any] | None = None,
               data: dict[str, str] | None = None) -> tuple[int, httpx.Headers, Any]:

@@ -10,6 +10,7 @@ from ..format import human_duration
 from ..report import Report, ReportRun
 from .blocks import Block, Message, chunk_lines, code, context, escape, header, section, slack_time
 from .cards import state_icon
+from .owners import owner_mention
 
 MAX_FAILURE_LINES = 15
 MAX_SECTIONS = 6
@@ -52,7 +53,9 @@ def _failures(report: Report) -> list[Block]:
         when = f" at {slack_time(run.end)}" if run.end is not None else ""
         workflow = f" `{escape(run.workflow[:80])}`" if run.workflow else ""
         why = f" — {code(run.reason, 160)}" if run.reason else ""
-        lines.append(f"• {code(run.run_id, 80)}{workflow} *{escape(run.state)}*{when}{why}")
+        owner = owner_mention(run.owner)
+        by = f", started by {owner}" if owner else ""
+        lines.append(f"• {code(run.run_id, 80)}{workflow} *{escape(run.state)}*{when}{by}{why}")
     if len(report.failures) > MAX_FAILURE_LINES:
         lines.append(f"…and {len(report.failures) - MAX_FAILURE_LINES} more (`/wes runs failed` lists them).")
     chunks = chunk_lines([f"*Failures* ({len(report.failures)})", *lines])

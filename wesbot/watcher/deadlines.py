@@ -73,7 +73,7 @@ def find_late(watches: list[ChannelWatch], seen: Mapping[str, RunSummary], state
 
 
 def compose_late(late: list[LateRun], *, new_watches: set[int], digest_after: int, host: str,
-                 progress: Callable[[str], TaskProgress | None]) -> list[Owed]:
+                 progress: Callable[[str], TaskProgress | None], owners: Mapping[str, str] | None = None) -> list[Owed]:
     """The alerts owed: one per run and watch, or one digest per watch for the runs that were already late
     when it was set (``new_watches``) and for a burst of more than ``digest_after``."""
     by_watch: dict[int, list[LateRun]] = {}
@@ -86,10 +86,12 @@ def compose_late(late: list[LateRun], *, new_watches: set[int], digest_after: in
             digest_key = hashlib.sha256(",".join(run.run_id for run in runs).encode()).hexdigest()[:32]
             owed.append(Owed(key=f"late-digest:{watch_id}:{watch.created_at}:{digest_key}", channel_id=watch.channel_id,
                              kind="digest",
-                             payload=late_digest(runs, watch, host=host, already=watch_id in new_watches)))
+                             payload=late_digest(runs, watch, host=host, already=watch_id in new_watches,
+                                                 owners=owners or {})))
             continue
         owed += [Owed(key=late_key(run), channel_id=watch.channel_id,
-                      payload=late_alert(run, watch, host=host, progress=progress(run.run_id))) for run in runs]
+                      payload=late_alert(run, watch, host=host, progress=progress(run.run_id),
+                                         owner=(owners or {}).get(run.run_id))) for run in runs]
     return owed
 
 

@@ -20,6 +20,7 @@ from .. import observe
 from ..routing import server_label
 from ..slack.blocks import pin_server
 from ..slack.cards import cancel_announcement, cancel_outcome, card, channel_failed_text, notice
+from ..slack.owners import resolve_owners
 from ..slack.poster import PostResult
 from ..store.cancels import Cancel, CancelStore
 from ..store.files import FileRow
@@ -139,8 +140,10 @@ class Delivery:
     def __init__(self, store: WatchStore, poster: Poster, workers: Workers, *, host: str,
                  settings: WatcherSettings, clock: Clock, cancels: CancelStore | None = None,
                  server: str | None = None, run_url: str | None = None,
-                 on_ended: Callable[[list[str]], None] | None = None) -> None:
+                 on_ended: Callable[[list[str]], None] | None = None,
+                 owners: Callable[[str], str | None] | None = None) -> None:
         self.store = store
+        self.owners = owners  # email address -> Slack user id, for the owner mentions (slack.owners)
         self.on_ended = on_ended
         self.poster: Poster = poster if server is None else PinnedPoster(poster, server)
         self.server = server
@@ -198,11 +201,13 @@ class Delivery:
         if row.status == "sending" and self._arrived_before(row, thread):
             return
         self.store.outbox.mark_sending(row.id, self.clock.now())
-        result = self.poster.post(row.channel_id, row.payload, thread_ts=thread, broadcast=broadcast,
+        # Who started a run is named by email in what the jobs stored: a mention from here, where Slack is.
+        payload = resolve_owners(row.payload, self.owners) if self.owners is not None else row.payload
+        result = self.poster.post(row.channel_id, payload, thread_ts=thread, broadcast=broadcast,
                                   key=row.dedupe_key)
-        if not result.ok and result.permanent and not result.channel_error and row.payload.get("blocks"):
+        if not result.ok and result.permanent and not result.channel_error and payload.get("blocks"):
             # A message Slack will not take as blocks: the plain-text fallback still says what happened, where.
-            result = self.poster.post(row.channel_id, {"text": row.payload.get("text", "")}, thread_ts=thread,
+            result = self.poster.post(row.channel_id, {"text": payload.get("text", "")}, thread_ts=thread,
                                       broadcast=broadcast, key=row.dedupe_key)
         self.pacing.hold(row.channel_id, self.settings.pace_seconds)
         self._settle(row, result, stats)

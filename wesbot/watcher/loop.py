@@ -20,6 +20,7 @@ from ..config import Settings
 from ..logref import LogReader
 from ..routing import server_label
 from ..servers import ServerConfig
+from ..slack.owners import OwnerDirectory
 from ..store.cancels import CancelStore
 from ..store.watch import WatchStore
 from ..store.watches import WatchesStore
@@ -54,7 +55,8 @@ class Watcher:
                  settings: WatcherSettings | None = None, clock: Clock | None = None, owner: str | None = None,
                  logs: LogReader | None = None, cancels: CancelStore | None = None,
                  watches: WatchesStore | None = None, stop: threading.Event | None = None,
-                 run_url: str | None = None, on_ended: Callable[[list[str]], None] | None = None) -> None:
+                 run_url: str | None = None, on_ended: Callable[[list[str]], None] | None = None,
+                 owner_tag: str | None = None, owners: Callable[[str], str | None] | None = None) -> None:
         self.store = store
         self.watches = watches
         self.cancels = cancels
@@ -84,13 +86,14 @@ class Watcher:
         self.subscriptions = SubscriptionPoller(store, wes, drawing, runs, workers, server=server,
                                                 **jobs)  # type: ignore[arg-type]
         self.sweeper = None if watches is None else WatchSweeper(store, watches, wes, details, runs, workers,
-                                                                  **jobs)  # type: ignore[arg-type]
+                                                                  owner_tag=owner_tag, **jobs)  # type: ignore[arg-type]
         self.follower = None if cancels is None else CancelFollower(cancels, wes, settings=self.settings,
                                                                     clock=self.clock, stop=self.stop)
         self.progress = ProgressReader(store, wes, workers, clock=self.clock)
-        self.reports = ScheduledReports(store, wes, logs, label=label, clock=self.clock, owed=self._owed.set)
+        self.reports = ScheduledReports(store, wes, logs, label=label, clock=self.clock, owed=self._owed.set,
+                                        owner_tag=owner_tag)
         self.delivery = Delivery(store, poster, workers, host=host, settings=self.settings, clock=self.clock,
-                                 cancels=cancels, server=server, run_url=run_url, on_ended=on_ended)
+                                 cancels=cancels, server=server, run_url=run_url, on_ended=on_ended, owners=owners)
         self._next_tick = 0.0
         self._next_sweep = 0.0
         self._failing_steps: set[str] = set()
@@ -257,11 +260,19 @@ def build_watcher(settings: Settings, store: WatchStore, wes: WatchedWes, poster
     return Watcher(
         store, wes, poster, host=wes.host, server=server.name if several else None, logs=logs, stop=stop,
         cancels=CancelStore(store, server.url), watches=WatchesStore(store), run_url=server.run_url, on_ended=on_ended,
+        owner_tag=server.owner_tag, owners=_owners(server, poster),
         settings=WatcherSettings(poll_seconds=server.poll_seconds, concurrency=settings.poll_concurrency,
                                  subscription_days=settings.subscription_days,
                                  lease_seconds=settings.lease_seconds, digest_after=settings.digest_after,
                                  timeline_min_tasks=settings.timeline_min_tasks),
     )
+
+
+def _owners(server: ServerConfig, poster: Poster) -> Callable[[str], str | None] | None:
+    """Email address -> Slack user id for the owner mentions, when the server names owners and the poster can
+    ask Slack (``SlackPoster.user_by_email``)."""
+    find = getattr(poster, "user_by_email", None)
+    return OwnerDirectory(find) if server.owner_tag and callable(find) else None
 
 
 class Fleet:

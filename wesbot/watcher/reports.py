@@ -27,7 +27,8 @@ logger = logging.getLogger("wesbot.watcher")
 
 class ScheduledReports:
     def __init__(self, store: WatchStore, wes: ReportWes, logs: LogReader | None, *, label: str, clock: Clock,
-                 owed: Callable[[], None]) -> None:
+                 owed: Callable[[], None], owner_tag: str | None = None) -> None:
+        self.owner_tag = owner_tag  # the run tag naming who started a run: the report names them
         self.store = store
         self.wes = wes
         self.logs = logs
@@ -49,7 +50,8 @@ class ScheduledReports:
         tz = zone(schedule.tz)
         title = f"{'Daily' if schedule.schedule.kind == 'daily' else 'Weekly'} report of {self.label}"
         try:
-            report = read_report(self.wes, self.logs, window=schedule.schedule.window, now=now)
+            report = read_report(self.wes, self.logs, window=schedule.schedule.window, now=now,
+                                 owner_tag=self.owner_tag)
             payload = report_message(report, host=self.label, title=title)
         except WesError as error:
             logger.info("the report for %s could not be read: %s", schedule.channel_id, error)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..outcome import RunOutcome, basic_outcome
 from ..slack.cards import digest, notification
+from ..slack.owners import owner_mention, owner_of
 from ..store.watch import WatchStore
 from ..store.watches import ChannelWatch, Owed, WatchesStore
 from ..wes.errors import WesError
@@ -91,7 +92,7 @@ def route(outcomes: dict[str, RunOutcome], watching: dict[str, list[ChannelWatch
 
 
 def compose(per_channel: dict[str, list[tuple[RunOutcome, ChannelWatch]]], *, digest_after: int, host: str,
-            full: dict[str, RunOutcome]) -> list[Owed]:
+            full: dict[str, RunOutcome], owners: Mapping[str, str] | None = None) -> list[Owed]:
     """The messages owed: one per run (with the details in ``full`` where read), or, for more than
     ``digest_after`` in one channel, one digest, whose runs' own keys are reserved so that they never
     follow one by one. Keys are the subscriptions' (run, state, channel): a run is announced once per channel."""
@@ -102,7 +103,8 @@ def compose(per_channel: dict[str, list[tuple[RunOutcome, ChannelWatch]]], *, di
             for (outcome, watch), key in zip(items, keys, strict=True):
                 note = f"Posted because this channel watches {watch.describe()} (/wes unwatch to stop)"
                 owed.append(Owed(key=key, channel_id=channel, payload=notification(
-                    None, full.get(outcome.run_id, outcome), host=host, note=note)))
+                    None, full.get(outcome.run_id, outcome), host=host, note=note,
+                    owner=(owners or {}).get(outcome.run_id))))
             continue
         what = "failed" if all(o.failed for o, _ in items) else "ended"
         digest_key = hashlib.sha256(",".join(sorted(keys)).encode()).hexdigest()[:32]
@@ -136,7 +138,7 @@ class LateOwed:
 class WatchSweeper:
     def __init__(self, store: WatchStore, watches: WatchesStore, wes: WatchedWes, details: Details, runs: RunList,
                  workers: Workers, *, host: str, label: str | None = None, settings: WatcherSettings, clock: Clock,
-                 owed: Callable[[], None]) -> None:
+                 owed: Callable[[], None], owner_tag: str | None = None) -> None:
         self.store = store
         self.watches = watches
         self.wes = wes
@@ -149,6 +151,7 @@ class WatchSweeper:
         self.settings = settings
         self.clock = clock
         self.owed = owed
+        self.owner_tag = owner_tag  # the run tag naming who started a run: mentioned in what this job posts
         self._told_no_states = False
         # Set while sweeps are being cut short by a bound (warned once per episode).
         self._sweeps_cut = False
@@ -271,9 +274,18 @@ class WatchSweeper:
                 self.settings.concurrency):
             full[run_id] = outcome
             stats.requests += requests
-        owed = compose(per_channel, digest_after=self.settings.digest_after, host=self.label, full=full)
+        owed = compose(per_channel, digest_after=self.settings.digest_after, host=self.label, full=full,
+                       owners=self._owners(seen, (o.run_id for items in per_channel.values() for o, _ in items)))
         stats.digests += sum(item.kind == "digest" for item in owed)
         return owed
+
+    def _owners(self, seen: dict[str, RunSummary], run_ids: Iterable[str]) -> dict[str, str]:
+        """How the messages name who started each run (the owner tag), where the setting is on."""
+        if not self.owner_tag:
+            return {}
+        named = {run_id: owner_mention(owner_of(seen[run_id].tags, self.owner_tag))
+                 for run_id in set(run_ids) if run_id in seen}
+        return {run_id: mention for run_id, mention in named.items() if mention}
 
     def _late(self, watches: list[ChannelWatch], seen: dict[str, RunSummary], states: dict[str, State], now: float,
               stats: SweepStats) -> LateOwed:
@@ -291,7 +303,7 @@ class WatchSweeper:
             alone, self.settings.concurrency))
         stats.requests += len(alone)
         owed = compose_late(late, new_watches=new_watches, digest_after=self.settings.digest_after, host=self.label,
-                            progress=progress.get)
+                            progress=progress.get, owners=self._owners(seen, [run.run_id for run in late]))
         return LateOwed(owed=owed, told=[(run.watch.id, run.run_id) for run in late])
 
     def _told(self, watches: list[ChannelWatch]) -> set[tuple[int, str]]:
