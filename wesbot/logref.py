@@ -86,3 +86,10 @@ def is_run_log(what: str, run_id: str, stream: str = "stderr") -> bool:
     ``stream`` field (the run's, or the run's standing in for a task's): a message showing it need not show
     that field again."""
     return what.startswith(_of_run(stream, run_id))
+
+
+def failed_stderr(run: RunLog, wes: TaskLister, logs: LogReader, *, max_chars: int = 1500) -> tuple[LogRef, LogTail]:
+    """The end of the stderr that says why ``run`` failed (:func:`failed_log_ref`'s), as notifications and
+    reports quote it. Raises WesError when it cannot be read."""
+    picked = failed_log_ref(run, wes, "stderr")
+    return picked, logs.tail(picked.ref, what=picked.what, lines=DETAILS_LOG_LINES, max_chars=max_chars)

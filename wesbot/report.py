@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .format import parse_time
-from .logref import DETAILS_LOG_LINES, LogReader, TaskLister, failed_log_ref
+from .logref import LogReader, TaskLister, failed_stderr
 from .outcome import FAILED_STATES
 from .wes.errors import WesError
 from .wes.models import RunListPage, RunLog, RunSummary, is_terminal, parse_state
@@ -161,8 +161,7 @@ class _Reader:
         reason = None
         if self.logs is not None:
             try:
-                ref, what, _ = failed_log_ref(log, self.wes, "stderr")
-                tail = self.logs.tail(ref, what=what, lines=DETAILS_LOG_LINES, max_chars=1500)
+                _, tail = failed_stderr(log, self.wes, self.logs)
                 reason = tail.reasons[0] if tail.reasons else None
             except WesError as error:
                 logger.debug("no failing line for run %s: %s", run.run_id, error)

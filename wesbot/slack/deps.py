@@ -123,26 +123,16 @@ class Deps:
         return Context(store=server.store, channel_id=channel_id, user_id=user_id, now=time.time(),
                        subscription_days=self.subscription_days, wake=server.wake, cancels=server.cancels,
                        cancelers=server.cancelers, watches=server.watches,
-                       can_post=self._reach(channel_id), user_tz=self._tz(user_id), owner_tag=server.owner_tag,
-                       user_email=self._email(user_id))
+                       can_post=self._ask(SlackPoster.can_post, channel_id),
+                       user_tz=self._ask(SlackPoster.user_tz, user_id), owner_tag=server.owner_tag,
+                       user_email=self._ask(SlackPoster.user_email, user_id))
 
-    def _reach(self, channel_id: str) -> Callable[[], str | None] | None:
+    def _ask(self, question: Callable[[SlackPoster, str], str | None], about: str) -> Callable[[], str | None] | None:
+        """What the core may ask Slack about this channel or user, when it needs it (None: no Slack here)."""
         poster = self.poster
         if poster is None:
             return None
-        return lambda: poster.can_post(channel_id)
-
-    def _tz(self, user_id: str) -> Callable[[], str | None] | None:
-        poster = self.poster
-        if poster is None:
-            return None
-        return lambda: poster.user_tz(user_id)
-
-    def _email(self, user_id: str) -> Callable[[], str | None] | None:
-        poster = self.poster
-        if poster is None:
-            return None
-        return lambda: poster.user_email(user_id)
+        return lambda: question(poster, about)
 
     def entries(self, channel_id: str | None) -> list[ServerEntry]:
         """The servers as /wes servers lists them, with this channel's default marked."""

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..config import run_link
-from ..logref import DETAILS_LOG_LINES, LogReader, failed_log_ref
+from ..logref import LogReader, failed_stderr
 from ..outcome import RunOutcome, basic_outcome, failed_tasks
 from ..runtimeline import RunTasks, draw_run, filename, read_tasks
 from ..store.files import Picture, Pictures
@@ -164,10 +164,9 @@ class Details:
         if self.logs is None:
             return {}, 0
         try:
-            ref, what, task_id = failed_log_ref(log, self.wes, "stderr")
-            tail = self.logs.tail(ref, what=what, lines=DETAILS_LOG_LINES, max_chars=1500)
+            picked, tail = failed_stderr(log, self.wes, self.logs)
         except WesError as error:
             logger.info("no stderr tail for the notification of %s: %s", log.run_id, error)
             return {}, 1
-        return {"log_what": what, "log_text": tail.text or None, "log_task_id": task_id,
+        return {"log_what": picked.what, "log_text": tail.text or None, "log_task_id": picked.task_id,
                 "log_reasons": tail.reasons}, 1
