@@ -112,13 +112,19 @@ def test_the_report_names_who_started_each_failure() -> None:
     assert "started by <@UCAROL>" in json.dumps(resolved["blocks"])
 
 
-def test_end_to_end_the_owner_of_a_failed_run_is_mentioned(wes: FakeWes, slack: FakeSlack, workdir: str) -> None:
-    wes.add_run("r1", "RUNNING", tags={"owner": "alice@example.org"})
-    wes.add_run("r2", "RUNNING", tags={"owner": "nobody@example.org"})
+def owner_bot(wes: FakeWes, slack: FakeSlack, workdir: str) -> BotProcess:
+    """The real bot with WESBOT_OWNER_TAG=owner, and Slack knowing alice by her email address."""
     slack.users["UALICE"] = {"id": "UALICE", "name": "alice", "profile": {"email": "alice@example.org"}}
     bot = BotProcess(wes_url=wes.url, slack_api_url=slack.api_url, http=True, workdir=workdir,
                      extra_env={"WESBOT_POLL_SECONDS": "0.3", "WESBOT_OWNER_TAG": "owner"})
     bot.wait_http_ready()
+    return bot
+
+
+def test_end_to_end_the_owner_of_a_failed_run_is_mentioned(wes: FakeWes, slack: FakeSlack, workdir: str) -> None:
+    wes.add_run("r1", "RUNNING", tags={"owner": "alice@example.org"})
+    wes.add_run("r2", "RUNNING", tags={"owner": "nobody@example.org"})
+    bot = owner_bot(wes, slack, workdir)
     try:
         assert "set a channel watch" in slash(bot, slack, "watch failed", name="watch")["text"]
         time.sleep(1.5)  # the watch becomes active at its first sweep
@@ -155,10 +161,7 @@ def test_end_to_end_watch_mine_sends_my_runs_to_me(wes: FakeWes, slack: FakeSlac
     wes.add_run("mine-by-email", "RUNNING", tags={"owner": "alice@example.org"})
     wes.add_run("mine-by-id", "RUNNING", tags={"owner": "UALICE"})
     wes.add_run("theirs", "RUNNING", tags={"owner": "bob@example.org"})
-    slack.users["UALICE"] = {"id": "UALICE", "name": "alice", "profile": {"email": "alice@example.org"}}
-    bot = BotProcess(wes_url=wes.url, slack_api_url=slack.api_url, http=True, workdir=workdir,
-                     extra_env={"WESBOT_POLL_SECONDS": "0.3", "WESBOT_OWNER_TAG": "owner"})
-    bot.wait_http_ready()
+    bot = owner_bot(wes, slack, workdir)
     try:
         refused = slash(bot, slack, "watch failed mine", channel="C1", user="UALICE", name="in-channel")
         assert "direct messages with wesbot" in refused["text"]
